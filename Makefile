@@ -1,0 +1,24 @@
+# Quick start: `make demo` runs the demo, `make test` runs the tests. Both create .venv with the
+# project installed (console script .venv/bin/sweep) on a machine with only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sweep explain --model llama-3.3-70b --gpu h100-sxm --tp 4 --batch 1 --input 2048 --output 300 --convention article
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) outputs/*.zarr outputs/*.html outputs/*.png

@@ -1,0 +1,63 @@
+"""GPUs: the TOML catalogue ``grids/gpus.toml`` (datasheet numbers with sources), as GPUSpec."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+
+from grids._values import number, read_toml, text
+from grids.errors import SpecError
+from kernels.specs import GPUSpec
+
+GPUS_FILE = Path(__file__).parent / "gpus.toml"
+
+OPTIONAL = ("flop_per_s_fp8", "flop_per_s_int8", "flop_per_s_fp4", "link_bytes_per_s",
+            "network_bytes_per_s", "usd_per_hour", "tdp_w")
+"""Fields that may be ``nan``: the chip lacks the feature (a design point needing it is then
+infeasible), or it has no market price (costs are then NaN)."""
+
+TEXT_FIELDS = ("name", "vendor", "interconnect", "source", "accessed", "price_source", "price_accessed")
+
+
+@dataclass(frozen=True)
+class GPUEntry:
+    """One catalogue GPU: key, the raw table (names, sources, dates) and its spec."""
+
+    key: str
+    table: dict[str, Any]
+    spec: GPUSpec
+
+
+def spec_from_table(where: str, table: dict[str, Any]) -> GPUSpec:
+    """Validate one catalogue table and build its GPUSpec; ``where`` names file and entry."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: expected a table of GPU fields")
+    for key in TEXT_FIELDS:
+        text(where, table, key)
+    fields = [f.name for f in dataclasses.fields(GPUSpec)]
+    known = set(fields) | set(TEXT_FIELDS) | {"notes"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SpecError(f"{where}: unknown field '{unknown[0]}'; expected fields: {', '.join(sorted(known))}")
+    values = {name: number(where, table, name, allow_nan=name in OPTIONAL,
+                           integer=name in ("gpus_per_node", "n_sm")) for name in fields}
+    return GPUSpec(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+
+
+def load_gpus(path: Path = GPUS_FILE) -> dict[str, GPUEntry]:
+    """Every GPU of a catalogue file, validated, in file order."""
+    data = read_toml(path)
+    return {key: GPUEntry(key, table, spec_from_table(f"{path} [{key}]", table))
+            for key, table in data.items()}
+
+
+def load_gpu(key: str, path: Path = GPUS_FILE) -> GPUEntry:
+    """One GPU by catalogue key."""
+    data = read_toml(path)
+    if key not in data:
+        raise SpecError(f"unknown GPU '{key}'; expected one of: {', '.join(data)} (from {path})")
+    return GPUEntry(key, data[key], spec_from_table(f"{path} [{key}]", data[key]))

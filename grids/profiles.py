@@ -1,0 +1,99 @@
+"""Engine profiles: the named efficiency and overhead terms of a serving engine, as data.
+
+Each profile is ``grids/profiles/<name>.toml``; every term has a value and the source of that
+value. Units, bounds and meaning of each term are defined once, here, in ``TERMS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+
+from grids._values import number, read_toml, text
+from grids.errors import SpecError
+from kernels.specs import EngineProfile
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Term:
+    """What one profile term means, its unit, and the physically admissible range."""
+
+    units: str
+    lower: float
+    upper: float
+    meaning: str
+
+
+TERMS: dict[str, Term] = {
+    "causal_attention": Term("1", 0.0, 1.0, "1: query i attends to i keys (causal); 0: to all keys (the article)"),
+    "allreduce_volume_factor": Term("1", 1.0, 2.0, "2: ring all-reduce moves 2(P-1)/P of the message; 1: the article's (P-1)/P"),
+    "reads_embedding": Term("1", 0.0, 1.0, "1: a step streams the whole embedding table (the article); 0: gathers its rows"),
+    "matmul_eff": Term("1", 0.01, 1.0, "achieved / peak FLOP/s of weight matmuls with many tokens per step"),
+    "matmul_tokens_half": Term("token", 0.0, 1e5, "tokens per step at which matmul efficiency is half its maximum"),
+    "attn_eff": Term("1", 0.01, 1.0, "achieved / peak FLOP/s of attention (QK^T, softmax, AV)"),
+    "weight_bw_eff": Term("1", 0.01, 1.0, "achieved / peak memory bandwidth when streaming weights"),
+    "kv_bw_eff": Term("1", 0.01, 1.0, "achieved / peak memory bandwidth reading the KV cache, ample parallel work"),
+    "kv_parallel_half": Term("1", 0.0, 1e3, "KV work items (B*K/P) per multiprocessor at which KV-read efficiency halves"),
+    "step_overhead_s": Term("s", 0.0, 0.1, "fixed time per decode step: scheduling, kernel launches, sampling"),
+    "prefill_overhead_s": Term("s", 0.0, 1.0, "fixed time per prefill pass"),
+    "allreduce_latency_s": Term("s", 0.0, 1e-3, "latency of one all-reduce, independent of its size"),
+    "mem_usable_frac": Term("1", 0.05, 1.0, "fraction of device memory available to weights and KV cache"),
+    "max_num_seqs": Term("sequence", 1.0, math.inf, "the engine's limit on sequences in flight (inf: none)"),
+}
+assert tuple(TERMS) == tuple(f.name for f in dataclasses.fields(EngineProfile))
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    """One profile: name, description, the raw file content, and its spec."""
+
+    name: str
+    path: Path
+    data: dict[str, Any]
+    spec: EngineProfile
+
+
+def profile_names() -> list[str]:
+    """Names of the profiles shipped in grids/profiles/, sorted."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
+    """Validate a profile's ``[terms]`` table (each ``{value, source}``) into an EngineProfile."""
+    unknown = sorted(set(terms) - set(TERMS))
+    if unknown:
+        raise SpecError(f"{where}: unknown term '{unknown[0]}'; expected: {', '.join(TERMS)}")
+    values = {}
+    for name, term in TERMS.items():
+        entry = terms.get(name)
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: missing term '{name}' ({{ value = ..., source = \"...\" }})")
+        text(f"{where} term '{name}'", entry, "source")
+        value = number(f"{where} term '{name}'", entry, "value", positive=False)
+        if not term.lower <= value <= term.upper:
+            raise SpecError(f"{where}: term '{name}' = {value:g} is outside its physical range "
+                            f"[{term.lower:g}, {term.upper:g}] {term.units}")
+        values[name] = value
+    return EngineProfile(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+
+
+def load_profile(name_or_path: str) -> ProfileEntry:
+    """A profile by name (``roofline``, ``article``) or path to a profile TOML."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise SpecError(f"unknown profile '{name_or_path}'; expected a path to a profile TOML "
+                            f"or one of: {', '.join(profile_names())}")
+    data = read_toml(path)
+    terms = data.get("terms")
+    if not isinstance(terms, dict):
+        raise SpecError(f"{path}: missing [terms] table")
+    return ProfileEntry(path.stem, path, data, spec_from_terms(str(path), terms))

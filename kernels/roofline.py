@@ -1,0 +1,175 @@
+"""Roofline time of prefill and of decode, with the decode sum over output tokens in closed form.
+
+A phase takes overhead + max(T_math, T_mem) + T_comm: math and memory traffic overlap, the
+all-reduces of tensor parallelism do not. Reference: the article "LLM inference economics from
+first principles", sections "Prefill" and "Decode"; scaling-book, "Roofline".
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from kernels._types import Scalar
+from kernels.comm import allreduce_time
+from kernels.flops import pass_flops, prefill_flops
+from kernels.memory import kv_bytes_per_token_per_gpu, kv_heads_per_gpu
+from kernels.params import streamed_params
+from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+
+BOTTLENECKS = ("compute", "memory", "communication", "overhead", "capacity")
+"""Names of the bottleneck codes, in code order."""
+
+
+def peak_flop_per_s(gpu: GPUSpec, compute_dtype: Scalar) -> Scalar:
+    """Dense peak of the chosen compute precision [FLOP/s]; NaN where the chip lacks it."""
+    return jnp.select(
+        [compute_dtype == 0.0, compute_dtype == 1.0, compute_dtype == 2.0, compute_dtype == 3.0],
+        [gpu.flop_per_s_bf16, gpu.flop_per_s_fp8, gpu.flop_per_s_int8, gpu.flop_per_s_fp4],
+        jnp.nan,
+    )
+
+
+def matmul_efficiency(profile: EngineProfile, tokens: Scalar) -> Scalar:
+    """Achieved fraction of peak for weight matmuls with ``tokens`` rows per step [1].
+
+    e_mm(n) = e_max * n / (n + n_half): thin matrices (few tokens per step) cannot fill the
+    tensor cores; n_half = 0 gives the constant e_max.
+    """
+    return profile.matmul_eff * tokens / (tokens + profile.matmul_tokens_half)
+
+
+def kv_read_efficiency(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
+                       profile: EngineProfile) -> Scalar:
+    """Achieved fraction of bandwidth when reading the KV cache in one decode step [1].
+
+    e_kv = e_max * w / (w + w_half), w = B * ceil(K/P) / n_SM: attention kernels parallelise over
+    sequences and KV heads, so a step with fewer work items than multiprocessors leaves bandwidth
+    unused. w_half = 0 gives the constant e_max.
+    """
+    work = dep.batch * kv_heads_per_gpu(model, dep.tp) / gpu.n_sm
+    return profile.kv_bw_eff * work / (work + profile.kv_parallel_half)
+
+
+class PhaseTime(NamedTuple):
+    """Time of a phase split into its roofline terms [s]."""
+
+    compute_s: Scalar  # FLOPs / achieved FLOP/s
+    memory_s: Scalar  # bytes / achieved bandwidth
+    comm_s: Scalar  # all-reduces
+    overhead_s: Scalar  # fixed per-pass cost
+    total_s: Scalar  # overhead + max(compute, memory) + comm
+
+
+def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar) -> PhaseTime:
+    return PhaseTime(compute_s, memory_s, comm_s, overhead_s,
+                     overhead_s + jnp.maximum(compute_s, memory_s) + comm_s)
+
+
+def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> Scalar:
+    """Time for each GPU to stream its share of the weights once [s]: P_read b_w / P / (e_w W_hbm)."""
+    per_gpu = streamed_params(model, profile.reads_embedding) * dep.weight_bytes_per_elem / dep.tp
+    return per_gpu / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
+
+
+def prefill_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
+                 profile: EngineProfile) -> PhaseTime:
+    """Prefill of B prompts of I tokens in one pass, split over P GPUs.
+
+    T_math = B * [ (F_w + F_head + F_elem) / e_mm(B I) + F_attn / e_attn ] / (P * peak)
+    T_mem  = weight read + B I m_kv / (e_kv W_hbm)        (the KV cache is written once)
+    """
+    f = prefill_flops(model, wl.input_len, profile.causal_attention)
+    peak = peak_flop_per_s(gpu, dep.compute_dtype)
+    tokens = dep.batch * wl.input_len
+    dense = (f.weights + f.lm_head + f.elementwise) / matmul_efficiency(profile, tokens)
+    math = dep.batch * (dense + f.attention / profile.attn_eff) / (dep.tp * peak)
+    kv_write = tokens * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
+    mem = weight_read_s(model, gpu, dep, profile) + kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff)
+    comm = allreduce_time(model, gpu, dep, profile, tokens).total_s
+    return _phase(math, mem, comm, profile.prefill_overhead_s)
+
+
+class DecodeStep(NamedTuple):
+    """One decode step's terms as affine functions of the context T: x(T) = x_0 + x_per_token T."""
+
+    compute_0_s: Scalar  # math time of the weight matmuls, LM head and elementwise ops [s]
+    compute_per_token_s: Scalar  # math time added per cached token (attention) [s/token]
+    memory_0_s: Scalar  # weight read time [s]
+    memory_per_token_s: Scalar  # KV read time added per cached token [s/token]
+    comm_s: Scalar  # all-reduces [s]
+    overhead_s: Scalar  # fixed per-step cost [s]
+
+
+def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
+                profile: EngineProfile) -> DecodeStep:
+    """One decode step: B sequences each add one token after T cached tokens.
+
+    T_math(T) = B * [ (F_w + F_head + F_elem) / e_mm(B) + (T + 1) f_attn / e_attn ] / (P * peak)
+    T_mem(T)  = weight read + B T m_kv / (e_kv(B) W_hbm)
+
+    f_attn is the attention cost of one (query, key) pair, so both terms are affine in T with
+    slopes computed directly (never by differencing, which float32 cannot resolve).
+    """
+    peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
+    one, zero = jnp.ones_like(dep.batch), jnp.zeros_like(dep.batch)
+    dense = pass_flops(model, one, zero, one)
+    per_pair = pass_flops(model, zero, one, zero).attention
+    dense_s = dep.batch * (dense.weights + dense.lm_head + dense.elementwise) / (
+        matmul_efficiency(profile, dep.batch) * peak)
+    per_token_s = dep.batch * per_pair / (profile.attn_eff * peak)
+    kv_bw = gpu.hbm_bytes_per_s * kv_read_efficiency(model, gpu, dep, profile)
+    kv_per_token_s = dep.batch * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / kv_bw
+    comm = allreduce_time(model, gpu, dep, profile, dep.batch).total_s
+    return DecodeStep(dense_s + per_token_s, per_token_s, weight_read_s(model, gpu, dep, profile),
+                      kv_per_token_s, comm, profile.step_overhead_s)
+
+
+def decode_step_time(step: DecodeStep, context_len: Scalar) -> PhaseTime:
+    """The terms of one decode step after ``context_len`` cached tokens (attention over T + 1)."""
+    return _phase(step.compute_0_s + step.compute_per_token_s * context_len,
+                  step.memory_0_s + step.memory_per_token_s * context_len,
+                  step.comm_s, step.overhead_s)
+
+
+def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar,
+                   count: Scalar) -> Scalar:
+    """Sum of max(a1 + b1 t, a2 + b2 t) over the integers t = first, ..., first + count - 1.
+
+    max(f, g) = g + max(f - g, 0), and d = f - g = a + b t is affine, positive on one side of its
+    root t* = -a/b; the positive part is an arithmetic series over the integers on that side.
+    """
+    last = first + count - 1.0
+    sum_g = count * (a2 + b2 * 0.5 * (first + last))
+    a, b = a1 - a2, b1 - b2
+    safe_b = jnp.where(b == 0.0, 1.0, b)
+    root = -a / safe_b
+    lo = jnp.where(b > 0.0, jnp.maximum(first, jnp.ceil(root)), first)
+    hi = jnp.where(b < 0.0, jnp.minimum(last, jnp.floor(root)), last)
+    n_pos = jnp.where(b == 0.0, jnp.where(a > 0.0, count, 0.0), jnp.maximum(hi - lo + 1.0, 0.0))
+    lo = jnp.where(b == 0.0, first, lo)
+    sum_d = 0.5 * n_pos * ((a + b * lo) + (a + b * (lo + n_pos - 1.0)))
+    return sum_g + sum_d
+
+
+def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:
+    """Summed time of ``steps`` decode steps at contexts first_context, first_context + 1, ...
+
+    Never a loop over tokens: math and memory time are affine in the context T, so each term's
+    sum is an arithmetic series, and the sum of their maximum is ``sum_max_affine``.
+    """
+    mean_context = first_context + 0.5 * (steps - 1.0)
+    math = steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
+    mem = steps * (step.memory_0_s + step.memory_per_token_s * mean_context)
+    roof = sum_max_affine(step.compute_0_s, step.compute_per_token_s,
+                          step.memory_0_s, step.memory_per_token_s, first_context, steps)
+    comm = steps * step.comm_s
+    overhead = steps * step.overhead_s
+    return PhaseTime(math, mem, comm, overhead, overhead + roof + comm)
+
+
+def bottleneck(phase: PhaseTime) -> Scalar:
+    """Code of the largest term of a phase: 0 compute, 1 memory, 2 communication, 3 overhead."""
+    terms = jnp.stack([phase.compute_s, phase.memory_s, phase.comm_s, phase.overhead_s])
+    return jnp.argmax(terms).astype(phase.total_s.dtype)

@@ -1,0 +1,127 @@
+"""Spec pytrees: the inputs of the cost model for ONE design point.
+
+Every leaf is a float array: rank 0 for one entry, rank 1 once the engine stacks entries along an
+axis. There are no strings and no static fields, so specs that differ only in values share one
+compiled program; names stay in the catalogues and become xarray coordinates.
+
+Symbols (used throughout ``kernels``):
+
+====  ==========================================  ========
+sym   meaning                                     unit
+====  ==========================================  ========
+D     hidden size (``d_model``)                   1
+L     transformer blocks (``n_layers``)           1
+N     query heads (``n_heads``)                   1
+K     key/value heads (``n_kv_heads``)            1
+H     width of one head (``d_head``)              1
+F     MLP inner size (``d_ffn``)                  1
+V     vocabulary size (``vocab``)                 1
+T     tokens of one sequence                      token
+B     sequences in a step (``batch``)             sequence
+P     tensor-parallel degree (``tp``)             GPU
+====  ==========================================  ========
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+from jaxtyping import Array, Float
+
+Leaf = Float[Array, "..."]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One dense decoder-only transformer architecture (Llama family and alike).
+
+    Counts are stored as floats (float64 holds integers exactly up to 2**53).
+    """
+
+    n_layers: Leaf  # L [1]
+    d_model: Leaf  # D [1]
+    n_heads: Leaf  # N [1]
+    n_kv_heads: Leaf  # K [1]; K == N is multi-head attention, K < N grouped-query attention
+    d_head: Leaf  # H [1]
+    d_ffn: Leaf  # F [1], SwiGLU MLP inner size
+    vocab: Leaf  # V [1]
+    tied_embeddings: Leaf  # 1.0 if the LM head reuses the embedding matrix, else 0.0
+    qkv_bias: Leaf  # 1.0 if the q, k, v projections carry bias vectors (Qwen2), else 0.0
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class GPUSpec:
+    """One accelerator, from its datasheet. FLOP/s are dense (datasheet sparsity figures / 2).
+
+    Memory sizes and bandwidths are decimal bytes (80 GB = 80e9 bytes). NaN marks a value the
+    chip does not have (e.g. fp8 on A100): any design point that needs it becomes infeasible.
+    """
+
+    flop_per_s_bf16: Leaf  # dense bf16/fp16 tensor peak [FLOP/s]
+    flop_per_s_fp8: Leaf  # dense fp8 tensor peak [FLOP/s]
+    flop_per_s_int8: Leaf  # dense int8 tensor peak [OP/s]
+    flop_per_s_fp4: Leaf  # dense fp4 tensor peak [FLOP/s]
+    hbm_bytes: Leaf  # device memory [byte]
+    hbm_bytes_per_s: Leaf  # device memory bandwidth [byte/s]
+    link_bytes_per_s: Leaf  # scale-up interconnect, per GPU per direction [byte/s]
+    network_bytes_per_s: Leaf  # scale-out network, per GPU per direction [byte/s]
+    gpus_per_node: Leaf  # GPUs sharing one scale-up domain [GPU]
+    n_sm: Leaf  # streaming multiprocessors / compute units [1]
+    tdp_w: Leaf  # board power [W]
+    usd_per_hour: Leaf  # rental price of one GPU [USD/h]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """How one replica is run: parallelism, batch and number formats."""
+
+    tp: Leaf  # P, tensor-parallel degree = GPUs of the replica [GPU]
+    batch: Leaf  # B, sequences served together [sequence]
+    weight_bytes_per_elem: Leaf  # storage width of one weight [byte], 2.0 for bf16
+    kv_bytes_per_elem: Leaf  # storage width of one cached K or V element [byte]
+    act_bytes_per_elem: Leaf  # width of activations sent in all-reduces [byte]
+    compute_dtype: Leaf  # which peak applies: 0 bf16/fp16, 1 fp8, 2 int8, 3 fp4 (a code)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One request shape."""
+
+    input_len: Leaf  # prompt tokens per request [token]
+    output_len: Leaf  # generated tokens per request [token]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class EngineProfile:
+    """How far a serving engine falls short of the datasheet, as named physical terms.
+
+    The conventions (``causal_attention``, ``allreduce_volume_factor``) decide how work is counted;
+    the efficiencies (fractions of a datasheet peak, in (0, 1]) and overheads (seconds) say how fast
+    that work runs. A profile of all-1.0 efficiencies and zero overheads is the pure roofline.
+    Units, bounds and the sources of each value live with the profile data in ``grids/profiles``.
+    """
+
+    causal_attention: Leaf  # 1.0: query i attends to i keys (causal); 0.0: to all T (the article)
+    allreduce_volume_factor: Leaf  # 2.0 ring all-reduce 2(P-1)/P; 1.0 the article's (P-1)/P [1]
+    reads_embedding: Leaf  # 1.0: a step streams the whole embedding table (the article); 0.0: gathers rows
+    matmul_eff: Leaf  # achieved / peak FLOP/s of weight matmuls with many tokens per step [1]
+    matmul_tokens_half: Leaf  # tokens per step at which matmul efficiency is half of matmul_eff [token]
+    attn_eff: Leaf  # achieved / peak FLOP/s of attention (QK^T, softmax, AV) [1]
+    weight_bw_eff: Leaf  # achieved / peak bandwidth when streaming weights [1]
+    kv_bw_eff: Leaf  # achieved / peak bandwidth when reading the KV cache, ample parallel work [1]
+    kv_parallel_half: Leaf  # work items (B*K/P) per multiprocessor at which KV efficiency halves [1]
+    step_overhead_s: Leaf  # fixed time per decode step: scheduling, launches, sampling [s]
+    prefill_overhead_s: Leaf  # fixed time per prefill pass [s]
+    allreduce_latency_s: Leaf  # latency of one all-reduce, independent of its size [s]
+    mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
+    max_num_seqs: Leaf  # the engine's limit on sequences in flight (inf: none) [sequence]
+
+
+COMPUTE_DTYPES = ("bf16", "fp8", "int8", "fp4")
+"""Names of the ``Deployment.compute_dtype`` codes, in code order."""

@@ -1,0 +1,121 @@
+"""The article's step-by-step breakdown of one design point, in float64 (``sweep explain``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+
+from grids.errors import SpecError
+from grids.gpus import load_gpu
+from grids.models import load_model
+from grids.profiles import load_profile
+from kernels.comm import allreduce_time
+from kernels.flops import attention_pairs, block_flops
+from kernels.memory import kv_cache_bytes, memory_plan
+from kernels.params import param_counts
+from kernels.point import decode_steps, evaluate, request_phases
+from kernels.roofline import (BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s,
+                              weight_read_s)
+from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
+
+CONVENTIONS = {"article": "article", "realistic": "roofline"}
+"""Convention name -> the profile that carries its counting rules (realistic: the default profile)."""
+
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+"""Storage width of the weight and KV number formats explain accepts [byte]."""
+
+
+def positive_int(name: str, value: Any) -> float:
+    """A design-point argument that must be a positive whole number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != math.floor(value) or value < 1:
+        raise SpecError(f"argument {name}: expected a positive whole number, got {value!r}")
+    return float(value)
+
+
+def _f64(x: float) -> jnp.ndarray:
+    return jnp.asarray(x, dtype=jnp.float64)
+
+
+def _scalars(named: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in named._asdict().items()}
+
+
+def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_len: int, *,
+            convention: str = "realistic", profile: str | None = None,
+            weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> dict[str, Any]:
+    """Every intermediate of the cost model for one design point, SI units, as a flat dict.
+
+    Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
+    weights on one 80 GB GPU), as the article reasons about them; a sweep stores NaN there.
+    """
+    if convention not in CONVENTIONS:
+        raise SpecError(f"argument --convention: expected one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    if convention == "article" and profile is not None:
+        raise SpecError("argument --profile: the article convention fixes its own profile; drop --profile")
+    for name, dtype in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
+        if dtype not in DTYPE_BYTES:
+            raise SpecError(f"argument {name}: expected one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
+    sizes = {n: positive_int(f"--{n.replace('_len', '')}", v) for n, v in
+             (("tp", tp), ("batch", batch), ("input_len", input_len), ("output_len", output_len))}
+    m, g = load_model(model), load_gpu(gpu)
+    prof = load_profile(profile or CONVENTIONS[convention])
+    compute = 1.0 if weight_dtype in ("fp8",) else 0.0
+    dep = Deployment(_f64(sizes["tp"]), _f64(sizes["batch"]), _f64(DTYPE_BYTES[weight_dtype]),
+                     _f64(DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute))
+    wl = Workload(_f64(sizes["input_len"]), _f64(sizes["output_len"]))
+    spec, gspec, pspec = m.spec, g.spec, prof.spec
+
+    metrics = evaluate(spec, gspec, dep, wl, pspec)
+    prefill, decode = request_phases(spec, gspec, dep, wl, pspec)
+    first_step = decode_step_time(decode_step(spec, gspec, dep, pspec), wl.input_len)
+    counts = param_counts(spec)
+    ops_prefill = block_flops(spec, wl.input_len, attention_pairs(wl.input_len, pspec.causal_attention))
+    ops_decode = block_flops(spec, _f64(1.0), wl.input_len + 1.0)
+    comm_token = allreduce_time(spec, gspec, dep, pspec, _f64(1.0))
+    peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
+    out = dict(model=m.key, gpu=g.key, tp=tp, batch=batch, input_len=input_len, output_len=output_len,
+               convention=convention, profile=prof.name, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+               compute_dtype=COMPUTE_DTYPES[int(compute)])
+    out.update(_scalars(metrics))
+    out["feasible"] = bool(metrics.feasible)
+    out["bottleneck"] = BOTTLENECKS[int(metrics.bottleneck)]
+    out.update({f"params_{k}": v for k, v in _scalars(counts).items()})
+    out.update(
+        weight_bytes_total=float(counts.total) * DTYPE_BYTES[weight_dtype],
+        kv_cache_bytes_total=float(kv_cache_bytes(spec, wl.input_len + wl.output_len - 1.0, dep.batch,
+                                                  dep.kv_bytes_per_elem)),
+        peak_flop_per_s=peak, hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
+        usd_per_hour=float(gspec.usd_per_hour) * tp,
+        prefill_flops_by_op={k: float(v) * float(spec.n_layers) for k, v in _scalars(ops_prefill).items()},
+        decode_flops_by_op={k: float(v) * float(spec.n_layers) for k, v in _scalars(ops_decode).items()},
+        prefill_compute_s=float(prefill.compute_s), prefill_memory_s=float(prefill.memory_s),
+        prefill_comm_s=float(prefill.comm_s), prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
+        weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),
+        decode_step_compute_s=float(first_step.compute_s), decode_step_memory_s=float(first_step.memory_s),
+        decode_step_s=float(first_step.total_s), decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
+        decode_steps=float(decode_steps(wl)),
+        allreduce_latency_s_per_token=float(comm_token.latency_s),
+        decode_tok_s=batch / float(metrics.tpot_s),
+        kv_budget_bytes_per_gpu=float(memory_plan(spec, gspec, dep, pspec,
+                                                  wl.input_len + wl.output_len - 1.0).kv_budget_bytes_per_gpu),
+    )
+    if not out["feasible"]:
+        out["infeasible_reason"] = infeasible_reason(out, spec)
+    return out
+
+
+def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
+    """Why a point cannot run, in words."""
+    if float(spec.n_heads) % out["tp"]:
+        return f"tp {out['tp']} does not divide the {float(spec.n_heads):g} attention heads"
+    if math.isnan(out["peak_flop_per_s"]):
+        return f"{out['gpu']} has no {out['compute_dtype']} tensor path"
+    if out["kv_budget_bytes_per_gpu"] <= 0:
+        return (f"the weights alone ({out['weight_bytes'] / 1e9:.1f} GB per GPU) exceed the usable "
+                f"memory of {out['gpu']}; try a larger tp")
+    if out["max_batch"] < out["batch"]:
+        return (f"weights ({out['weight_bytes'] / 1e9:.1f} GB per GPU) and the KV cache of batch "
+                f"{out['batch']} do not fit: at most {out['max_batch']:g} sequences fit")
+    return "a time is not finite (e.g. no interconnect for tp > 1)"
