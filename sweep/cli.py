@@ -50,6 +50,57 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from grids.sweeps import load_sweep
+    from sweep.run import run_sweep
+
+    spec = load_sweep(args.spec)
+    path = run_sweep(spec, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                     chunk_points=args.chunk_points)
+    print(f"{spec.n_points:,} design points -> {path}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from sweep.show import describe
+
+    print(describe(args.store))
+    return 0
+
+
+DEFAULT_COLUMNS = ("ttft_s", "tpot_s", "user_tok_s", "output_tok_s", "usd_per_mtok_output")
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    import sweep.accessor  # noqa: F401  (registers ds.econ)
+    from sweep.store import open_sweep
+
+    ds = open_sweep(args.store)
+    selection = dict(_split_assignment(item) for item in args.sel)
+    ds = ds.econ.sel(**selection)
+    columns = [c for c in (args.vars.split(",") if args.vars else DEFAULT_COLUMNS) if c]
+    if args.best:
+        over = [d for d in args.over.split(",") if d]
+        table = ds.econ.best(args.best, over, *args.where, maximize=args.max,
+                             columns=[c for c in columns if c != args.best])
+    else:
+        masked = ds.econ.where(*args.where)[columns]
+        table = masked.to_dataframe().dropna(how="all", subset=columns).reset_index()
+        if args.sort:
+            table = table.sort_values(args.sort, ascending=not args.max)
+    table = table.head(args.limit) if args.limit else table
+    print(table.to_csv(index=False) if args.csv else
+          (table.to_string(index=False) if len(table) else "no point meets the conditions"), end="\n")
+    return 0
+
+
+def _split_assignment(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise SpecError(f"argument --sel: expected DIM=VALUE, got {text!r}")
+    dim, value = text.split("=", 1)
+    return dim.strip(), value.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sweep", description="Design-space sweeps of LLM inference economics (roofline cost model).")
@@ -81,6 +132,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print {\"models\": [...], \"gpus\": [...]} with every number and source")
     p.set_defaults(func=_cmd_catalog)
+
+    p = sub.add_parser("run", help="evaluate a sweep spec into a zarr store (resumable)",
+                       description="Evaluate every design point of SPEC (a TOML file, or a name in grids/sweeps) "
+                                   "chunk by chunk into a zarr store. Rerunning an interrupted run computes "
+                                   "only the missing chunks.")
+    p.add_argument("spec", help="sweep spec: path to a TOML file or a name in grids/sweeps (e.g. article-70b)")
+    p.add_argument("-o", "--output", default=None, help="store path (default outputs/<name>.zarr)")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made by a different spec")
+    p.add_argument("--chunk-points", type=int, default=None, help="design points per chunk (memory bound)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("show", help="dims, variables with units, completeness and provenance of a store")
+    p.add_argument("store", help="path to a sweep zarr store")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("query", help="filter, select and reduce a store; print a table or CSV",
+                       description="Examples: for each model the cheapest (gpu, tp, batch) with at least 30 "
+                                   "tokens/s per user and TTFT under 1 s:\n  sweep query outputs/procurement.zarr "
+                                   "--where 'user_tok_s>=30' --where 'ttft_s<=1' --best usd_per_mtok_output "
+                                   "--over gpu,tp,batch --sel input_len=4096 --sel output_len=1024",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("store", help="path to a sweep zarr store")
+    p.add_argument("--sel", action="append", default=[], metavar="DIM=VALUE", help="keep one value of a dimension")
+    p.add_argument("--where", action="append", default=[], metavar="COND",
+                   help="keep feasible points meeting VAR OP NUMBER, OP in >= <= > < == (repeatable)")
+    p.add_argument("--best", metavar="VAR", help="reduce: the point minimising VAR over --over dims")
+    p.add_argument("--over", default="gpu,tp,batch", help="dims to reduce over with --best (default gpu,tp,batch)")
+    p.add_argument("--max", action="store_true", help="maximise instead of minimise (--best, --sort)")
+    p.add_argument("--vars", default=None, help="comma-separated columns to print (default key metrics)")
+    p.add_argument("--sort", default=None, help="sort rows by this variable (without --best)")
+    p.add_argument("--limit", type=int, default=50, help="rows to print (0: all; default 50)")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.set_defaults(func=_cmd_query)
     return parser
 
 

@@ -1,0 +1,88 @@
+"""``ds.econ``: domain helpers on sweep Datasets (an accessor, never a Dataset subclass)."""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from grids.errors import SpecError
+
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+|inf)\s*$")
+
+
+def parse_condition(text: str) -> tuple[str, str, float]:
+    """'user_tok_s>=30' -> ('user_tok_s', '>=', 30.0)."""
+    match = CONDITION.match(text)
+    if not match:
+        raise SpecError(f"condition {text!r}: expected VARIABLE OP NUMBER with OP one of >=, <=, >, <, ==")
+    return match.group(1), match.group(2), float(match.group(3))
+
+
+@xr.register_dataset_accessor("econ")
+class EconAccessor:
+    """Queries on a sweep: ``ds.econ.feasible()``, ``ds.econ.where('ttft_s<=1')``, ``ds.econ.best(...)``."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def _var(self, name: str) -> xr.DataArray:
+        if name not in self._ds.data_vars:
+            raise SpecError(f"unknown variable '{name}'; expected one of: {', '.join(sorted(self._ds.data_vars))}")
+        return self._ds[name]
+
+    def mask(self, *conditions: str) -> xr.DataArray:
+        """Boolean mask of feasible points meeting every condition ('user_tok_s>=30', ...)."""
+        mask = self._ds["feasible"]
+        for text in conditions:
+            name, op, value = parse_condition(text)
+            mask = mask & OPS[op](self._var(name), value)
+        return mask
+
+    def feasible(self) -> xr.Dataset:
+        """The Dataset with infeasible points set to NaN."""
+        return self._ds.where(self._ds["feasible"])
+
+    def where(self, *conditions: str) -> xr.Dataset:
+        """The Dataset with points failing any condition (or infeasible) set to NaN."""
+        return self._ds.where(self.mask(*conditions))
+
+    def sel(self, **selection: object) -> xr.Dataset:
+        """``Dataset.sel`` with values cast to each coordinate's type (CLI strings welcome)."""
+        cast = {}
+        for dim, value in selection.items():
+            if dim not in self._ds.dims:
+                raise SpecError(f"unknown dimension '{dim}'; expected one of: {', '.join(self._ds.dims)}")
+            coord = self._ds[dim]
+            cast[dim] = int(value) if np.issubdtype(coord.dtype, np.integer) else str(value)
+            if cast[dim] not in set(coord.values.tolist()):
+                raise SpecError(f"{dim}={value}: not on the axis; values: {coord.values.tolist()}")
+        return self._ds.sel(cast)
+
+    def best(self, metric: str, over: Sequence[str], *conditions: str, maximize: bool = False,
+             columns: Sequence[str] = ()) -> pd.DataFrame:
+        """For each combination of the other dims, the point over ``over`` that minimises (or
+        maximises) ``metric`` among feasible points meeting ``conditions``; one row each.
+
+        Example: for each model the cheapest (gpu, tp, batch) with user_tok_s >= 30, ttft_s <= 1:
+        ``ds.econ.best("usd_per_mtok_output", ["gpu", "tp", "batch"], "user_tok_s>=30", "ttft_s<=1")``
+        """
+        over = list(over)
+        for dim in over:
+            if dim not in self._ds.dims:
+                raise SpecError(f"unknown dimension '{dim}' in --over; expected: {', '.join(self._ds.dims)}")
+        target = self._var(metric).where(self.mask(*conditions))
+        flat = target.stack(_cfg=over).fillna(-np.inf if maximize else np.inf)
+        index = (flat.argmax("_cfg") if maximize else flat.argmin("_cfg")).compute()
+        chosen = target.stack(_cfg=over).isel(_cfg=index)
+        rows = chosen.to_dataframe(name=metric).reset_index()
+        rows = rows.drop(columns=[c for c in ("_cfg",) if c in rows.columns])
+        for name in columns:
+            values = self._var(name).stack(_cfg=over).isel(_cfg=index)
+            rows[name] = values.values.reshape(-1)
+        return rows.dropna(subset=[metric]).reset_index(drop=True)

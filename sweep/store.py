@@ -1,0 +1,136 @@
+"""Zarr stores of sweeps: created with all metadata first, filled chunk region by chunk region.
+
+Layout: the Dataset's variables at the root (one zarr chunk per engine chunk), and a boolean
+array ``_progress/chunk_done`` with one element (and one zarr chunk) per engine chunk, set only
+after that chunk's data is written. A rerun computes only chunks not marked done; the root attr
+``sweep_complete`` turns true after the last one. Nothing is pickled; strings are vlen UTF-8.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+from grids.errors import SpecError
+from sweep.engine import STORED, Plan, params_by_model
+from sweep.provenance import provenance
+from sweep.schema import BOTTLENECK_ATTRS, COORDS, VARIABLES
+
+PROGRESS = "_progress/chunk_done"
+COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+"""Fast byte-shuffled LZ4: float32 metrics compress several-fold, NaN (infeasible) regions to nearly nothing."""
+
+
+class IncompleteStoreWarning(UserWarning):
+    """The store was opened before its sweep finished."""
+
+
+def _dtype(name: str, float_dtype: Any) -> Any:
+    return {"feasible": np.bool_, "bottleneck": np.int8}.get(name, float_dtype)
+
+
+def template(plan: Plan) -> xr.Dataset:
+    """The sweep's Dataset with lazy (never computed) data: coordinates, attrs and encodings."""
+    coords = {}
+    for dim, values in plan.spec.axes.items():
+        data = np.asarray(values, dtype=object if isinstance(values[0], str) else np.int64)
+        if data.dtype == object:
+            data = data.astype(np.dtypes.StringDType())
+        coords[dim] = xr.Variable(dim, data, attrs=COORDS[dim])
+    data_vars = {}
+    for name in STORED:
+        dtype = _dtype(name, plan.dtype)
+        lazy = da.zeros(plan.shape, chunks=plan.chunks, dtype=dtype)
+        attrs = dict(VARIABLES[name])
+        if name == "bottleneck":
+            attrs.update(BOTTLENECK_ATTRS)
+        data_vars[name] = xr.Variable(plan.dims, lazy, attrs=attrs)
+    data_vars["params_total"] = xr.Variable("model", params_by_model(plan.spec), attrs=VARIABLES["params_total"])
+    ds = xr.Dataset(data_vars, coords=coords, attrs=provenance(plan.spec, plan.chunks))
+    ds.attrs.update(sweep_complete=0, chunks_total=plan.n_chunks)
+    return ds
+
+
+def _encoding(ds: xr.Dataset, plan: Plan) -> dict[str, dict[str, Any]]:
+    enc: dict[str, dict[str, Any]] = {}
+    for name in STORED:
+        fill = np.nan if np.issubdtype(ds[name].dtype, np.floating) else None
+        enc[name] = {"chunks": plan.chunks, "compressors": [COMPRESSOR], "fill_value": fill}
+    return enc
+
+
+def create(path: Path, plan: Plan, overwrite: bool) -> str:
+    """Prepare ``path`` for ``plan``: 'new', 'resume' (same spec, unfinished) or 'complete'.
+
+    An existing store made by another spec is replaced only with ``overwrite``.
+    """
+    if path.exists() and not overwrite:
+        try:
+            attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError):
+            raise SpecError(f"{path}: exists and is not a sweep store; choose another -o or pass --overwrite") from None
+        if attrs.get("spec_identity") != template_identity(plan):
+            raise SpecError(f"{path}: holds a different sweep (spec, catalogue or chunking changed); "
+                            "pass --overwrite to replace it")
+        return "complete" if attrs.get("sweep_complete") else "resume"
+    if path.exists():
+        shutil.rmtree(path)
+    ds = template(plan)
+    ds.to_zarr(str(path), mode="w", compute=False, consolidated=False, encoding=_encoding(ds, plan),
+               zarr_format=3)
+    root = zarr.open_group(str(path), mode="r+")
+    root.create_array(PROGRESS, shape=plan.grid, chunks=(1,) * len(plan.grid), dtype=bool, fill_value=False)
+    return "new"
+
+
+def template_identity(plan: Plan) -> str:
+    from sweep.provenance import spec_identity
+    return spec_identity(plan.spec, plan.chunks)
+
+
+def done_chunks(path: Path) -> np.ndarray:
+    """Boolean array over the chunk grid: which chunks are written."""
+    return zarr.open_array(str(path), path=PROGRESS, mode="r")[...]
+
+
+def write_chunk(root: zarr.Group, plan: Plan, chunk_id: tuple[int, ...], results: dict[str, np.ndarray]) -> None:
+    """Write one chunk's metrics into its region, then mark it done (in that order)."""
+    region = plan.region(chunk_id)
+    for name, values in results.items():
+        root[name][region] = values
+    root[PROGRESS][chunk_id] = True
+
+
+def finish(path: Path) -> None:
+    """Mark the store complete once every chunk is done."""
+    if not done_chunks(path).all():
+        raise RuntimeError(f"{path}: not every chunk is written")
+    root = zarr.open_group(str(path), mode="r+")
+    root.attrs["sweep_complete"] = 1
+
+
+def open_sweep(path: str | Path, *, allow_incomplete: bool = True) -> xr.Dataset:
+    """Open a sweep store lazily. An incomplete store says so (warning, or error if not allowed)."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{path}: no such store")
+    try:
+        ds = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
+    except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError, KeyError) as err:
+        raise SpecError(f"{path}: not a sweep store ({err})") from None
+    if not ds.attrs.get("sweep_complete"):
+        done = int(done_chunks(path).sum())
+        message = (f"{path}: incomplete sweep, {done} of {ds.attrs.get('chunks_total')} chunks written; "
+                   "unwritten points read as NaN. Rerun `sweep run` with the same spec to finish it.")
+        if not allow_incomplete:
+            raise SpecError(message)
+        import warnings
+        warnings.warn(message, IncompleteStoreWarning, stacklevel=2)
+    return ds
