@@ -14,7 +14,7 @@ weight_dtype = ["bf16", "fp8"]       # optional further axes: weight_dtype, kv_d
 [fixed]                              # values of optional axes that are not swept
 profile = "roofline"
 [engine]
-chunk_points = 4_000_000             # design points per chunk (memory bound)
+chunk_points = 2_000_000             # design points per chunk (memory bound)
 precision = "float32"                # float32 (fast) or float64
 ```
 Everything is validated before any computation; errors name the file and the entry.
@@ -46,7 +46,7 @@ DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
 """Storage width of a weight or KV number format [byte]."""
 
 TOP_KEYS = {"name", "description", "axes", "fixed", "engine"}
-ENGINE_KEYS = {"chunk_points": 4_000_000, "precision": "float32"}
+ENGINE_KEYS = {"chunk_points": 2_000_000, "precision": "float32"}
 MAX_POINTS = 10**11
 
 

@@ -94,6 +94,22 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from sweep.bench import run_bench
+
+    result = run_bench(min_points=args.points)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"in memory:     {result['in_memory_points_per_s']:.3g} design points/s (full metric set)")
+    print(f"end to end:    {result['end_to_end_points']:.3g} points -> zarr in {result['end_to_end_s']:.1f} s "
+          f"({result['end_to_end_points'] / result['end_to_end_s']:.3g} points/s), peak RSS "
+          f"{result['peak_rss_bytes'] / 1e9:.2f} GB, store {result['store_bytes'] / 1e9:.2f} GB")
+    print(f"reference:     {result['reference_points_per_s']:.3g} points/s (pure Python, decode loop); "
+          f"speedup {result['speedup_vs_reference']:.3g}x")
+    return 0
+
+
 def _split_assignment(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise SpecError(f"argument --sel: expected DIM=VALUE, got {text!r}")
@@ -166,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="rows to print (0: all; default 50)")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("bench", help="the engine's own speed: in memory, end to end to zarr, vs the reference",
+                       description="Measure (a) in-memory design points/s of the full metric set, (b) wall time, "
+                                   "peak RSS and store size of a >= 1e8-point `sweep run` to a temporary zarr "
+                                   "store (deleted afterwards), (c) points/s of the pure-Python reference and "
+                                   "the speedup. GB here means 1e9 bytes.")
+    p.add_argument("--points", type=float, default=1e8, help="minimum points of the end-to-end sweep (default 1e8)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (SI units)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -7,6 +7,7 @@ shape (the last ones padded by repeating their edge values), so a sweep compiles
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
 
 
 def _stack(specs: list[Any], dtype: Any) -> Any:
-    return jax.tree.map(lambda *leaves: np.asarray(np.stack([np.asarray(x) for x in leaves]), dtype=dtype), *specs)
+    return jax.tree.map(lambda *leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves]), dtype=dtype), *specs)
 
 
 def _weight_entry(name: str) -> tuple[float, float]:
@@ -74,13 +75,20 @@ def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
         return _stack([load_profile(k).spec for k in names], dtype)
     if dim == "weight_dtype":
         entries = [_weight_entry(k) for k in names]
-        return tuple(np.asarray([e[i] for e in entries], dtype=dtype) for i in range(2))
+        return tuple(jnp.asarray([e[i] for e in entries], dtype=dtype) for i in range(2))
     if dim == "kv_dtype":
-        return np.asarray([DTYPE_BYTES[k] for k in names], dtype=dtype)
-    return np.asarray(names, dtype=dtype)
+        return jnp.asarray([DTYPE_BYTES[k] for k in names], dtype=dtype)
+    return jnp.asarray(names, dtype=dtype)
 
 
 INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "profile")
+
+
+@functools.lru_cache(maxsize=None)
+def lifted_point(dims: tuple[str, ...]) -> Callable:
+    """The compiled chunk function for these dims, shared by every sweep with the same dims, so a
+    second sweep of the same chunk shape compiles nothing."""
+    return lift(point, dims, INPUT_KEYS)
 
 
 @dataclass
@@ -143,7 +151,7 @@ def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     for key, name in spec.fixed.items():
         values[key] = jax.tree.map(lambda x: x[0], axis_values(key, [name], dtype))
     chunks = chunk_shape(spec.shape, chunk_points or spec.chunk_points)
-    return Plan(spec, dims, spec.shape, chunks, values, lift(point, dims, INPUT_KEYS), dtype)
+    return Plan(spec, dims, spec.shape, chunks, values, lifted_point(dims), dtype)
 
 
 def params_by_model(spec: SweepSpec) -> np.ndarray:
