@@ -10,7 +10,7 @@ tp = [1, 2, 4, 8]
 batch = { start = 1, stop = 512, num = 10, scale = "log" }   # geometric range, rounded
 input_len = { start = 1024, stop = 8192, step = 1024 }      # linear range, stop included
 output_len = [300]
-weight_dtype = ["bf16", "fp8"]       # optional further axes: weight_dtype, kv_dtype, profile
+weight_dtype = ["bf16", "fp8"]       # optional further axes: weight_dtype, kv_dtype, profile, scenario
 [fixed]                              # values of optional axes that are not swept
 profile = "roofline"
 [engine]
@@ -38,9 +38,10 @@ from grids.profiles import load_profile
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
 
 REQUIRED_AXES = ("model", "gpu", "tp", "batch", "input_len", "output_len")
-OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "profile")
+OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "profile", "scenario")
 NUMERIC_AXES = ("tp", "batch", "input_len", "output_len")
-DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "profile": "roofline"}
+DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "profile": "roofline", "scenario": "static"}
+SCENARIOS = ("static", "concurrency", "max_throughput")  # kernels.scenarios.SCENARIOS
 
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
 """Storage width of a weight or KV number format [byte]."""
@@ -145,6 +146,11 @@ def _check_dtype(where: str, name: str) -> None:
         raise SpecError(f"{where}: unknown number format '{name}'; expected one of: {', '.join(DTYPE_BYTES)}")
 
 
+def _check_scenario(where: str, name: str) -> None:
+    if name not in SCENARIOS:
+        raise SpecError(f"{where}: unknown scenario '{name}'; expected one of: {', '.join(SCENARIOS)}")
+
+
 def _check_profile(where: str, name: str) -> None:
     try:
         load_profile(name)
@@ -192,7 +198,7 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
 
     gpus = load_gpus()
     checks = {"model": _check_model, "gpu": _check_gpu(gpus), "weight_dtype": _check_dtype,
-              "kv_dtype": _check_dtype, "profile": _check_profile}
+              "kv_dtype": _check_dtype, "profile": _check_profile, "scenario": _check_scenario}
     axes: dict[str, list[Any]] = {}
     for dim in REQUIRED_AXES + OPTIONAL_AXES:
         if dim not in axes_raw:

@@ -77,7 +77,11 @@ class GPUSpec:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Deployment:
-    """How one replica is run: parallelism, batch and number formats."""
+    """How one replica is run: parallelism, batch, number formats and the serving scenario.
+
+    ``batch`` is B, the requests of a static batch, or C, the requests kept in flight under the
+    concurrency scenario (unused by max_throughput, which keeps as many as fit).
+    """
 
     tp: Leaf  # P, tensor-parallel degree = GPUs of the replica [GPU]
     batch: Leaf  # B, sequences served together [sequence]
@@ -85,6 +89,7 @@ class Deployment:
     kv_bytes_per_elem: Leaf  # storage width of one cached K or V element [byte]
     act_bytes_per_elem: Leaf  # width of activations sent in all-reduces [byte]
     compute_dtype: Leaf  # which peak applies: 0 bf16/fp16, 1 fp8, 2 int8, 3 fp4 (a code)
+    scenario: Leaf  # 0 static, 1 concurrency, 2 max_throughput (kernels.scenarios.SCENARIOS)
 
 
 @jax.tree_util.register_dataclass

@@ -20,7 +20,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     result = explain(args.model, args.gpu, args.tp, args.batch, args.input, args.output,
                      convention=args.convention, profile=args.profile,
-                     weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype)
+                     weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype, scenario=args.scenario)
     print(json.dumps(result, indent=2, allow_nan=False, default=str) if args.json else render(result))
     return 0
 
@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(name in grids/profiles or a path; default roofline)")
     p.add_argument("--weight-dtype", default="bf16", help="bf16 (default), fp16, fp8, int8")
     p.add_argument("--kv-dtype", default="bf16", help="bf16 (default), fp16, fp8, int8")
+    p.add_argument("--scenario", choices=["static", "concurrency", "max_throughput"], default="static",
+                   help="static (default): BATCH requests at once, in waves if they do not all fit; "
+                        "concurrency: BATCH requests kept in flight (continuous batching, steady state); "
+                        "max_throughput: as many in flight as fit")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=_cmd_explain)
 

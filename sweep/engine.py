@@ -23,6 +23,7 @@ from grids.profiles import load_profile
 from grids.sweeps import DTYPE_BYTES, SweepSpec
 from kernels.point import Metrics, evaluate, mask_infeasible
 from kernels.params import param_counts
+from kernels.scenarios import SCENARIOS
 from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
 
 STORED = tuple(f for f in Metrics._fields if f != "params_total")
@@ -48,7 +49,7 @@ def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
     weight = inputs["weight_dtype"]
     dep = Deployment(tp=inputs["tp"], batch=inputs["batch"], weight_bytes_per_elem=weight[0],
                      kv_bytes_per_elem=inputs["kv_dtype"], act_bytes_per_elem=jnp.full_like(weight[0], 2.0),
-                     compute_dtype=weight[1])
+                     compute_dtype=weight[1], scenario=inputs["scenario"])
     wl = Workload(input_len=inputs["input_len"], output_len=inputs["output_len"])
     m = mask_infeasible(evaluate(inputs["model"], inputs["gpu"], dep, wl, inputs["profile"]))
     out = {name: getattr(m, name) for name in STORED}
@@ -76,12 +77,15 @@ def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
     if dim == "weight_dtype":
         entries = [_weight_entry(k) for k in names]
         return tuple(jnp.asarray([e[i] for e in entries], dtype=dtype) for i in range(2))
+    if dim == "scenario":
+        return jnp.asarray([SCENARIOS.index(k) for k in names], dtype=dtype)
     if dim == "kv_dtype":
         return jnp.asarray([DTYPE_BYTES[k] for k in names], dtype=dtype)
     return jnp.asarray(names, dtype=dtype)
 
 
-INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "profile")
+INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "profile",
+              "scenario")
 
 
 @functools.lru_cache(maxsize=None)

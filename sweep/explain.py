@@ -13,9 +13,10 @@ from grids.models import load_model
 from grids.profiles import load_profile
 from kernels.comm import allreduce_time
 from kernels.flops import attention_pairs, block_flops
-from kernels.memory import kv_cache_bytes, memory_plan
+from kernels.memory import kv_cache_bytes
 from kernels.params import param_counts
-from kernels.point import decode_steps, evaluate, request_phases
+from kernels.point import evaluate, request_memory
+from kernels.scenarios import SCENARIOS, decode_steps, timeline
 from kernels.roofline import (BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s,
                               weight_read_s)
 from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
@@ -44,7 +45,7 @@ def _scalars(named: Any) -> dict[str, float]:
 
 def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_len: int, *,
             convention: str = "realistic", profile: str | None = None,
-            weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> dict[str, Any]:
+            weight_dtype: str = "bf16", kv_dtype: str = "bf16", scenario: str = "static") -> dict[str, Any]:
     """Every intermediate of the cost model for one design point, SI units, as a flat dict.
 
     Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
@@ -54,6 +55,8 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         raise SpecError(f"argument --convention: expected one of {', '.join(CONVENTIONS)}, got {convention!r}")
     if convention == "article" and profile is not None:
         raise SpecError("argument --profile: the article convention fixes its own profile; drop --profile")
+    if scenario not in SCENARIOS:
+        raise SpecError(f"argument --scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}")
     for name, dtype in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
         if dtype not in DTYPE_BYTES:
             raise SpecError(f"argument {name}: expected one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
@@ -63,13 +66,17 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
     prof = load_profile(profile or CONVENTIONS[convention])
     compute = 1.0 if weight_dtype in ("fp8",) else 0.0
     dep = Deployment(_f64(sizes["tp"]), _f64(sizes["batch"]), _f64(DTYPE_BYTES[weight_dtype]),
-                     _f64(DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute))
+                     _f64(DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute), _f64(SCENARIOS.index(scenario)))
     wl = Workload(_f64(sizes["input_len"]), _f64(sizes["output_len"]))
     spec, gspec, pspec = m.spec, g.spec, prof.spec
 
     metrics = evaluate(spec, gspec, dep, wl, pspec)
-    prefill, decode = request_phases(spec, gspec, dep, wl, pspec)
-    first_step = decode_step_time(decode_step(spec, gspec, dep, pspec), wl.input_len)
+    plan = request_memory(spec, gspec, dep, wl, pspec)
+    tl = timeline(spec, gspec, dep, wl, pspec, plan.max_batch if float(plan.max_batch) >= 1 else dep.batch)
+    prefill, decode = tl.prefill, tl.decode
+    running = Deployment(dep.tp, tl.in_flight, dep.weight_bytes_per_elem, dep.kv_bytes_per_elem,
+                         dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
+    first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)
     counts = param_counts(spec)
     ops_prefill = block_flops(spec, wl.input_len, attention_pairs(wl.input_len, pspec.causal_attention))
     ops_decode = block_flops(spec, _f64(1.0), wl.input_len + 1.0)
@@ -77,7 +84,7 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
     out = dict(model=m.key, gpu=g.key, tp=tp, batch=batch, input_len=input_len, output_len=output_len,
                convention=convention, profile=prof.name, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-               compute_dtype=COMPUTE_DTYPES[int(compute)])
+               compute_dtype=COMPUTE_DTYPES[int(compute)], scenario=scenario)
     out.update(_scalars(metrics))
     out["feasible"] = bool(metrics.feasible)
     out["bottleneck"] = BOTTLENECKS[int(metrics.bottleneck)]
@@ -97,9 +104,8 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         decode_step_s=float(first_step.total_s), decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
         decode_steps=float(decode_steps(wl)),
         allreduce_latency_s_per_token=float(comm_token.latency_s),
-        decode_tok_s=batch / float(metrics.tpot_s),
-        kv_budget_bytes_per_gpu=float(memory_plan(spec, gspec, dep, pspec,
-                                                  wl.input_len + wl.output_len - 1.0).kv_budget_bytes_per_gpu),
+        decode_tok_s=float(tl.in_flight) / float(metrics.tpot_s),
+        kv_budget_bytes_per_gpu=float(plan.kv_budget_bytes_per_gpu),
     )
     if not out["feasible"]:
         out["infeasible_reason"] = infeasible_reason(out, spec)
@@ -115,7 +121,9 @@ def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
     if out["kv_budget_bytes_per_gpu"] <= 0:
         return (f"the weights alone ({out['weight_bytes'] / 1e9:.1f} GB per GPU) exceed the usable "
                 f"memory of {out['gpu']}; try a larger tp")
-    if out["max_batch"] < out["batch"]:
-        return (f"weights ({out['weight_bytes'] / 1e9:.1f} GB per GPU) and the KV cache of batch "
-                f"{out['batch']} do not fit: at most {out['max_batch']:g} sequences fit")
+    if out["max_batch"] < 1:
+        return (f"beside the weights ({out['weight_bytes'] / 1e9:.1f} GB per GPU) not even one sequence of "
+                f"{out['input_len'] + out['output_len'] - 1} tokens fits")
+    if out["scenario"] == "concurrency" and out["max_batch"] < out["batch"]:
+        return f"{out['batch']} requests in flight do not fit: at most {out['max_batch']:g} do"
     return "a time is not finite (e.g. no interconnect for tp > 1)"

@@ -11,7 +11,7 @@ def render(d: dict[str, Any]) -> str:
     """The breakdown of ``sweep.explain.explain`` as numbered steps, like the article."""
     lines = [
         f"{d['model']} on {d['tp']} x {d['gpu']}, batch {d['batch']}, {d['input_len']} prompt + "
-        f"{d['output_len']} output tokens  [convention {d['convention']}, profile {d['profile']}, "
+        f"{d['output_len']} output tokens, scenario {d['scenario']}  [convention {d['convention']}, profile {d['profile']}, "
         f"weights {d['weight_dtype']}, KV {d['kv_dtype']}]",
         "",
         "1. Parameters",
@@ -39,7 +39,7 @@ def render(d: dict[str, Any]) -> str:
         "",
         f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
         f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
-        f"at most {d['max_batch']:g} such sequences fit",
+        f"at most {d['max_batch']:g} such sequences fit; {d['batch_in_flight']:g} run together",
         "",
         f"6. Tensor parallelism over {d['tp']} GPUs: all-reduce per token {seconds(d['allreduce_s_per_token'])}"
         f" (bandwidth) + {seconds(d['allreduce_latency_s_per_token'])} (latency)",

@@ -54,51 +54,89 @@ def allreduce(m: dict, gpu: dict, prof: dict, tp: float, tokens: float, act_byte
     return 2 * m["n_layers"] * per
 
 
-def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len: float, output_len: float,
-             w_bytes: float = 2.0, kv_bytes: float = 2.0, compute_dtype: int = 0) -> dict[str, float]:
-    """The static scenario: B prompts prefilled together, then decoded together, step by step."""
+def _prefill(m, gpu, prof, tp, batch, input_len, w_bytes, kv_bytes, compute_dtype):
+    """Prefill of `batch` prompts of `input_len` tokens in one pass [s]."""
     peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     bw = gpu["hbm_bytes_per_s"]
-    n_params = params(m)
-    embedding_skipped = (1 - prof["reads_embedding"]) * (0 if m["tied_embeddings"] else m["vocab"] * m["d_model"])
-    weight_read = (n_params - embedding_skipped) * w_bytes / tp / (bw * prof["weight_bw_eff"])
-    kv_tok = kv_per_token_per_gpu(m, tp, kv_bytes)
-
-    # Prefill of B prompts of I tokens in one pass.
     S = input_len
     pairs = S * (S + 1) / 2 if prof["causal_attention"] else S * S
     other, attn = split_flops(m, S, pairs)
     n_tok = batch * S
     e_mm = prof["matmul_eff"] * n_tok / (n_tok + prof["matmul_tokens_half"])
     compute = batch * (other / e_mm + attn / prof["attn_eff"]) / peak
-    memory = weight_read + n_tok * kv_tok / (bw * prof["kv_bw_eff"])
-    prefill = prof["prefill_overhead_s"] + max(compute, memory) + allreduce(m, gpu, prof, tp, n_tok)
+    memory = _weight_read(m, gpu, prof, tp, w_bytes) + n_tok * kv_per_token_per_gpu(m, tp, kv_bytes) / (bw * prof["kv_bw_eff"])
+    return prof["prefill_overhead_s"] + max(compute, memory) + allreduce(m, gpu, prof, tp, n_tok)
 
-    # Decode: explicit loop over steps at contexts I, I+1, ..., each attending to T + 1 keys.
+
+def _weight_read(m, gpu, prof, tp, w_bytes):
+    skipped = (1 - prof["reads_embedding"]) * (0 if m["tied_embeddings"] else m["vocab"] * m["d_model"])
+    return (params(m) - skipped) * w_bytes / tp / (gpu["hbm_bytes_per_s"] * prof["weight_bw_eff"])
+
+
+def _step(m, gpu, prof, tp, batch, context, w_bytes, kv_bytes, compute_dtype):
+    """One decode step of `batch` sequences after `context` cached tokens each [s]."""
+    peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     work = batch * math.ceil(m["n_kv_heads"] / tp) / gpu["n_sm"]
     e_kv = prof["kv_bw_eff"] * work / (work + prof["kv_parallel_half"])
     e_mm1 = prof["matmul_eff"] * batch / (batch + prof["matmul_tokens_half"])
-    comm = allreduce(m, gpu, prof, tp, batch)
-    steps = max(output_len - 1, 1)
-    decode = 0.0
-    for k in range(int(steps)):
-        T = input_len + k
-        other1, attn1 = split_flops(m, 1, T + 1)
-        c = batch * (other1 / e_mm1 + attn1 / prof["attn_eff"]) / peak
-        mem = weight_read + batch * T * kv_tok / (bw * e_kv)
-        decode += prof["step_overhead_s"] + max(c, mem) + comm
-    tpot = decode / steps
-    e2e = prefill + (decode if output_len > 1 else 0.0)
-    rate = batch * output_len / e2e
-    price = gpu["usd_per_hour"] * tp
+    other1, attn1 = split_flops(m, 1, context + 1)
+    c = batch * (other1 / e_mm1 + attn1 / prof["attn_eff"]) / peak
+    mem = _weight_read(m, gpu, prof, tp, w_bytes) + batch * context * kv_per_token_per_gpu(m, tp, kv_bytes) / (
+        gpu["hbm_bytes_per_s"] * e_kv)
+    return prof["step_overhead_s"] + max(c, mem) + allreduce(m, gpu, prof, tp, batch)
+
+
+def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len: float, output_len: float,
+             w_bytes: float = 2.0, kv_bytes: float = 2.0, compute_dtype: int = 0,
+             scenario: str = "static") -> dict[str, float]:
+    """Latency, throughput and cost of one design point, request by request."""
+    n_params = params(m)
+    kv_tok = kv_per_token_per_gpu(m, tp, kv_bytes)
     usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - n_params * w_bytes / tp
     seq = input_len + output_len - 1
     max_batch = min(math.floor(max(usable, 0) / (kv_tok * seq)), prof["max_num_seqs"])
-    feasible = m["n_heads"] % tp == 0 and usable > 0 and batch <= max_batch and math.isfinite(peak)
+    args = (w_bytes, kv_bytes, compute_dtype)
+    steps = max(output_len - 1, 1)
+
+    def decode(b):  # explicit loop over steps at contexts I, I+1, ..., I+steps-1
+        return sum(_step(m, gpu, prof, tp, b, input_len + k, *args) for k in range(int(steps)))
+
+    if scenario == "static":
+        # Simulate the waves: each request waits for the waves before it, then for the prompts
+        # ahead of it in its own wave's prefill (first come, first served).
+        b_run = max(min(batch, max_batch), 1)
+        clock, ttfts, e2es, tpots, left, in_flight = 0.0, [], [], [], int(batch), None
+        prefill_time = 0.0
+        while left > 0:
+            b = min(b_run, left)
+            p, d = _prefill(m, gpu, prof, tp, b, input_len, *args), decode(b)
+            in_flight = in_flight or b
+            for k in range(int(b)):
+                ttfts.append(clock + p * (k + 1) / b)
+                e2es.append(clock + p + (d if output_len > 1 else 0.0))
+                tpots.append(d / steps)
+            clock += p + (d if output_len > 1 else 0.0)
+            prefill_time += p
+            left -= int(b)
+        ttft, e2e, tpot = (sum(x) / len(x) for x in (ttfts, e2es, tpots))
+        rate, in_rate = batch * output_len / clock, batch * input_len / prefill_time
+    else:
+        c = max_batch if scenario == "max_throughput" else batch
+        in_flight = c
+        p1 = _prefill(m, gpu, prof, tp, 1, input_len, *args)
+        step = _step(m, gpu, prof, tp, c, input_len + (output_len - 1) / 2, *args)
+        others = (c - 1) * p1
+        e2e = p1 + (steps * step + others if output_len > 1 else others)
+        ttft, tpot = p1, step + others / steps
+        rate, in_rate = c * output_len / e2e, input_len / p1
+    price = gpu["usd_per_hour"] * tp
+    peak = gpu[PEAK_FIELDS[compute_dtype]]
+    feasible = (m["n_heads"] % tp == 0 and usable > 0 and max_batch >= 1 and math.isfinite(peak)
+                and (scenario != "concurrency" or batch <= max_batch))
     return {
         "feasible": feasible, "params_total": n_params, "weight_bytes": n_params * w_bytes / tp,
-        "kv_cache_bytes": kv_tok * batch * seq, "max_batch": max_batch,
-        "ttft_s": prefill, "tpot_s": tpot, "e2e_s": e2e, "output_tok_s": rate,
+        "kv_cache_bytes": kv_tok * in_flight * seq, "max_batch": max_batch, "batch_in_flight": in_flight,
+        "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e, "output_tok_s": rate,
         "user_tok_s": 1 / tpot, "usd_per_mtok_output": price / (rate * 3600) * 1e6,
-        "usd_per_mtok_input": price / (batch * input_len / prefill * 3600) * 1e6,
+        "usd_per_mtok_input": price / (in_rate * 3600) * 1e6,
     }

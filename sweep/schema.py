@@ -17,6 +17,9 @@ COORDS = {
     "weight_dtype": dict(long_name="weight format", units="1", description="storage format of the weights"),
     "kv_dtype": dict(long_name="KV-cache format", units="1", description="storage format of the KV cache"),
     "profile": dict(long_name="engine profile", units="1", description="efficiency profile (grids/profiles)"),
+    "scenario": dict(long_name="serving scenario", units="1",
+                     description="static: batch requests at once, in waves; concurrency: batch requests in "
+                                 "flight, steady state; max_throughput: as many in flight as fit"),
 }
 
 
@@ -37,6 +40,8 @@ VARIABLES = {
                          f"kernels.memory; {ART}, KV cache"),
     "max_batch": _v("sequence", "largest batch that fits", "sequences of the request length that fit beside "
                     "the weights, capped by the engine", "kernels.memory.memory_plan"),
+    "batch_in_flight": _v("sequence", "sequences in flight", "sequences decoded together (a static wave, or "
+                          "the concurrency)", "kernels.scenarios"),
     "prefill_flops": _v("FLOP", "prefill FLOPs", "FLOPs of one prompt's prefill", f"kernels.flops; {ART}, prefill"),
     "decode_flops": _v("FLOP", "decode FLOPs per token", "FLOPs of the first decode step of one sequence",
                        f"kernels.flops; {ART}, decode"),

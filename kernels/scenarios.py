@@ -1,0 +1,122 @@
+"""Serving scenarios: how requests share the GPUs, in closed form.
+
+- ``static`` (code 0): B identical requests arrive at once (shared/benchmarks). At most B_run =
+  min(B, B_max) run together, so B > B_max runs in waves: floor(B / B_run) full waves and one of
+  the remaining B mod B_run. Each wave prefills its prompts (first come, first served), then
+  decodes them together.
+- ``concurrency`` (code 1): a closed loop keeps C = B requests in flight with continuous
+  batching, in steady state. Every decode step serves all C sequences at the mean context
+  I + (O-1)/2 (exact: a step's time is affine in the summed context); each request's prefill
+  (one prompt) pauses decoding once per request.
+- ``max_throughput`` (code 2): the same steady state with C = B_max, as many as fit.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from kernels._types import Scalar
+from kernels.roofline import PhaseTime, decode_step, decode_step_time, decode_time, prefill_time
+from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+
+SCENARIOS = ("static", "concurrency", "max_throughput")
+"""Names of the ``Deployment.scenario`` codes, in code order."""
+
+
+class Timeline(NamedTuple):
+    """Per-request latencies and the replica's throughput under one scenario."""
+
+    prefill: PhaseTime  # one prefill pass of the running batch (static) or one prompt (steady)
+    decode: PhaseTime  # all decode steps of one running batch (static) or of one request (steady)
+    in_flight: Scalar  # sequences decoded together [sequence]
+    ttft_s: Scalar  # mean over requests [s]
+    tpot_s: Scalar  # mean decode step seen by a request [s]
+    e2e_s: Scalar  # mean over requests [s]
+    elapsed_s: Scalar  # static: until the last request ends; steady: e2e [s]
+    output_tok_s: Scalar  # output tokens per second of the replica [token/s]
+    input_tok_s: Scalar  # prompt tokens per second of prefill time [token/s]
+
+
+def decode_steps(wl: Workload) -> Scalar:
+    """Decode steps averaged for TPOT: O - 1, or the one step that would follow when O = 1."""
+    return jnp.maximum(wl.output_len - 1.0, 1.0)
+
+
+def _with_batch(dep: Deployment, batch: Scalar) -> Deployment:
+    return Deployment(dep.tp, batch, dep.weight_bytes_per_elem, dep.kv_bytes_per_elem,
+                      dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
+
+
+def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
+          batch: Scalar) -> tuple[PhaseTime, PhaseTime, Scalar]:
+    """Prefill and decode of one static wave of ``batch`` requests, and its duration."""
+    d = _with_batch(dep, batch)
+    prefill = prefill_time(model, gpu, d, wl, profile)
+    decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
+    has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
+    return prefill, decode, prefill.total_s + has_decode * decode.total_s
+
+
+def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
+           max_batch: Scalar) -> Timeline:
+    """B requests at once, in waves of B_run = min(B, B_max).
+
+    A wave of b requests lasts W(b) = P(b) + D(b). Its k-th prompt (FCFS) gets its first token
+    after k/b of the prefill, so the wave's mean TTFT is P(b) (b+1) / (2b), plus the waves before.
+    """
+    b_run = jnp.maximum(jnp.minimum(dep.batch, max_batch), 1.0)
+    n_full = jnp.floor(dep.batch / b_run)
+    has_rem = jnp.where(dep.batch - n_full * b_run > 0.0, 1.0, 0.0)
+    b_rem = jnp.maximum(dep.batch - n_full * b_run, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
+    p_run, d_run, w_run = _wave(model, gpu, dep, wl, profile, b_run)
+    p_rem, d_rem, w_rem = _wave(model, gpu, dep, wl, profile, b_rem)
+
+    def first_token(prefill: PhaseTime, b: Scalar) -> Scalar:
+        return prefill.total_s * (b + 1.0) / (2.0 * b)
+
+    # Sum over requests of the time their wave starts: b_run * W * (0 + 1 + ... + n_full - 1) + ...
+    start_sum = b_run * w_run * 0.5 * n_full * (n_full - 1.0) + has_rem * b_rem * n_full * w_run
+    ttft = (start_sum + n_full * b_run * first_token(p_run, b_run)
+            + has_rem * b_rem * first_token(p_rem, b_rem)) / dep.batch
+    e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
+    steps = decode_steps(wl)
+    tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
+    elapsed = n_full * w_run + has_rem * w_rem
+    prefill_s = n_full * p_run.total_s + has_rem * p_rem.total_s
+    return Timeline(p_run, d_run, b_run, ttft, tpot, e2e, elapsed,
+                    dep.batch * wl.output_len / elapsed, dep.batch * wl.input_len / prefill_s)
+
+
+def steady(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
+           concurrency: Scalar) -> Timeline:
+    """C requests always in flight (continuous batching), steady state.
+
+    Per request: one single-prompt prefill P(1); O - 1 decode steps of all C sequences at the mean
+    context, each also paying, on average, for the (C - 1) / (O - 1) prefills of other requests
+    that pause decoding meanwhile. e2e = P(1) + (O-1) S(C) + (C-1) P(1); throughput = C O / e2e.
+    """
+    c = jnp.maximum(concurrency, 1.0)
+    single = prefill_time(model, gpu, _with_batch(dep, jnp.ones_like(c)), wl, profile)
+    steps = decode_steps(wl)
+    mean_context = wl.input_len + 0.5 * (wl.output_len - 1.0)
+    step = decode_step_time(decode_step(model, gpu, _with_batch(dep, c), profile), mean_context)
+    has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
+    others = (c - 1.0) * single.total_s
+    e2e = single.total_s + has_decode * (steps * step.total_s + others) + (1.0 - has_decode) * others
+    tpot = step.total_s + others / steps
+    decode = PhaseTime(*(steps * x for x in step))
+    return Timeline(single, decode, c, single.total_s, tpot, e2e, e2e,
+                    c * wl.output_len / e2e, wl.input_len / single.total_s)
+
+
+def timeline(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
+             max_batch: Scalar) -> Timeline:
+    """The scenario chosen by ``dep.scenario`` (a code into SCENARIOS)."""
+    s = static(model, gpu, dep, wl, profile, max_batch)
+    c = steady(model, gpu, dep, wl, profile, jnp.where(dep.scenario == 2.0, max_batch, dep.batch))
+    is_static = dep.scenario == 0.0
+    return Timeline(*(jnp.where(is_static, a, b) if not isinstance(a, tuple) else
+                      PhaseTime(*(jnp.where(is_static, x, y) for x, y in zip(a, b)))
+                      for a, b in zip(s, c)))
