@@ -68,6 +68,9 @@ def profile_names() -> list[str]:
 def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
     """Validate a profile's ``[terms]`` table (each ``{value, source}``) into an EngineProfile."""
     unknown = sorted(set(terms) - set(TERMS))
+    for name, entry in terms.items():
+        if isinstance(entry, dict) and set(entry) - {"value", "source", "units"}:
+            raise SpecError(f"{where}: term '{name}' has unknown keys; expected value, source, units")
     if unknown:
         raise SpecError(f"{where}: unknown term '{unknown[0]}'; expected: {', '.join(TERMS)}")
     values = {}
@@ -97,3 +100,35 @@ def load_profile(name_or_path: str) -> ProfileEntry:
     if not isinstance(terms, dict):
         raise SpecError(f"{path}: missing [terms] table")
     return ProfileEntry(path.stem, path, data, spec_from_terms(str(path), terms))
+
+
+def _toml_value(value: float) -> str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_profile(path: Path, name: str, description: str, values: dict[str, float],
+                  sources: dict[str, str], fit: dict[str, Any]) -> None:
+    """Write a profile TOML: every term with value, units and source, and a [fit] record."""
+    lines = [f"# Engine profile written by `sweep calibrate`; see [fit] for the data and the errors.",
+             f"name = {_toml_string(name)}", f"description = {_toml_string(description)}", "", "[terms]"]
+    for term, meta in TERMS.items():
+        lines.append(f"{term} = {{ value = {_toml_value(values[term])}, units = {_toml_string(meta.units)}, "
+                     f"source = {_toml_string(sources[term])} }}")
+    lines += ["", "[fit]"]
+    for key, value in fit.items():
+        if isinstance(value, dict):
+            continue
+        lines.append(f"{key} = {_toml_string(value) if isinstance(value, str) else _toml_value(value)}")
+    for key, value in fit.items():
+        if isinstance(value, dict):
+            lines += ["", f"[fit.{key}]"]
+            for k, v in value.items():
+                lines.append(f"{_toml_string(k)} = {_toml_string(v) if isinstance(v, str) else _toml_value(v)}")
+    path.write_text("\n".join(lines) + "\n")
+    spec_from_terms(str(path), read_toml(path)["terms"])  # what was written loads back

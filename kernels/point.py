@@ -41,6 +41,7 @@ class Metrics(NamedTuple):
     prefill_s: Scalar  # one prefill pass: the running batch (static) or one prompt (steady) [s]
     decode_s: Scalar  # all decode steps of the running batch (static) or of one request [s]
     ttft_s: Scalar  # mean over requests [s]
+    ttft_min_s: Scalar  # the first request served [s]
     tpot_s: Scalar  # mean decode step seen by a request [s]
     e2e_s: Scalar  # mean over requests [s]
     output_tok_s: Scalar  # output tokens per second of the replica [token/s]
@@ -96,6 +97,7 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
         prefill_s=tl.prefill.total_s,
         decode_s=has_decode * tl.decode.total_s,
         ttft_s=tl.ttft_s,
+        ttft_min_s=tl.ttft_min_s,
         tpot_s=tl.tpot_s,
         e2e_s=tl.e2e_s,
         output_tok_s=tl.output_tok_s,
@@ -107,7 +109,7 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     )
 
 
-TIMED_FIELDS = ("batch_in_flight", "prefill_s", "decode_s", "ttft_s", "tpot_s", "e2e_s", "output_tok_s",
+TIMED_FIELDS = ("batch_in_flight", "prefill_s", "decode_s", "ttft_s", "ttft_min_s", "tpot_s", "e2e_s", "output_tok_s",
                 "output_tok_s_per_gpu", "user_tok_s", "usd_per_mtok_output", "usd_per_mtok_input")
 """Metrics that exist only for a point that can run."""
 

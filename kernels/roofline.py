@@ -73,22 +73,58 @@ def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engi
     return per_gpu / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
 
 
-def prefill_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
-                 profile: EngineProfile) -> PhaseTime:
-    """Prefill of B prompts of I tokens in one pass, split over P GPUs.
+class PrefillTerms(NamedTuple):
+    """A prefill pass of k prompts of I tokens as affine functions of k: x(k) = x_0 + x_per_prompt k."""
 
-    T_math = B * [ (F_w + F_head + F_elem) / e_mm(B I) + F_attn / e_attn ] / (P * peak)
-    T_mem  = weight read + B I m_kv / (e_kv W_hbm)        (the KV cache is written once)
+    compute_per_prompt_s: Scalar  # math time of one prompt [s]
+    memory_0_s: Scalar  # weight read, once per pass [s]
+    memory_per_prompt_s: Scalar  # writing one prompt's KV cache [s]
+    comm_0_s: Scalar  # all-reduce latencies, once per pass [s]
+    comm_per_prompt_s: Scalar  # all-reduce bandwidth time of one prompt's activations [s]
+    overhead_s: Scalar  # fixed per-pass cost [s]
+
+
+def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
+                  profile: EngineProfile) -> PrefillTerms:
+    """Prefill of k prompts of I tokens, split over P GPUs, at the efficiency of a pass of B prompts.
+
+    T_math(k) = k [ (F_w + F_head + F_elem) / e_mm(B I) + F_attn / e_attn ] / (P * peak)
+    T_mem(k)  = weight read + k I m_kv / (e_kv W_hbm)        (the KV cache is written once)
     """
     f = prefill_flops(model, wl.input_len, profile.causal_attention)
     peak = peak_flop_per_s(gpu, dep.compute_dtype)
-    tokens = dep.batch * wl.input_len
-    dense = (f.weights + f.lm_head + f.elementwise) / matmul_efficiency(profile, tokens)
-    math = dep.batch * (dense + f.attention / profile.attn_eff) / (dep.tp * peak)
-    kv_write = tokens * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
-    mem = weight_read_s(model, gpu, dep, profile) + kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff)
-    comm = allreduce_time(model, gpu, dep, profile, tokens).total_s
-    return _phase(math, mem, comm, profile.prefill_overhead_s)
+    dense = (f.weights + f.lm_head + f.elementwise) / matmul_efficiency(profile, dep.batch * wl.input_len)
+    kv_write = wl.input_len * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
+    comm = allreduce_time(model, gpu, dep, profile, wl.input_len)
+    return PrefillTerms((dense + f.attention / profile.attn_eff) / (dep.tp * peak),
+                        weight_read_s(model, gpu, dep, profile),
+                        kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
+                        comm.latency_s, comm.bandwidth_s, profile.prefill_overhead_s)
+
+
+def prefill_pass(terms: PrefillTerms, prompts: Scalar) -> PhaseTime:
+    """One prefill pass over ``prompts`` prompts."""
+    return _phase(terms.compute_per_prompt_s * prompts,
+                  terms.memory_0_s + terms.memory_per_prompt_s * prompts,
+                  terms.comm_0_s + terms.comm_per_prompt_s * prompts, terms.overhead_s)
+
+
+def prefill_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
+                 profile: EngineProfile) -> PhaseTime:
+    """Prefill of all B prompts in one pass."""
+    return prefill_pass(prefill_terms(model, gpu, dep, wl, profile), dep.batch)
+
+
+def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
+    """Mean over k = 1..b of the time of a pass over the first k prompts: when, serving prompts
+    first come first served, the k-th gets its first token (one pass costs at least a weight read).
+
+    (1/b) sum_k [ overhead + comm_0 + k comm_1 + max(k c, m_0 + k m_1) ]
+    """
+    roof = sum_max_affine(jnp.zeros_like(prompts), terms.compute_per_prompt_s, terms.memory_0_s,
+                          terms.memory_per_prompt_s, jnp.ones_like(prompts), prompts)
+    return (terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0)
+            + roof / prompts)
 
 
 class DecodeStep(NamedTuple):

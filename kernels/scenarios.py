@@ -18,7 +18,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from kernels._types import Scalar
-from kernels.roofline import PhaseTime, decode_step, decode_step_time, decode_time, prefill_time
+from kernels.roofline import (PhaseTime, decode_step, decode_step_time, decode_time, mean_first_token_s,
+                              prefill_pass, prefill_terms, prefill_time)
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 SCENARIOS = ("static", "concurrency", "max_throughput")
@@ -32,6 +33,7 @@ class Timeline(NamedTuple):
     decode: PhaseTime  # all decode steps of one running batch (static) or of one request (steady)
     in_flight: Scalar  # sequences decoded together [sequence]
     ttft_s: Scalar  # mean over requests [s]
+    ttft_min_s: Scalar  # the first request served [s]
     tpot_s: Scalar  # mean decode step seen by a request [s]
     e2e_s: Scalar  # mean over requests [s]
     elapsed_s: Scalar  # static: until the last request ends; steady: e2e [s]
@@ -49,43 +51,52 @@ def _with_batch(dep: Deployment, batch: Scalar) -> Deployment:
                       dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
 
 
+class Wave(NamedTuple):
+    """One static wave of b requests."""
+
+    prefill: PhaseTime  # the pass over all b prompts
+    decode: PhaseTime  # all decode steps of the b sequences
+    duration_s: Scalar  # prefill + decode
+    first_token_s: Scalar  # mean over its requests of the time to their first token
+    first_served_s: Scalar  # its first request's time to first token
+
+
 def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-          batch: Scalar) -> tuple[PhaseTime, PhaseTime, Scalar]:
-    """Prefill and decode of one static wave of ``batch`` requests, and its duration."""
+          batch: Scalar) -> Wave:
     d = _with_batch(dep, batch)
-    prefill = prefill_time(model, gpu, d, wl, profile)
+    terms = prefill_terms(model, gpu, d, wl, profile)
+    prefill = prefill_pass(terms, batch)
     decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
-    return prefill, decode, prefill.total_s + has_decode * decode.total_s
+    return Wave(prefill, decode, prefill.total_s + has_decode * decode.total_s,
+                mean_first_token_s(terms, batch), prefill_pass(terms, jnp.ones_like(batch)).total_s)
 
 
 def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
            max_batch: Scalar) -> Timeline:
     """B requests at once, in waves of B_run = min(B, B_max).
 
-    A wave of b requests lasts W(b) = P(b) + D(b). Its k-th prompt (FCFS) gets its first token
-    after k/b of the prefill, so the wave's mean TTFT is P(b) (b+1) / (2b), plus the waves before.
+    A wave of b requests lasts W(b) = P(b) + D(b). Served first come first served, its k-th
+    request gets its first token at P(k), the time of a pass over k prompts (at least one weight
+    read: ``mean_first_token_s``), after the waves before it.
     """
     b_run = jnp.maximum(jnp.minimum(dep.batch, max_batch), 1.0)
     n_full = jnp.floor(dep.batch / b_run)
     has_rem = jnp.where(dep.batch - n_full * b_run > 0.0, 1.0, 0.0)
     b_rem = jnp.maximum(dep.batch - n_full * b_run, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
-    p_run, d_run, w_run = _wave(model, gpu, dep, wl, profile, b_run)
-    p_rem, d_rem, w_rem = _wave(model, gpu, dep, wl, profile, b_rem)
-
-    def first_token(prefill: PhaseTime, b: Scalar) -> Scalar:
-        return prefill.total_s * (b + 1.0) / (2.0 * b)
+    run, rem = _wave(model, gpu, dep, wl, profile, b_run), _wave(model, gpu, dep, wl, profile, b_rem)
+    p_run, d_run, w_run = run.prefill, run.decode, run.duration_s
+    p_rem, d_rem, w_rem = rem.prefill, rem.decode, rem.duration_s
 
     # Sum over requests of the time their wave starts: b_run * W * (0 + 1 + ... + n_full - 1) + ...
     start_sum = b_run * w_run * 0.5 * n_full * (n_full - 1.0) + has_rem * b_rem * n_full * w_run
-    ttft = (start_sum + n_full * b_run * first_token(p_run, b_run)
-            + has_rem * b_rem * first_token(p_rem, b_rem)) / dep.batch
+    ttft = (start_sum + n_full * b_run * run.first_token_s + has_rem * b_rem * rem.first_token_s) / dep.batch
     e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
     steps = decode_steps(wl)
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
     elapsed = n_full * w_run + has_rem * w_rem
     prefill_s = n_full * p_run.total_s + has_rem * p_rem.total_s
-    return Timeline(p_run, d_run, b_run, ttft, tpot, e2e, elapsed,
+    return Timeline(p_run, d_run, b_run, ttft, run.first_served_s, tpot, e2e, elapsed,
                     dep.batch * wl.output_len / elapsed, dep.batch * wl.input_len / prefill_s)
 
 
@@ -107,7 +118,7 @@ def steady(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     e2e = single.total_s + has_decode * (steps * step.total_s + others) + (1.0 - has_decode) * others
     tpot = step.total_s + others / steps
     decode = PhaseTime(*(steps * x for x in step))
-    return Timeline(single, decode, c, single.total_s, tpot, e2e, e2e,
+    return Timeline(single, decode, c, single.total_s, single.total_s, tpot, e2e, e2e,
                     c * wl.output_len / e2e, wl.input_len / single.total_s)
 
 

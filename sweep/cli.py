@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=float, default=1e8, help="minimum points of the end-to-end sweep (default 1e8)")
     p.add_argument("--json", action="store_true", help="print one JSON object (SI units)")
     p.set_defaults(func=_cmd_bench)
+
+    from sweep.cli_calibrate import add_commands as add_calibration
+    add_calibration(sub)
     return parser
 
 

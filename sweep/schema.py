@@ -48,6 +48,8 @@ VARIABLES = {
     "prefill_s": _v("s", "prefill time", "the prefill pass of the whole batch", "kernels.roofline.prefill_time"),
     "decode_s": _v("s", "decode time", "all decode steps of the batch", "kernels.roofline.decode_time"),
     "ttft_s": _v("s", "time to first token", "arrival to first output token", "kernels.point.evaluate"),
+    "ttft_min_s": _v("s", "shortest time to first token", "the first request served: one prompt's prefill "
+                     "pass (static), or any request's (steady state)", "kernels.scenarios"),
     "tpot_s": _v("s", "time per output token", "mean time between output tokens after the first",
                  "kernels.point.evaluate"),
     "e2e_s": _v("s", "end-to-end latency", "arrival to last output token", "kernels.point.evaluate"),
