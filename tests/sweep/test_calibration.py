@@ -1,0 +1,132 @@
+"""Calibration against shared/benchmarks (vLLM static batches on H100, the article's data)."""
+
+import os
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from grids.errors import SpecError
+from grids.models import load_model
+from grids.profiles import TERMS, load_profile
+from kernels.point import evaluate
+from sweep.calibrate import FIT_BOUNDS, errors, fit
+from sweep.measurements import load_measurements
+from sweep.predict import build_points, predict
+from sweep.validate import calibrate, report
+from tests.specs import deployment, workload
+
+BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
+FILES = {"8b": (BENCH / "llama_31_8b_2000in_300out.json", "llama-3.1-8b", 1),
+         "70b": (BENCH / "llama_33_70b_2000in_300out.json", "llama-3.3-70b", 4)}
+VLLM_FREE = ("matmul_eff", "kv_bw_eff", "step_overhead_s", "allreduce_latency_s")
+# shared/ lies beside the checkout (developers and CI); elsewhere these tests skip, never under CI.
+pytestmark = pytest.mark.skipif(not BENCH.exists() and not os.environ.get("CI"),
+                                reason="shared/benchmarks is not beside this checkout")
+
+
+def _rows(*keys):
+    rows = []
+    for key in keys:
+        path, model, tp = FILES[key]
+        rows += load_measurements([str(path)], model, "h100-sxm", tp)
+    return rows
+
+
+@pytest.mark.parametrize("key", ["8b", "70b"])
+def test_shipped_profile_error_per_file(key):
+    """Issue 4: MAPE <= 5% and largest error <= 12% on each file; the datasheet roofline is far off."""
+    rep = report(_rows(key), "vllm-h100")
+    assert rep["mape"] <= 0.05 and rep["max_abs_pct_error"] <= 0.12
+    assert rep["datasheet"]["mape"] > 0.5  # the pure roofline overestimates throughput ~2x here
+
+
+def test_fit_reproduces_shipped_profile_and_is_physical():
+    rows = _rows("8b", "70b")
+    result = fit(rows, load_profile("vllm-base").spec, VLLM_FREE)
+    shipped = load_profile("vllm-h100").spec
+    for term in VLLM_FREE:
+        lo, hi = FIT_BOUNDS[term]
+        value = result.terms[term]
+        assert lo < value < hi, f"{term} = {value} sits on a bound of [{lo}, {hi}]"
+        # The fit is deterministic (fixed starts), so the shipped profile is what it gives.
+        np.testing.assert_allclose(value, float(getattr(shipped, term)), rtol=1e-4, err_msg=term)
+    # Physically plausible ranges for vLLM on H100 (prefill MFU, KV-read bandwidth, overheads).
+    assert 0.25 <= result.terms["matmul_eff"] <= 0.8
+    assert 0.3 <= result.terms["kv_bw_eff"] <= 0.95
+    assert 1e-4 <= result.terms["step_overhead_s"] <= 1e-2
+    assert 2e-6 <= result.terms["allreduce_latency_s"] <= 6e-5
+
+
+@pytest.mark.parametrize("train", [(1, 4, 16, 64, 256), (2, 8, 32, 128, 512)])
+def test_generalises_to_held_out_batch_sizes(train):
+    """Fitted on half of the batch sizes, predicts the other half: MAPE within 8%, and no point
+    further off than 9% (measured: 8.6% at worst, Llama 3.3 70B at batch 128)."""
+    rows = _rows("8b", "70b")
+    fitted = fit([r for r in rows if r.batch in train], load_profile("vllm-base").spec, VLLM_FREE)
+    held = [r for r in rows if r.batch not in train]
+    points = build_points(held)
+    e = errors(np.asarray(predict(fitted.profile, points)), points.measured)
+    assert e["predicted_points"] == len(held)
+    assert e["mape"] <= 0.08 and e["max_abs_pct_error"] <= 0.09
+
+
+def _throughput(model, batch, input_len, output_len=300, tp=1):
+    profile = load_profile("vllm-h100").spec
+    from grids.gpus import load_gpu
+    m = evaluate(load_model(model).spec, load_gpu("h100-sxm").spec, deployment(tp, batch),
+                 workload(input_len, output_len), profile)
+    return m
+
+
+def test_longer_prompts_lower_throughput():
+    rates = [float(_throughput("llama-3.1-8b", 32, n).output_tok_s) for n in (512, 2048, 8192, 32768)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_kv_term_linear_in_context():
+    from grids.gpus import load_gpu
+    from kernels.roofline import decode_step, decode_step_time
+    step = decode_step(load_model("llama-3.1-8b").spec, load_gpu("h100-sxm").spec, deployment(1, 16),
+                       load_profile("vllm-h100").spec)
+    mem = [float(decode_step_time(step, jnp.asarray(float(t))).memory_s) - float(step.memory_0_s)
+           for t in (1000, 2000, 4000)]
+    np.testing.assert_allclose([mem[1] / mem[0], mem[2] / mem[0]], [2.0, 4.0], rtol=1e-12)
+
+
+def test_throughput_never_falls_as_batch_grows_while_it_fits():
+    batches = range(1, 400, 7)
+    points = [_throughput("llama-3.3-70b", b, 2035, tp=4) for b in batches]
+    max_batch = float(points[0].max_batch)
+    inside = [float(p.output_tok_s) for b, p in zip(batches, points) if b <= max_batch]
+    assert len(inside) > 10 and all(a <= b for a, b in zip(inside, inside[1:]))
+
+
+def test_calibrate_writes_a_loadable_profile(tmp_path):
+    out = tmp_path / "mine.toml"
+    result = calibrate(_rows("8b"), "vllm-base", ("kv_bw_eff", "step_overhead_s"), out, "mine", "test", "test")
+    profile = load_profile(str(out))
+    assert profile.name == "mine" and set(result["terms"]) == {"kv_bw_eff", "step_overhead_s"}
+    assert float(profile.spec.kv_bw_eff) == pytest.approx(result["terms"]["kv_bw_eff"])
+    assert profile.data["fit"]["points"] == 10.0
+    for term in TERMS:
+        assert profile.data["terms"][term]["source"]
+
+
+def test_calibrate_refuses_unknown_term(tmp_path):
+    with pytest.raises(SpecError, match="cannot be fitted"):
+        calibrate(_rows("8b"), "vllm-base", ("mem_usable_frac",), tmp_path / "x.toml", "x", "x", "x")
+
+
+def test_json_without_model_flags_is_refused():
+    with pytest.raises(SpecError, match="--model"):
+        load_measurements([str(FILES["8b"][0])])
+
+
+def test_csv_rows_validated(tmp_path):
+    bad = tmp_path / "m.csv"
+    bad.write_text("model,gpu,tp,batch,input_len,output_len,scenario,metric,value\n"
+                   "llama-3.1-8b,h100-sxm,1,4,128,128,static,throughput,10\n")
+    with pytest.raises(SpecError, match="line 2.*metric"):
+        load_measurements([str(bad)])
