@@ -56,7 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.spec)
     path = run_sweep(spec, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                     chunk_points=args.chunk_points)
+                     chunk_points=args.chunk_points, scheduler=args.scheduler)
     print(f"{spec.n_points:,} design points -> {path}")
     return 0
 
@@ -158,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "chunk by chunk into a zarr store. Rerunning an interrupted run computes "
                                    "only the missing chunks.")
     p.add_argument("spec", help="sweep spec: path to a TOML file or a name in grids/sweeps (e.g. article-70b)")
-    p.add_argument("-o", "--output", default=None, help="store path (default outputs/<name>.zarr)")
+    p.add_argument("-o", "--output", default=None,
+                   help="store: a path or any fsspec URL the workers share (default outputs/<name>.zarr)")
+    p.add_argument("--scheduler", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                   help="run chunks as Dask tasks: on a LocalCluster of N worker processes, or on a running "
+                        "Dask scheduler whose workers share the store")
     p.add_argument("--overwrite", action="store_true", help="replace a store made by a different spec")
     p.add_argument("--chunk-points", type=int, default=None, help="design points per chunk (memory bound)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

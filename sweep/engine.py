@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -25,6 +26,15 @@ from kernels.point import Metrics, evaluate, mask_infeasible
 from kernels.params import param_counts
 from kernels.scenarios import SCENARIOS
 from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
+
+def use_compilation_cache() -> None:
+    """Keep compiled chunk programs on disk (``$SWEEP_JAX_CACHE``, default ~/.cache/llm-econ-sweep/jax),
+    so that a rerun, or each Dask worker process, loads the program instead of compiling it
+    (about 2 s saved per process). Leaves a cache directory the user set alone."""
+    if jax.config.jax_compilation_cache_dir is None:
+        default = os.path.join(os.path.expanduser("~"), ".cache", "llm-econ-sweep", "jax")
+        jax.config.update("jax_compilation_cache_dir", os.environ.get("SWEEP_JAX_CACHE", default))
+
 
 STORED = tuple(f for f in Metrics._fields if f != "params_total")
 """Metrics stored on the full grid; params_total depends on the model only and is stored once."""
@@ -149,6 +159,7 @@ def chunk_shape(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
 
 def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     """Resolve the spec's catalogue keys to stacked specs and compile the chunk function."""
+    use_compilation_cache()
     dtype = np.float32 if spec.precision == "float32" else np.float64
     dims = tuple(spec.axes)
     values: dict[str, Any] = {dim: axis_values(dim, list(vals), dtype) for dim, vals in spec.axes.items()}

@@ -16,35 +16,49 @@ from sweep.engine import Plan, make_plan
 OUTPUTS = Path("outputs")
 
 
-def default_store(spec: SweepSpec) -> Path:
-    return OUTPUTS / f"{spec.name}.zarr"
+def default_store(spec: SweepSpec) -> str:
+    return str(OUTPUTS / f"{spec.name}.zarr")
 
 
 def run_sweep(spec: SweepSpec | str, out: str | Path | None = None, *, overwrite: bool = False,
-              progress: bool = True, chunk_points: int | None = None, max_chunks: int | None = None) -> Path:
-    """Evaluate every missing chunk of ``spec`` into ``out`` (default outputs/<name>.zarr).
+              progress: bool = True, chunk_points: int | None = None, max_chunks: int | None = None,
+              scheduler: str | None = None) -> str:
+    """Evaluate every missing chunk of ``spec`` into ``out`` (default outputs/<name>.zarr; any
+    fsspec URL). Returns the store's location.
 
-    Compute and storage overlap: while chunk i is compressed and written by a writer thread,
-    chunk i+1 is evaluated; at most two chunks are held in memory. ``max_chunks`` stops after that
-    many chunks (for tests of interrupted runs).
+    In process (``scheduler`` None), compute and storage overlap: while chunk i is compressed and
+    written by a writer thread, chunk i+1 is evaluated; at most two chunks are held in memory.
+    With ``scheduler`` (``local[:N]`` or ``tcp://HOST:PORT``) chunks run as Dask tasks
+    (``sweep.distributed``). ``max_chunks`` stops after that many chunks (tests of interrupted runs).
     """
     spec = load_sweep(spec) if isinstance(spec, str) else spec
-    path = Path(out) if out is not None else default_store(spec)
+    url = store.location(out) if out is not None else default_store(spec)
     plan = make_plan(spec, chunk_points)
-    state = store.create(path, plan, overwrite)
-    if state == "complete":
-        return path
-    done = store.done_chunks(path)
-    todo = [c for c in plan.chunk_ids() if not done[c]]
+    if store.create(url, plan, overwrite) == "complete":
+        return url
+    done = store.done_chunks(url)
+    todo = [c for c in plan.chunk_ids() if not done[c]][:max_chunks]
     points = sum(math.prod(s.stop - s.start for s in plan.region(c)) for c in todo)
-    root = zarr.open_group(str(path), mode="r+")
     bar = tqdm(total=points, unit="pt", unit_scale=True, disable=not progress, smoothing=0.1,
                desc=f"{spec.name} ({len(todo)} of {plan.n_chunks} chunks)")
+    if scheduler is None:
+        _run_in_process(plan, url, todo, bar)
+    else:
+        from sweep.distributed import client_for, run_chunks
+
+        with client_for(scheduler) as client:
+            run_chunks(client, spec, url, chunk_points, todo, bar)
+    bar.close()
+    if store.done_chunks(url).all():
+        store.finish(url)
+    return url
+
+
+def _run_in_process(plan: Plan, url: str, todo: list[tuple[int, ...]], bar: tqdm) -> None:
+    root = zarr.open_group(url, mode="r+")
     with ThreadPoolExecutor(max_workers=1) as writer:
         pending: Future | None = None
-        for count, chunk_id in enumerate(todo):
-            if max_chunks is not None and count >= max_chunks:
-                break
+        for chunk_id in todo:
             results = plan.evaluate(chunk_id)
             if pending is not None:
                 pending.result()
@@ -52,11 +66,3 @@ def run_sweep(spec: SweepSpec | str, out: str | Path | None = None, *, overwrite
             pending.add_done_callback(lambda _f, n=next(iter(results.values())).size: bar.update(n))
         if pending is not None:
             pending.result()
-    bar.close()
-    if store.done_chunks(path).all():
-        store.finish(path)
-    return path
-
-
-def plan_for(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
-    return make_plan(spec, chunk_points)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
+from pathlib import Path  # noqa: F401
 
 import xarray as xr
 
@@ -14,7 +14,7 @@ from sweep import store
 def describe(path: str | Path) -> str:
     """Dims and sizes, variables with units, completeness and provenance of a store."""
     ds = store.open_sweep(path)
-    done = store.done_chunks(Path(path))
+    done = store.done_chunks(path)
     lines = [f"{path}: {ds.attrs.get('title', '')}",
              f"  {'complete' if ds.attrs.get('sweep_complete') else 'INCOMPLETE'}: "
              f"{int(done.sum())} of {done.size} chunks written",

@@ -8,11 +8,11 @@ after that chunk's data is written. A rerun computes only chunks not marked done
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
+import fsspec
 import numpy as np
 import xarray as xr
 import zarr
@@ -26,6 +26,21 @@ from sweep.schema import BOTTLENECK_ATTRS, COORDS, VARIABLES
 PROGRESS = "_progress/chunk_done"
 COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 """Fast byte-shuffled LZ4: float32 metrics compress several-fold, NaN (infeasible) regions to nearly nothing."""
+
+
+def location(path: str | Path) -> str:
+    """A store location as zarr and fsspec take it: a local path or any fsspec URL (s3://, gs://...)."""
+    return str(path)
+
+
+def _exists(url: str) -> bool:
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs.exists(root)
+
+
+def _remove(url: str) -> None:
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.rm(root, recursive=True)
 
 
 class IncompleteStoreWarning(UserWarning):
@@ -66,26 +81,26 @@ def _encoding(ds: xr.Dataset, plan: Plan) -> dict[str, dict[str, Any]]:
     return enc
 
 
-def create(path: Path, plan: Plan, overwrite: bool) -> str:
+def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
     """Prepare ``path`` for ``plan``: 'new', 'resume' (same spec, unfinished) or 'complete'.
 
     An existing store made by another spec is replaced only with ``overwrite``.
     """
-    if path.exists() and not overwrite:
+    url = location(path)
+    if _exists(url) and not overwrite:
         try:
-            attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+            attrs = dict(zarr.open_group(url, mode="r").attrs)
         except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError):
-            raise SpecError(f"{path}: exists and is not a sweep store; choose another -o or pass --overwrite") from None
+            raise SpecError(f"{url}: exists and is not a sweep store; choose another -o or pass --overwrite") from None
         if attrs.get("spec_identity") != template_identity(plan):
-            raise SpecError(f"{path}: holds a different sweep (spec, catalogue or chunking changed); "
+            raise SpecError(f"{url}: holds a different sweep (spec, catalogue or chunking changed); "
                             "pass --overwrite to replace it")
         return "complete" if attrs.get("sweep_complete") else "resume"
-    if path.exists():
-        shutil.rmtree(path)
+    if _exists(url):
+        _remove(url)
     ds = template(plan)
-    ds.to_zarr(str(path), mode="w", compute=False, consolidated=False, encoding=_encoding(ds, plan),
-               zarr_format=3)
-    root = zarr.open_group(str(path), mode="r+")
+    ds.to_zarr(url, mode="w", compute=False, consolidated=False, encoding=_encoding(ds, plan), zarr_format=3)
+    root = zarr.open_group(url, mode="r+")
     root.create_array(PROGRESS, shape=plan.grid, chunks=(1,) * len(plan.grid), dtype=bool, fill_value=False)
     return "new"
 
@@ -95,9 +110,9 @@ def template_identity(plan: Plan) -> str:
     return spec_identity(plan.spec, plan.chunks)
 
 
-def done_chunks(path: Path) -> np.ndarray:
+def done_chunks(path: str | Path) -> np.ndarray:
     """Boolean array over the chunk grid: which chunks are written."""
-    return zarr.open_array(str(path), path=PROGRESS, mode="r")[...]
+    return zarr.open_array(location(path), path=PROGRESS, mode="r")[...]
 
 
 def write_chunk(root: zarr.Group, plan: Plan, chunk_id: tuple[int, ...], results: dict[str, np.ndarray]) -> None:
@@ -108,26 +123,26 @@ def write_chunk(root: zarr.Group, plan: Plan, chunk_id: tuple[int, ...], results
     root[PROGRESS][chunk_id] = True
 
 
-def finish(path: Path) -> None:
+def finish(path: str | Path) -> None:
     """Mark the store complete once every chunk is done."""
     if not done_chunks(path).all():
-        raise RuntimeError(f"{path}: not every chunk is written")
-    root = zarr.open_group(str(path), mode="r+")
+        raise RuntimeError(f"{location(path)}: not every chunk is written")
+    root = zarr.open_group(location(path), mode="r+")
     root.attrs["sweep_complete"] = 1
 
 
 def open_sweep(path: str | Path, *, allow_incomplete: bool = True) -> xr.Dataset:
     """Open a sweep store lazily. An incomplete store says so (warning, or error if not allowed)."""
-    path = Path(path)
-    if not path.exists():
-        raise SpecError(f"{path}: no such store")
+    url = location(path)
+    if not _exists(url):
+        raise SpecError(f"{url}: no such store")
     try:
-        ds = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
+        ds = xr.open_zarr(url, consolidated=False, zarr_format=3)
     except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError, KeyError) as err:
-        raise SpecError(f"{path}: not a sweep store ({err})") from None
+        raise SpecError(f"{url}: not a sweep store ({err})") from None
     if not ds.attrs.get("sweep_complete"):
-        done = int(done_chunks(path).sum())
-        message = (f"{path}: incomplete sweep, {done} of {ds.attrs.get('chunks_total')} chunks written; "
+        done = int(done_chunks(url).sum())
+        message = (f"{url}: incomplete sweep, {done} of {ds.attrs.get('chunks_total')} chunks written; "
                    "unwritten points read as NaN. Rerun `sweep run` with the same spec to finish it.")
         if not allow_incomplete:
             raise SpecError(message)
