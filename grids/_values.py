@@ -22,7 +22,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def number(where: str, table: dict[str, Any], key: str, *, positive: bool = True,
-           allow_nan: bool = False, integer: bool = False) -> float:
+           allow_nan: bool = False, integer: bool = False, allow_inf: bool = False) -> float:
     """``table[key]`` as a float, checked; ``where`` names the file and entry for messages."""
     if key not in table:
         raise SpecError(f"{where}: missing field '{key}'")
@@ -34,6 +34,8 @@ def number(where: str, table: dict[str, Any], key: str, *, positive: bool = True
         if allow_nan:
             return value
         raise SpecError(f"{where}: field '{key}' must be a number, not nan")
+    if math.isinf(value) and not allow_inf:
+        raise SpecError(f"{where}: field '{key}' must be finite, got {value:g}")
     if positive and not value > 0:
         raise SpecError(f"{where}: field '{key}' must be positive, got {value:g}")
     if integer and value != math.floor(value):

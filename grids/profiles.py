@@ -79,7 +79,7 @@ def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
         if not isinstance(entry, dict):
             raise SpecError(f"{where}: missing term '{name}' ({{ value = ..., source = \"...\" }})")
         text(f"{where} term '{name}'", entry, "source")
-        value = number(f"{where} term '{name}'", entry, "value", positive=False)
+        value = number(f"{where} term '{name}'", entry, "value", positive=False, allow_inf=math.isinf(term.upper))
         if not term.lower <= value <= term.upper:
             raise SpecError(f"{where}: term '{name}' = {value:g} is outside its physical range "
                             f"[{term.lower:g}, {term.upper:g}] {term.units}")

@@ -76,7 +76,8 @@ def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engi
 class PrefillTerms(NamedTuple):
     """A prefill pass of k prompts of I tokens as affine functions of k: x(k) = x_0 + x_per_prompt k."""
 
-    compute_per_prompt_s: Scalar  # math time of one prompt [s]
+    compute_0_s: Scalar  # thin-matrix intercept of the weight matmuls (zero without the penalty) [s]
+    compute_per_prompt_s: Scalar  # math time of one more prompt [s]
     memory_0_s: Scalar  # weight read, once per pass [s]
     memory_per_prompt_s: Scalar  # writing one prompt's KV cache [s]
     comm_0_s: Scalar  # all-reduce latencies, once per pass [s]
@@ -86,17 +87,21 @@ class PrefillTerms(NamedTuple):
 
 def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
                   profile: EngineProfile) -> PrefillTerms:
-    """Prefill of k prompts of I tokens, split over P GPUs, at the efficiency of a pass of B prompts.
+    """Prefill of k prompts of I tokens, split over P GPUs.
 
-    T_math(k) = k [ (F_w + F_head + F_elem) / e_mm(B I) + F_attn / e_attn ] / (P * peak)
+    T_math(k) = [ F_d (k I + n_half) / (I e_mm) + k F_attn / e_attn ] / (P * peak)
     T_mem(k)  = weight read + k I m_kv / (e_kv W_hbm)        (the KV cache is written once)
+
+    F_d = F_w + F_head + F_elem per prompt. The weight matmuls of k prompts run at
+    e_mm(k I) = e_mm k I / (k I + n_half), so their time k F_d / e_mm(k I) is exactly affine in k.
     """
     f = prefill_flops(model, wl.input_len, profile.causal_attention)
-    peak = peak_flop_per_s(gpu, dep.compute_dtype)
-    dense = (f.weights + f.lm_head + f.elementwise) / matmul_efficiency(profile, dep.batch * wl.input_len)
+    peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
+    dense = (f.weights + f.lm_head + f.elementwise) / profile.matmul_eff
     kv_write = wl.input_len * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
     comm = allreduce_time(model, gpu, dep, profile, wl.input_len)
-    return PrefillTerms((dense + f.attention / profile.attn_eff) / (dep.tp * peak),
+    return PrefillTerms(dense * profile.matmul_tokens_half / (wl.input_len * peak),
+                        (dense + f.attention / profile.attn_eff) / peak,
                         weight_read_s(model, gpu, dep, profile),
                         kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
                         comm.latency_s, comm.bandwidth_s, profile.prefill_overhead_s)
@@ -104,7 +109,7 @@ def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
 
 def prefill_pass(terms: PrefillTerms, prompts: Scalar) -> PhaseTime:
     """One prefill pass over ``prompts`` prompts."""
-    return _phase(terms.compute_per_prompt_s * prompts,
+    return _phase(terms.compute_0_s + terms.compute_per_prompt_s * prompts,
                   terms.memory_0_s + terms.memory_per_prompt_s * prompts,
                   terms.comm_0_s + terms.comm_per_prompt_s * prompts, terms.overhead_s)
 
@@ -119,9 +124,9 @@ def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
     """Mean over k = 1..b of the time of a pass over the first k prompts: when, serving prompts
     first come first served, the k-th gets its first token (one pass costs at least a weight read).
 
-    (1/b) sum_k [ overhead + comm_0 + k comm_1 + max(k c, m_0 + k m_1) ]
+    (1/b) sum_k [ overhead + comm_0 + k comm_1 + max(c_0 + k c_1, m_0 + k m_1) ]
     """
-    roof = sum_max_affine(jnp.zeros_like(prompts), terms.compute_per_prompt_s, terms.memory_0_s,
+    roof = sum_max_affine(terms.compute_0_s, terms.compute_per_prompt_s, terms.memory_0_s,
                           terms.memory_per_prompt_s, jnp.ones_like(prompts), prompts)
     return (terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0)
             + roof / prompts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Sequence
 
@@ -21,8 +22,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     result = explain(args.model, args.gpu, args.tp, args.batch, args.input, args.output,
                      convention=args.convention, profile=args.profile,
                      weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype, scenario=args.scenario)
-    print(json.dumps(result, indent=2, allow_nan=False, default=str) if args.json else render(result))
+    print(json.dumps(_json_safe(result), indent=2, allow_nan=False) if args.json else render(result))
     return 0
+
+
+def _json_safe(value: object) -> object:
+    """NaN and infinities become null (JSON has neither): e.g. the cost on a GPU without a price."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-to
 .error { color: #a00; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 8px 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; white-space: nowrap; }
 table.provenance td { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace;
        font-size: 0.85em; word-break: break-all; }
 """
@@ -37,7 +37,8 @@ def _inline_bundle(models: Sequence[Any]) -> Any:
     """
     bundle = bundle_for_objs_and_resources(models, INLINE)
     used = {type(obj) for model in models for obj in model.references()}
-    external = [url for cls in used for attr in ("__javascript__", "__css__") for url in (getattr(cls, attr, None) or [])]
+    external = [url for cls in used for attr in ("__javascript__", "__css__")
+                for url in (getattr(cls, attr, None) or [])]
     if external:
         raise RuntimeError(f"figure needs files that cannot be inlined: {external}")
     bundle.js_files, bundle.css_files = [], []

@@ -11,16 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import matplotlib
+import holoviews as hv
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")  # PNG export needs no display
-
-import holoviews as hv  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-import sweep.accessor  # noqa: E402,F401  (registers ds.econ)
-from grids.errors import SpecError  # noqa: E402
+import sweep.accessor  # noqa: F401  (registers ds.econ)
+from grids.errors import SpecError
 
 if not {"bokeh", "matplotlib"} <= set(hv.Store.renderers):
     hv.extension("bokeh", "matplotlib", logo=False)
@@ -29,7 +25,7 @@ if not {"bokeh", "matplotlib"} <= set(hv.Store.renderers):
 ARTICLE_DEFAULTS: dict[str, int] = {"input_len": 2048, "output_len": 300}
 """The article's request shape: a 2048-token prompt and 300 output tokens."""
 
-WIDTH, HEIGHT = 780, 430
+WIDTH, HEIGHT = 900, 460
 """Bokeh figure size [px]; the matplotlib figure has the same aspect ratio."""
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -108,6 +104,8 @@ def _default(ds: xr.Dataset, dim: str, prefer: Mapping[str, Any]) -> Any:
 def _smallest_feasible_tp(ds: xr.Dataset) -> Any:
     """The smallest tensor-parallel degree at which some remaining point can run."""
     values = ds["tp"].values.tolist()
+    if "feasible" not in ds:
+        return min(values)
     feasible = ds["feasible"]
     for tp in sorted(values):
         if bool(feasible.sel(tp=tp).any()):
@@ -125,6 +123,7 @@ def pick(ds: xr.Dataset, sel: Mapping[str, Any] | None, free: Sequence[str],
     value of the others; tp last, the smallest degree at which something fits.
     """
     sel, prefer = dict(sel or {}), dict(prefer or {})
+    order = {d: i for i, d in enumerate(ds.dims)}
     unknown = [d for d in sel if d not in ds.dims]
     if unknown:
         raise SpecError(f"selection {unknown[0]}=...: unknown dimension; expected one of: {', '.join(ds.dims)}")
@@ -140,13 +139,12 @@ def pick(ds: xr.Dataset, sel: Mapping[str, Any] | None, free: Sequence[str],
         else:
             ds = ds.sel({dim: values[0]})
             chosen.append((dim, values[0], False))
-    rest = [d for d in ds.dims if d not in free and d != "tp"] + (["tp"] if "tp" in ds.dims and "tp" not in free else [])
-    for dim in rest:
+    rest = [d for d in ds.dims if d not in free]
+    for dim in sorted(rest, key=lambda d: d == "tp"):  # tp last: its default depends on the others
         value = _smallest_feasible_tp(ds) if dim == "tp" and "tp" not in prefer else _default(ds, dim, prefer)
         ds = ds.sel({dim: value})
         chosen.append((dim, value, True))
-    order = {d: i for i, d in enumerate(ds.coords)}
-    chosen.sort(key=lambda item: order.get(item[0], 0))
+    chosen.sort(key=lambda item: order[item[0]])
     return Picked(ds, chosen)
 
 
@@ -183,51 +181,90 @@ def tick_label(value: float) -> str:
     return f"{value:.2g}"
 
 
-def _mpl_hook(fixed_x: bool, fixed_y: bool) -> Any:
-    """Matplotlib: plain numbers on log axes (0.1, 1, 10, not 10^-1), ticks at 1-2-5 on axes that
-    span under 2.5 decades, and no minor labels; axes given explicit ticks are left alone."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Tick positions on a log axis from lo to hi: 1-2-3-5-7 steps over under 1.3 decades, 1-2-5
+    under 3.1 decades, every
+    decade up to 7, every n-th decade beyond."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 or hi <= lo:
+        return []
+    span = np.log10(hi / lo)
+    mantissas = (1, 2, 3, 5, 7) if span < 1.3 else (1, 2, 5) if span < 3.1 else (1,)
+    step = 1 if span < 8 else int(np.ceil(span / 7))
+    first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    return [float(m * 10.0**e) for e in range(first, last + 1, step) for m in mantissas
+            if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)]
+
+
+def _extent(obj: Any, index: int) -> tuple[float, float]:
+    """Positive finite data extent of a figure along x (``index`` 0) or y (1): lines, points and
+    reference lines."""
+    lo, hi = np.inf, -np.inf
+    for el in obj.traverse(lambda e: e, [hv.Curve, hv.Scatter, hv.HLine, hv.VLine]):
+        if isinstance(el, (hv.HLine, hv.VLine)):
+            values = np.asarray([el.data], dtype=float) if (index == 1) == isinstance(el, hv.HLine) else np.empty(0)
+        else:
+            values = np.asarray(el.dimension_values(index), dtype=float)
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size:
+            lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+    return lo, hi
+
+
+def _mpl_hook(log_x: bool, log_y: bool) -> Any:
+    """Matplotlib: plain numbers on log axes (0.1, 1, 20, not 10^-1) and no minor labels; axes
+    whose ticks carry their own labels are left alone."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     def hook(plot: Any, element: Any) -> None:
         ax = plot.handles["axis"]
-        for axis, fixed, limits, scale in ((ax.xaxis, fixed_x, ax.get_xlim(), ax.get_xscale()),
-                                           (ax.yaxis, fixed_y, ax.get_ylim(), ax.get_yscale())):
-            if scale != "log" or fixed:
-                continue
-            lo, hi = (max(v, 1e-300) for v in limits)
-            if abs(np.log10(hi / lo)) < 2.5:
-                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            axis.set_minor_formatter(NullFormatter())
-            axis.set_major_formatter(FuncFormatter(lambda v, _pos: tick_label(v)))
+        for axis, is_log in ((ax.xaxis, log_x), (ax.yaxis, log_y)):
+            if is_log:
+                axis.set_minor_formatter(NullFormatter())
+                axis.set_major_formatter(FuncFormatter(lambda v, _pos: tick_label(v)))
 
     return hook
 
 
-def _bokeh_hook(plot: Any, element: Any) -> None:
-    """Bokeh: plain numbers on log axes, 1-2-5 ticks, and legends that hide a line when clicked."""
-    from bokeh.models import LogAxis, LogTicker, NumeralTickFormatter
+def _bokeh_hook(subtitle: str) -> Any:
+    """Bokeh: the subtitle as a second, lighter title line; plain numbers on log axes; the legend
+    at the top of its side panel, hiding a line when clicked."""
+    from bokeh.models import LogAxis, NumeralTickFormatter, Title
 
-    fig = plot.state
-    for axis in list(fig.xaxis) + list(fig.yaxis):
-        if isinstance(axis, LogAxis) and type(axis.formatter).__name__ == "LogTickFormatter":
-            axis.formatter = NumeralTickFormatter(format="0,0.[00]")
-            if type(axis.ticker) is LogTicker:
-                axis.ticker = LogTicker(mantissas=[1, 2, 5])
-    for legend in fig.legend:
-        legend.click_policy = "hide"
-        legend.label_text_font_size = "9pt"
+    def hook(plot: Any, element: Any) -> None:
+        fig = plot.state
+        for axis in list(fig.xaxis) + list(fig.yaxis):
+            if isinstance(axis, LogAxis) and type(axis.formatter).__name__ == "LogTickFormatter":
+                axis.formatter = NumeralTickFormatter(format="0,0.[000]")
+        for legend in fig.legend:
+            legend.click_policy = "hide"
+            legend.label_text_font_size = "9pt"
+            if legend in fig.right:
+                legend.location = "top_left"
+        if subtitle and not any(getattr(t, "name", "") == "subtitle" for t in fig.above):
+            for line in reversed(subtitle.split("\n")):
+                fig.add_layout(Title(text=line, name="subtitle", text_font_style="normal",
+                                     text_font_size="10pt", text_color="#555555"), "above")
+
+    return hook
 
 
 def finish(obj: Any, main: str, picked: Picked | None, xlabel: str, ylabel: str, *,
            logx: bool = False, logy: bool = False, legend: str = "right", **common: Any) -> Any:
-    """Title, axis labels, log axes and size of a figure, for bokeh and matplotlib alike."""
-    opts = dict(title=title(main, picked), xlabel=xlabel, ylabel=ylabel, logx=logx, logy=logy,
-                show_grid=True, show_legend=True, legend_position=legend, **common)
-    obj = obj.opts(backend="bokeh", width=WIDTH, height=HEIGHT, fontscale=1.05, toolbar="right",
-                   hooks=[_bokeh_hook], **opts)
-    hook = _mpl_hook(bool(common.get("xticks")), bool(common.get("yticks")))
-    obj = obj.opts(backend="matplotlib", fig_inches=(WIDTH / 100, HEIGHT / 100), aspect="auto", fontscale=1.1,
-                   hooks=[hook], **opts)
+    """Title, axis labels, log axes (ticks from ``log_ticks`` unless given) and size of a figure,
+    for bokeh and matplotlib alike."""
+    for axis, is_log in (("xticks", logx), ("yticks", logy)):
+        if is_log and not common.get(axis):
+            lo, hi = _extent(obj, 0 if axis == "xticks" else 1)
+            common[axis] = log_ticks(lo / 1.25, hi * 1.25)
+    labelled = {a: bool(common.get(a)) and isinstance(common[a][0], tuple) for a in ("xticks", "yticks")}
+    opts = dict(xlabel=xlabel, ylabel=ylabel, logx=logx, logy=logy, show_grid=True, show_legend=True,
+                legend_position=legend, legend_limit=200, padding=0.05, **common)
+    subtitle = picked.subtitle() if picked is not None and picked.chosen else ""
+    obj = obj.opts(backend="bokeh", title=main, width=WIDTH, height=HEIGHT, fontscale=1.05, toolbar="right",
+                   hooks=[_bokeh_hook(subtitle)], **opts)
+    hook = _mpl_hook(logx and not labelled["xticks"], logy and not labelled["yticks"])
+    obj = obj.opts(backend="matplotlib", title=title(main, picked), fig_inches=(WIDTH / 100, HEIGHT / 100),
+                   aspect="auto", fontscale=1.1, hooks=[hook], **opts)
     return obj
 
 

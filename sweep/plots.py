@@ -22,8 +22,9 @@ import xarray as xr
 
 from grids.errors import SpecError
 from grids.gpus import load_gpus
+from sweep.plot_kinds import KIND_DESCRIPTIONS
 from sweep.plot_base import Picked, color, curve, finish, labels, scatter, select
-from sweep.plot_units import GPU_FIELDS, fmt_number, label, log2_ticks, tokens, var_label
+from sweep.plot_units import GPU_FIELDS, label, log2_ticks, var_label
 
 Sel = Mapping[str, Any] | None
 
@@ -36,8 +37,12 @@ def _hline(y: float, text: str, x: float, color_: str = "#555555") -> hv.Overlay
                          color=color_, baseline="bottom")
 
 
-def _vline(x: float, text: str, y: float, color_: str = "#555555", align: str = "left") -> hv.Overlay:
-    """A dotted vertical reference line with its label beside it at height y."""
+def _vline(x: float, text: str, y: float, color_: str = "#555555", align: str = "left",
+           span: tuple[float, float] | None = None) -> hv.Overlay:
+    """A dotted vertical reference line with its label beside it at height y; given the x ``span``
+    of a log axis, the label goes on the side with more room."""
+    if span is not None and np.log(x) > 0.5 * (np.log(span[0]) + np.log(span[1])):
+        align = "right"
     line = hv.VLine(x).opts(backend="bokeh", color=color_, line_dash="dotted", line_width=1.5)
     line = line.opts(backend="matplotlib", color=color_, linestyle=":", linewidth=1.2)
     shift = 1.04 if align == "left" else 1 / 1.04
@@ -66,12 +71,21 @@ def kv_vs_context(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     sub, out_len = picked.ds, int(_scalar(picked, "output_len"))
     context = sub["input_len"].values + out_len - 1
     gb = sub["kv_cache_bytes"] / 1e9
-    x_dim = hv.Dimension("context", label=f"context length = prompt + output − 1 ({'tokens'})")
+    x_dim = hv.Dimension("context", label="context length = prompt + output − 1 (tokens)")
     y_dim = hv.Dimension("kv_gb", label=label(sub["kv_cache_bytes"].attrs["long_name"], "GB"))
-    lines = [curve(pd.DataFrame({"context": context, "kv_gb": gb.sel(model=m).values}), x_dim, y_dim,
-                   str(m), color(i)) for i, m in enumerate(sub["model"].values)]
-    dots = [scatter(pd.DataFrame({"context": context, "kv_gb": gb.sel(model=m).values}), x_dim, y_dim,
-                    str(m), color(i), size=6) for i, m in enumerate(sub["model"].values)]
+    groups: list[tuple[list[str], np.ndarray]] = []  # models with the same KV cache share a line
+    for m in sub["model"].values:
+        values = gb.sel(model=m).values
+        same = [g for g in groups if np.allclose(g[1], values, rtol=1e-6, equal_nan=True)]
+        if same:
+            same[0][0].append(str(m))
+        else:
+            groups.append(([str(m)], values))
+    lines, dots = [], []
+    for i, (names, values) in enumerate(groups):
+        frame = pd.DataFrame({"context": context, "kv_gb": values})
+        lines.append(curve(frame, x_dim, y_dim, " = ".join(names), color(i)))
+        dots.append(scatter(frame, x_dim, y_dim, " = ".join(names), color(i), size=6))
     gpu = _gpu_table(str(_scalar(picked, "gpu")))
     fig = hv.Overlay(lines + dots) * _hline(gpu["hbm_bytes"] / 1e9, f"{gpu['name']}: {gpu['hbm_bytes'] / 1e9:.0f} GB",
                                             float(context.min()))
@@ -102,8 +116,9 @@ def throughput_vs_batch(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     fits = float(np.nanmax(sub["max_batch"].values))
     if batch.min() <= fits < batch.max():
         y = float(np.sqrt(np.nanmin(user["tok_s"]) * np.nanmax(total["tok_s"])))
-        fig = fig * _vline(fits, f"largest batch that fits: {fits:,.0f}\n(larger ones run in waves)", y)
-    return finish(fig, "Throughput vs batch size: total grows, per-user speed falls", picked, x_dim.label,
+        fig = fig * _vline(fits, f"largest batch that fits: {fits:,.0f}\n(larger ones run in waves)", y,
+                           span=(batch.min(), batch.max()))
+    return finish(fig, "Throughput vs batch size", picked, x_dim.label,
                   y_dim.label, logx=True, logy=True, xticks=log2_ticks(batch, lambda v: f"{v:,.0f}"),
                   legend="right")
 
@@ -145,11 +160,14 @@ def kv_vs_weights(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
            * curve(both, x_dim, y_dim, "weights + KV cache", "#444444", dash=True, width=1.5))
     gpu = _gpu_table(str(_scalar(picked, "gpu")))
     fig = fig * _hline(gpu["hbm_bytes"] / 1e9, f"{gpu['name']}: {gpu['hbm_bytes'] / 1e9:.0f} GB", batch.min())
-    main = "KV cache vs weights per GPU"
     if batch.min() <= crossover <= batch.max():
         fig = fig * _vline(crossover, f"KV cache = weights at batch ≈ {crossover:,.0f}", float(kv_gb.min()),
-                           color_=color(3))
+                           color_=color(3), span=(batch.min(), batch.max()))
         main = f"The KV cache overtakes the weights at batch ≈ {crossover:,.0f}"
+    elif crossover > batch.max():
+        main = f"KV cache below the weights up to batch {batch.max():,.0f} (equal at ≈ {crossover:,.0f})"
+    else:
+        main = f"KV cache above the weights from batch {batch.min():,.0f} (equal at ≈ {crossover:,.3g})"
     return finish(fig, main, picked, x_dim.label, y_dim.label, logx=True, logy=True,
                   xticks=log2_ticks(batch, lambda v: f"{v:,.0f}"), legend="right")
 
@@ -213,7 +231,8 @@ def gpu_catalog(ds: xr.Dataset | None = None, sel: Sel = None) -> hv.Overlay:
     (bw_name, bw_unit), (mem_name, mem_unit) = GPU_FIELDS["hbm_bytes_per_s"], GPU_FIELDS["hbm_bytes"]
     x_dim = hv.Dimension("bw", label=label(bw_name, bw_unit))
     y_dim = hv.Dimension("mem", label=label(mem_name, mem_unit))
-    vdims = [y_dim, "key", "name", hv.Dimension("price", label="$/GPU-hour"), hv.Dimension("bf16", label="bf16 TFLOP/s")]
+    vdims = [y_dim, "key", "name", hv.Dimension("price", label="$/GPU-hour"),
+             hv.Dimension("bf16", label="bf16 TFLOP/s")]
     parts = []
     for i, vendor in enumerate(frame["vendor"].unique()):
         rows_v = frame[frame["vendor"] == vendor]
@@ -264,10 +283,11 @@ def cost_vs_speed(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
                   scatter(g, x_dim, vdims, str(gpu), color(i), size=4, alpha=0.3)]
     if not any_point:
         raise SpecError(f"cost-vs-speed: no feasible point with a price at {picked.subtitle()}; choose another --sel")
-    fig = hv.Overlay(parts) * _vline(30.0, "30 tokens/s per user", float(np.nanmax(sub["usd_per_mtok_output"])) / 2,
-                                      align="left")
-    return finish(fig, "Cost per million output tokens vs per-user speed (Pareto front over tp, batch)", picked,
-                  x_dim.label, y_dim.label, logx=True, logy=True, legend="right")
+    speed = sub["user_tok_s"].values
+    lo, hi = min(float(np.nanmin(speed)), 30.0) / 1.15, float(np.nanmax(speed)) * 1.15
+    fig = hv.Overlay(parts) * _vline(30.0, "30 tokens/s per user", float(np.nanmax(sub["usd_per_mtok_output"])) / 1.5)
+    return finish(fig, "Cost vs per-user speed: the Pareto front over tp and batch", picked,
+                  x_dim.label, y_dim.label, logx=True, logy=True, legend="right", xlim=(lo, hi))
 
 
 PEAK_FIELD = {"bf16": "flop_per_s_bf16", "fp16": "flop_per_s_bf16", "fp8": "flop_per_s_fp8",
@@ -305,32 +325,38 @@ def roofline(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
           "decode": in_flight * sub["decode_flops"].values / tp / (weights + in_flight * kv_seq_prompt)}
     x_dim = hv.Dimension("ai", label="arithmetic intensity (FLOP/byte)")
     y_dim = hv.Dimension("tflops", label="attainable compute (TFLOP/s)")
-    grid = np.geomspace(min(v.min() for v in ai.values()) / 3, max(v.max() for v in ai.values()) * 3, 200)
-    roof = pd.DataFrame({"ai": grid, "tflops": np.minimum(peak, grid * bw) / 1e12})
     ridge = peak / bw
+    lo, hi = min(v.min() for v in ai.values()) / 3, max(v.max() for v in ai.values()) * 3
+    grid = np.asarray([min(lo, ridge / 10), ridge, max(hi, ridge * 10)])  # the roof's two straight pieces
+    roof = pd.DataFrame({"ai": grid, "tflops": np.minimum(peak, grid * bw) / 1e12})
     parts = [curve(roof, x_dim, y_dim, f"roofline: {peak / 1e12:,.0f} TFLOP/s, {bw / 1e12:.2f} TB/s", "#333333")]
     for i, (phase, marker) in enumerate((("prefill", "square"), ("decode", "circle"))):
         frame = pd.DataFrame({"ai": ai[phase], "tflops": np.minimum(peak, ai[phase] * bw) / 1e12,
                               "batch": batch, "in_flight": in_flight})
         name = f"{phase} {'pass' if phase == 'prefill' else 'step'}, one per batch size"
         parts.append(scatter(frame, x_dim, [y_dim, "batch", "in_flight"], name, color(i), size=9, marker=marker))
-    shown = pd.DataFrame({"ai": ai["decode"], "b": in_flight}).drop_duplicates("b")
+    shown = pd.DataFrame({"ai": ai["decode"], "b": in_flight}).drop_duplicates("b").sort_values("ai")
+    keep, last = [], -np.inf
+    for j, value in enumerate(np.log10(shown["ai"].values)):  # labels at least 0.25 decades apart
+        if value - last >= 0.25 or j == len(shown) - 1:
+            if keep and value - last < 0.25:
+                keep.pop()
+            keep.append(j)
+            last = value
+    shown = shown.iloc[keep]
     text = pd.DataFrame({"ai": shown["ai"] * 1.3, "tflops": np.minimum(peak, shown["ai"] * bw) / 1e12 / 1.5,
                          "t": [f"B={b:,.0f}" for b in shown["b"]]})
     parts.append(labels(text, ["ai", "tflops"], "t", size=8, color=color(1), align="left"))
     fig = hv.Overlay(parts) * _vline(ridge, f"ridge {ridge:,.0f} FLOP/byte", peak / 1e12 / 30)
-    return finish(fig, f"Roofline of {gpu['name']} ({dtype}): prefill is compute-bound, decode memory-bound",
+    return finish(fig, f"Roofline of {gpu['name']} ({dtype})",
                   picked, x_dim.label, y_dim.label, logx=True, logy=True, legend="right")
 
 
 KINDS: dict[str, tuple[Callable[..., Any], str]] = {
-    "kv-vs-context": (kv_vs_context, "KV-cache bytes per GPU vs context length (log2 axis), one line per model"),
-    "throughput-vs-batch": (throughput_vs_batch, "total and per-user output throughput vs batch size"),
-    "kv-vs-weights": (kv_vs_weights, "KV cache vs weight bytes per GPU vs batch: where the KV cache overtakes"),
-    "prefill-share": (prefill_share, "share of request time spent in prefill vs prompt length"),
-    "gpu-catalog": (gpu_catalog, "memory size vs bandwidth across the GPU catalogue (labelled scatter)"),
-    "cost-vs-speed": (cost_vs_speed, "cost per million output tokens vs per-user speed: Pareto front per GPU"),
-    "roofline": (roofline, "arithmetic intensity vs attainable FLOP/s with prefill and decode points"),
+    name: (fn, KIND_DESCRIPTIONS[name]) for name, fn in (
+        ("kv-vs-context", kv_vs_context), ("throughput-vs-batch", throughput_vs_batch),
+        ("kv-vs-weights", kv_vs_weights), ("prefill-share", prefill_share), ("gpu-catalog", gpu_catalog),
+        ("cost-vs-speed", cost_vs_speed), ("roofline", roofline))
 }
 """Figure kinds: name -> (function, one-line description)."""
 

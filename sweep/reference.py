@@ -54,17 +54,15 @@ def allreduce(m: dict, gpu: dict, prof: dict, tp: float, tokens: float, act_byte
     return 2 * m["n_layers"] * per
 
 
-def _prefill(m, gpu, prof, tp, batch, input_len, w_bytes, kv_bytes, compute_dtype, wave=None):
-    """Prefill of `batch` prompts of `input_len` tokens in one pass [s], at the matmul efficiency
-    of a pass over `wave` prompts (default: `batch`)."""
+def _prefill(m, gpu, prof, tp, batch, input_len, w_bytes, kv_bytes, compute_dtype):
+    """Prefill of `batch` prompts of `input_len` tokens in one pass [s]."""
     peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     bw = gpu["hbm_bytes_per_s"]
     S = input_len
     pairs = S * (S + 1) / 2 if prof["causal_attention"] else S * S
     other, attn = split_flops(m, S, pairs)
     n_tok = batch * S
-    wave_tok = (wave or batch) * S
-    e_mm = prof["matmul_eff"] * wave_tok / (wave_tok + prof["matmul_tokens_half"])
+    e_mm = prof["matmul_eff"] * n_tok / (n_tok + prof["matmul_tokens_half"])
     compute = batch * (other / e_mm + attn / prof["attn_eff"]) / peak
     memory = _weight_read(m, gpu, prof, tp, w_bytes) + n_tok * kv_per_token_per_gpu(m, tp, kv_bytes) / (bw * prof["kv_bw_eff"])
     return prof["prefill_overhead_s"] + max(compute, memory) + allreduce(m, gpu, prof, tp, n_tok)
@@ -106,7 +104,7 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
     if scenario == "static":
         # Simulate the waves: each request waits for the waves before it, then for the prompts
         # ahead of it in its own wave's prefill (first come, first served).
-        b_run = max(min(batch, max_batch), 1)
+        b_run = min(batch, max_batch) if max_batch >= 1 else batch  # nothing fits: the batch as given
         clock, ttfts, e2es, tpots, left, in_flight, first = 0.0, [], [], [], int(batch), None, None
         prefill_time = 0.0
         while left > 0:
@@ -114,7 +112,7 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
             p, d = _prefill(m, gpu, prof, tp, b, input_len, *args), decode(b)
             in_flight = in_flight or b
             for k in range(1, int(b) + 1):  # the k-th prompt's first token: a pass over k prompts
-                ttfts.append(clock + _prefill(m, gpu, prof, tp, k, input_len, *args, wave=b))
+                ttfts.append(clock + _prefill(m, gpu, prof, tp, k, input_len, *args))
                 first = ttfts[0]
                 e2es.append(clock + p + (d if output_len > 1 else 0.0))
                 tpots.append(d / steps)
@@ -124,7 +122,7 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
         ttft, e2e, tpot = (sum(x) / len(x) for x in (ttfts, e2es, tpots))
         rate, in_rate = batch * output_len / clock, batch * input_len / prefill_time
     else:
-        c = max_batch if scenario == "max_throughput" else batch
+        c = max_batch if scenario == "max_throughput" and max_batch >= 1 else batch
         in_flight = c
         p1 = _prefill(m, gpu, prof, tp, 1, input_len, *args)
         step = _step(m, gpu, prof, tp, c, input_len + (output_len - 1) / 2, *args)

@@ -1,0 +1,155 @@
+"""Unit tests of the kernels: parameter counts of published models, KV-cache accounting under
+grouped-query attention and tensor parallelism, infeasible points as data, compile once."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from kernels.memory import kv_bytes_per_token_per_gpu, kv_cache_bytes, kv_heads_per_gpu
+from kernels.params import param_counts
+from kernels.point import TIMED_FIELDS, evaluate, mask_infeasible
+from kernels.roofline import peak_flop_per_s
+from tests import specs
+from tests.specs import f64
+
+# Architectures as in each model's Hugging Face config.json (copies in grids/models/).
+LLAMA_31_8B = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_head=128, d_ffn=14336,
+                   vocab=128256, tied_embeddings=0, qkv_bias=0)
+QWEN25_7B = dict(n_layers=28, d_model=3584, n_heads=28, n_kv_heads=4, d_head=128, d_ffn=18944,
+                 vocab=152064, tied_embeddings=0, qkv_bias=1)
+MISTRAL_7B_V03 = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_head=128, d_ffn=14336,
+                      vocab=32768, tied_embeddings=0, qkv_bias=0)
+ROOFLINE = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
+
+
+@pytest.mark.parametrize("arch, expected", [
+    # meta-llama/Llama-3.1-8B model card: "8.03B" parameters. By hand:
+    # 2 * 128,256 * 4,096 (embedding + LM head) = 1,050,673,152
+    # + 32 * (2 * 4096^2 [q, o] + 2 * 4096 * 1024 [k, v] + 3 * 4096 * 14336 [MLP] + 2 * 4096 [norms])
+    #   = 32 * 218,112,000 = 6,979,584,000
+    # + 4,096 (final norm)                                         = 8,030,261,248.
+    (LLAMA_31_8B, 8_030_261_248),
+    # Qwen/Qwen2.5-7B model card: "7.61B" parameters (q, k, v carry biases). By hand:
+    # 2 * 152,064 * 3,584 (embedding + LM head) = 1,089,994,752
+    # + 28 * (2 * 3584^2 + 2 * 3584 * 512 + (3584 + 2 * 512) [biases] + 3 * 3584 * 18944 + 2 * 3584)
+    #   = 28 * 233,057,792 = 6,525,618,176
+    # + 3,584 (final norm)                                         = 7,615,616,512.
+    (QWEN25_7B, 7_615_616_512),
+    # mistralai/Mistral-7B-v0.3 model card: "7.25B" parameters (vocabulary extended to 32,768).
+    # By hand: 2 * 32,768 * 4,096 = 268,435,456 + 6,979,584,000 (same blocks as Llama 3.1 8B)
+    # + 4,096                                                      = 7,248,023,552.
+    (MISTRAL_7B_V03, 7_248_023_552),
+])
+def test_param_counts_of_published_models(arch, expected):
+    assert float(param_counts(specs.model(arch)).total) == expected
+
+
+def test_qwen_biases_add_q_plus_2kv_per_layer():
+    with_bias, without = specs.model(QWEN25_7B), specs.model(dict(QWEN25_7B, qkv_bias=0))
+    # 28 layers * (28 * 128 + 2 * 4 * 128) bias entries.
+    assert float(param_counts(with_bias).total - param_counts(without).total) == 28 * (3584 + 1024)
+
+
+def test_tied_embeddings_drop_the_lm_head():
+    tied = specs.model(dict(LLAMA_31_8B, tied_embeddings=1))
+    assert float(param_counts(tied).total) == 8_030_261_248 - 128_256 * 4_096
+
+
+def test_gqa_kv_bytes_are_n_heads_over_n_kv_heads_smaller():
+    # Llama 3.3 70B: 64 query heads share 8 KV heads; the MHA variant has 64 KV heads.
+    gqa = specs.model(specs.LLAMA_70B)
+    mha = specs.model(dict(specs.LLAMA_70B, n_kv_heads=64))
+    args = (f64(4096.0), f64(7.0), f64(2.0))
+    assert float(kv_cache_bytes(mha, *args)) == 8.0 * float(kv_cache_bytes(gqa, *args))
+    for tp in (1.0, 2.0, 4.0, 8.0):
+        ratio = kv_bytes_per_token_per_gpu(mha, f64(tp), f64(2.0)) / kv_bytes_per_token_per_gpu(gqa, f64(tp), f64(2.0))
+        assert float(ratio) == 8.0
+
+
+@pytest.mark.parametrize("tp, heads", [(1, 8), (2, 4), (4, 2), (8, 1), (16, 1), (64, 1)])
+def test_kv_heads_split_then_replicated(tp, heads):
+    """8 KV heads over P GPUs: 8/P each while P <= 8, then one replicated head per GPU."""
+    model = specs.model(specs.LLAMA_70B)
+    assert float(kv_heads_per_gpu(model, f64(tp))) == heads
+    # Llama 3.3 70B, bf16: 2 * 80 layers * 128 * 2 bytes = 40,960 bytes per KV head per token.
+    assert float(kv_bytes_per_token_per_gpu(model, f64(tp), f64(2.0))) == heads * 40_960
+
+
+def _h100_70b(tp, batch=1, compute_dtype=0, input_len=2048, output_len=128, profile=ROOFLINE):
+    return evaluate(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100),
+                    specs.deployment(tp, batch, compute_dtype=compute_dtype),
+                    specs.workload(input_len, output_len), specs.profile(profile))
+
+
+def test_tp_not_dividing_heads_is_infeasible():
+    # 64 query heads: tp 4 divides them, tp 3 and tp 6 do not, though all three fit in memory.
+    assert bool(_h100_70b(4).feasible)
+    for tp in (3, 6):
+        out = _h100_70b(tp)
+        assert not bool(out.feasible)
+        assert float(out.max_batch) >= 1  # memory is not what fails
+        assert int(out.bottleneck) == 4  # "capacity": the code of a point that cannot run
+
+
+def test_weights_not_fitting_is_infeasible():
+    # The article: 141 GB of Llama 3.3 70B weights do not fit in one 80 GB H100.
+    out = _h100_70b(1)
+    assert not bool(out.feasible) and float(out.max_batch) == 0.0
+    assert math.isfinite(float(out.tpot_s))  # evaluate still reports times, as the article does
+
+
+def test_mask_infeasible_nans_every_timed_field_and_keeps_the_rest():
+    raw = _h100_70b(3)
+    masked = mask_infeasible(raw)
+    for name in TIMED_FIELDS:
+        assert math.isfinite(float(getattr(raw, name))), name
+        assert math.isnan(float(getattr(masked, name))), name
+    for name in set(raw._fields) - set(TIMED_FIELDS):
+        np.testing.assert_array_equal(np.asarray(getattr(masked, name)), np.asarray(getattr(raw, name)),
+                                      err_msg=name)
+    assert float(masked.params_total) == 70_553_706_496
+
+
+def test_mask_infeasible_keeps_feasible_points():
+    raw = _h100_70b(4)
+    masked = mask_infeasible(raw)
+    for name in raw._fields:
+        np.testing.assert_array_equal(np.asarray(getattr(masked, name)), np.asarray(getattr(raw, name)))
+
+
+def test_fp4_on_h100_has_no_peak_and_is_infeasible():
+    # H100 has no fp4 tensor path (NaN in the catalogue); bf16 (0) and fp8 (1) exist.
+    gpu = specs.gpu(specs.H100)
+    assert math.isnan(float(peak_flop_per_s(gpu, f64(3.0))))
+    assert float(peak_flop_per_s(gpu, f64(0.0))) == 989e12
+    assert float(peak_flop_per_s(gpu, f64(1.0))) == 1979e12
+    assert math.isnan(float(peak_flop_per_s(gpu, f64(7.0))))  # no such code
+    assert bool(_h100_70b(4, compute_dtype=1).feasible)
+    fp4 = _h100_70b(4, compute_dtype=3)
+    assert not bool(fp4.feasible)
+    assert math.isnan(float(mask_infeasible(fp4).tpot_s))
+
+
+def test_second_call_with_new_values_does_not_recompile():
+    """Optax-style: specs hold no static fields, so new values with the same shapes reuse the
+    compiled program. A Python side effect in the traced function counts traces."""
+    traces = []
+
+    @jax.jit
+    def point(model, gpu, dep, wl, profile):
+        traces.append(1)
+        return evaluate(model, gpu, dep, wl, profile)
+
+    first = point(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), specs.deployment(4, 8),
+                  specs.workload(2048, 128), specs.profile(ROOFLINE))
+    second = point(specs.model(LLAMA_31_8B), specs.gpu(dict(specs.H100, hbm_bytes_per_s=4.8e12)),
+                   specs.deployment(1, 32, w_bytes=1.0, compute_dtype=1, scenario=2), specs.workload(100, 7),
+                   specs.profile(specs.ARTICLE))
+    assert len(traces) == 1
+    assert point._cache_size() == 1
+    assert float(first.params_total) == 70_553_706_496
+    assert float(second.params_total) == 8_030_261_248  # the new values were used

@@ -1,0 +1,93 @@
+"""Hypothesis strategies for one design point, as the plain dicts ``tests/reference.py`` takes.
+
+Ranges are those of real hardware and real dense decoder-only models, widened a little so the
+edges (one layer, one head, zero overheads, an engine limit of one sequence) are reached too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+
+TP_VALUES = (1, 2, 4, 8, 16)
+
+
+def _pos(lo: float, hi: float) -> st.SearchStrategy[float]:
+    return st.floats(min_value=lo, max_value=hi, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def architectures(draw) -> dict:
+    """A dense decoder-only transformer: N query heads, K | N key/value heads, D a multiple of N."""
+    # Powers of two are drawn often so that tp divides the heads (and points can be feasible).
+    n_heads = draw(st.one_of(st.sampled_from([8, 16, 32, 64, 128]), st.integers(1, 128)))
+    n_kv_heads = draw(st.sampled_from([k for k in range(1, n_heads + 1) if n_heads % k == 0]))
+    return dict(
+        n_layers=draw(st.integers(1, 128)),
+        d_model=n_heads * draw(st.integers(8, 256)),
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        d_head=draw(st.integers(32, 256)),
+        d_ffn=draw(st.integers(64, 65536)),
+        vocab=draw(st.integers(256, 262144)),
+        tied_embeddings=draw(st.sampled_from([0, 1])),
+        qkv_bias=draw(st.sampled_from([0, 1])),
+    )
+
+
+@st.composite
+def gpus(draw) -> dict:
+    """An accelerator with every peak finite (datasheet ranges: L4 ... B200, 8 GB ... 512 GB)."""
+    bf16 = draw(_pos(20e12, 5e15))
+    return dict(
+        flop_per_s_bf16=bf16,
+        flop_per_s_fp8=bf16 * draw(_pos(1.0, 2.0)),
+        flop_per_s_int8=bf16 * draw(_pos(1.0, 2.0)),
+        flop_per_s_fp4=bf16 * draw(_pos(1.0, 4.0)),
+        hbm_bytes=draw(_pos(8e9, 512e9)),
+        hbm_bytes_per_s=draw(_pos(0.1e12, 8e12)),
+        link_bytes_per_s=draw(_pos(16e9, 1.8e12)),
+        network_bytes_per_s=draw(_pos(12.5e9, 100e9)),
+        gpus_per_node=draw(st.sampled_from([1, 2, 4, 8, 16, 72])),
+        n_sm=draw(st.integers(1, 304)),
+        tdp_w=draw(_pos(50.0, 1500.0)),
+        usd_per_hour=draw(_pos(0.1, 20.0)),
+    )
+
+
+@st.composite
+def profiles(draw) -> dict:
+    """An engine profile inside the physical ranges of ``grids.profiles.TERMS``."""
+    zero_or = lambda hi: st.one_of(st.just(0.0), _pos(0.0, hi))  # noqa: E731
+    return dict(
+        causal_attention=draw(st.sampled_from([0, 1])),
+        allreduce_volume_factor=draw(st.sampled_from([1, 2])),
+        reads_embedding=draw(st.sampled_from([0, 1])),
+        matmul_eff=draw(_pos(0.05, 1.0)),
+        matmul_tokens_half=draw(zero_or(1e5)),
+        attn_eff=draw(_pos(0.05, 1.0)),
+        weight_bw_eff=draw(_pos(0.05, 1.0)),
+        kv_bw_eff=draw(_pos(0.05, 1.0)),
+        kv_parallel_half=draw(zero_or(1e3)),
+        step_overhead_s=draw(zero_or(0.1)),
+        prefill_overhead_s=draw(zero_or(1.0)),
+        allreduce_latency_s=draw(zero_or(1e-3)),
+        mem_usable_frac=draw(_pos(0.05, 1.0)),
+        max_num_seqs=draw(st.one_of(st.just(math.inf), st.integers(1, 1024).map(float))),
+    )
+
+
+@st.composite
+def points(draw, max_output: int = 300) -> dict:
+    """One design point: architecture, GPU, profile, tp, batch, lengths and number formats.
+
+    ``output_len`` stays moderate because the reference loops over decode steps.
+    """
+    return dict(
+        m=draw(architectures()), g=draw(gpus()), p=draw(profiles()),
+        tp=draw(st.sampled_from(TP_VALUES)), batch=draw(st.integers(1, 512)),
+        input_len=draw(st.integers(1, 200_000)), output_len=draw(st.integers(1, max_output)),
+        w_bytes=draw(st.sampled_from([0.5, 1.0, 2.0])), kv_bytes=draw(st.sampled_from([1.0, 2.0])),
+        compute_dtype=draw(st.sampled_from([0, 1, 2, 3])),
+    )

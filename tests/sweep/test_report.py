@@ -1,0 +1,144 @@
+"""The HTML report (self-contained, best configurations, provenance), the plot/report/explore
+subcommands in process, and the explorer app's widgets (the browser tests are in tests/browser)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from grids.errors import SpecError
+from sweep.api import compute, run_sweep
+from sweep.cli_plots import KIND_NAMES, add_commands, parse_selection
+from sweep.plots import KINDS
+from sweep.report import best_table, build_report, write_report
+from tests.sweep.plot_fixtures import small_spec
+
+EXTERNAL = re.compile(r"<(script|link|img|iframe)[^>]*(src|href)\s*=", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return compute(small_spec())
+
+
+@pytest.fixture(scope="module")
+def page(ds):
+    return build_report(ds)
+
+
+def test_report_is_self_contained(page):
+    assert EXTERNAL.search(page) is None, "the report must load nothing: every resource inlined"
+    assert "Bokeh" in page  # BokehJS itself is inlined (its code mentions CDN URLs it never loads here:
+    # tests/browser checks that the page makes no network request at all)
+
+
+def test_report_has_every_figure_the_table_and_provenance(ds, page):
+    for kind in KINDS:
+        assert f'data-kind="{kind}"' in page
+    assert "Not drawn" not in page
+    assert "cost per million output tokens<br>($/Mtok)" in page and "time to first token<br>(ms)" in page
+    for key in ("engine_version", "git_commit", "jax_version", "sweep_spec", "catalogue_hashes", "created_utc"):
+        assert f">{key}<" in page
+    assert ds.attrs["git_commit"] in page
+
+
+def test_best_table_meets_the_targets(ds):
+    table = best_table(ds)
+    assert len(table) > 0
+    assert (table["user_tok_s"] >= 30).all() and (table["ttft_s"] <= 1).all()
+    assert set(table.columns) >= {"model", "input_len", "output_len", "gpu", "tp", "batch", "usd_per_mtok_output"}
+
+
+def test_report_says_when_nothing_meets_the_targets(ds, monkeypatch):
+    import sweep.report
+
+    monkeypatch.setattr(sweep.report, "TARGETS", ("user_tok_s>=1e9", "ttft_s<=1"))
+    monkeypatch.setattr(sweep.report.best_table, "__defaults__", (sweep.report.TARGETS,))
+    assert "No configuration meets the targets" in build_report(ds)
+
+
+def test_write_report_from_a_store(tmp_path):
+    store = run_sweep(small_spec(), tmp_path / "small.zarr", progress=False)
+    out = write_report(store, tmp_path / "report.html")
+    assert out.stat().st_size > 500_000 and "plots-small" in out.read_text()
+    with pytest.raises(SpecError, match="no such store"):
+        write_report(tmp_path / "missing.zarr", tmp_path / "r.html")
+    with pytest.raises(SpecError, match=r"\.html"):
+        write_report(store, tmp_path / "report.pdf")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweep")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_kinds_match_the_plot_module():
+    assert KIND_NAMES == tuple(KINDS)
+
+
+def test_cli_plot_writes_png_and_html(tmp_path, capsys):
+    store = run_sweep(small_spec(), tmp_path / "small.zarr", progress=False)
+    for name in ("roofline.png", "roofline.html"):
+        args = _parser().parse_args(["plot", str(store), "roofline", "--sel", "model=llama-3.3-70b",
+                                     "--sel", "gpu=h100-sxm", "-o", str(tmp_path / name)])
+        assert args.func(args) == 0
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert "roofline ->" in capsys.readouterr().out
+
+
+def test_cli_bad_input_raises_spec_error(tmp_path):
+    parser = _parser()
+    with pytest.raises(SpecError, match="DIM=VALUE"):
+        parse_selection(["gpu"])
+    with pytest.raises(SpecError, match="given twice"):
+        parse_selection(["gpu=h200", "gpu=b200"])
+    args = parser.parse_args(["plot", str(tmp_path / "none.zarr"), "roofline", "-o", str(tmp_path / "x.svg")])
+    with pytest.raises(SpecError, match=r"\.html or \.png"):
+        args.func(args)
+    args = parser.parse_args(["plot", str(tmp_path / "none.zarr"), "roofline", "-o", str(tmp_path / "x.png")])
+    with pytest.raises(SpecError, match="no such store"):
+        args.func(args)
+    args = parser.parse_args(["explore", str(tmp_path / "none.zarr"), "--port", "0"])
+    with pytest.raises(SpecError, match="port"):
+        args.func(args)
+    with pytest.raises(SystemExit) as exit_info:  # argparse: unknown kind
+        parser.parse_args(["plot", "store.zarr", "pie-chart", "-o", "x.png"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_help_texts(capsys):
+    for command in ("plot", "report", "explore"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args([command, "--help"])
+        out = capsys.readouterr().out
+        assert "usage: sweep " + command in out
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["plot", "--help"])
+    out = capsys.readouterr().out
+    assert all(kind in out for kind in KIND_NAMES)
+
+
+def test_explorer_widgets(ds):
+    """A widget for every dimension not on the axes, a variable chooser, log toggles; changing the
+    x axis hides that dimension's widget and shows the previous one."""
+    import panel as pn
+
+    from sweep.explore import app, caption, figure
+
+    root = app(ds)
+    widgets = {caption(w): w for w in root.select(pn.widgets.Widget)}
+    assert {"variable", "x axis", "one line per", "log x axis", "log y axis"} <= set(widgets)
+    dims = {name.split(" ")[0]: w for name, w in widgets.items() if name.split(" ")[0] in ds.dims}
+    assert set(dims) == set(ds.dims)
+    assert not dims["batch"].visible and not dims["tp"].visible and dims["gpu"].visible
+    widgets["x axis"].value = "input_len"
+    assert dims["batch"].visible and not dims["input_len"].visible
+    fig = figure(ds, "ttft_s", "input_len", "model", True, True, {"gpu": "h100-sxm", "tp": 4, "batch": 1,
+                                                                    "output_len": 300})
+    import holoviews as hv
+
+    model = hv.render(fig, backend="bokeh")
+    assert model.yaxis[0].axis_label == "time to first token (ms)"
