@@ -22,6 +22,7 @@ demo: $(STAMP)
 	    --where 'user_tok_s>=30' --best usd_per_mtok_output --over tp,batch
 
 test: $(STAMP)
+	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/python -m pytest
 
 clean:
