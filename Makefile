@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/sweep explain --model llama-3.3-70b --gpu h100-sxm --tp 4 --batch 1 --input 2048 --output 300 --convention article
 	$(VENV)/bin/sweep run article-70b -o outputs/article-70b.zarr --overwrite
+	$(VENV)/bin/sweep report outputs/article-70b.zarr -o outputs/article-70b-report.html
 	$(VENV)/bin/sweep show outputs/article-70b.zarr
-	$(VENV)/bin/sweep query outputs/article-70b.zarr --sel profile=roofline --sel input_len=2048 --sel output_len=300 \
+	$(VENV)/bin/sweep query outputs/article-70b.zarr --sel profile=vllm-h100 --sel input_len=2048 --sel output_len=300 \
 	    --where 'user_tok_s>=30' --best usd_per_mtok_output --over tp,batch
 
 test: $(STAMP)

@@ -211,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
 
     from sweep.cli_calibrate import add_commands as add_calibration
+    from sweep.cli_plots import add_commands as add_plots
     add_calibration(sub)
+    add_plots(sub)
     return parser
 
 

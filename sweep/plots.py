@@ -195,7 +195,7 @@ def prefill_share(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     parts = []
     for i, out in enumerate(sub["output_len"].values):
         frame = pd.DataFrame({"input_len": prompt, "share": share.sel(output_len=out).values})
-        name = f"{int(out):,} output tokens"
+        name = f"{int(out):,} output token{'' if int(out) == 1 else 's'}"
         parts += [curve(frame, x_dim, y_dim, name, color(i)), scatter(frame, x_dim, y_dim, name, color(i), size=6)]
     return finish(hv.Overlay(parts), "Share of request time spent in prefill", picked, x_dim.label,
                   y_dim.label, logx=True, xticks=log2_ticks(prompt), ylim=(0, 105), legend="right")
@@ -344,9 +344,9 @@ def roofline(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
             keep.append(j)
             last = value
     shown = shown.iloc[keep]
-    text = pd.DataFrame({"ai": shown["ai"] * 1.3, "tflops": np.minimum(peak, shown["ai"] * bw) / 1e12 / 1.5,
-                         "t": [f"B={b:,.0f}" for b in shown["b"]]})
-    parts.append(labels(text, ["ai", "tflops"], "t", size=8, color=color(1), align="left"))
+    text = pd.DataFrame({"ai": shown["ai"] / 1.25, "tflops": np.minimum(peak, shown["ai"] * bw) / 1e12 * 1.5,
+                         "t": [f"B={b:,.0f}" for b in shown["b"]]})  # above-left: the empty side of the roof
+    parts.append(labels(text, ["ai", "tflops"], "t", size=8, color=color(1), align="right"))
     fig = hv.Overlay(parts) * _vline(ridge, f"ridge {ridge:,.0f} FLOP/byte", peak / 1e12 / 30)
     return finish(fig, f"Roofline of {gpu['name']} ({dtype})",
                   picked, x_dim.label, y_dim.label, logx=True, logy=True, legend="right")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("SWEEP_CHROMIUM", "/usr/bin/chromium"))
+"""Debian's chromium; SWEEP_CHROMIUM names another Chromium binary."""
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUTPUTS = Path(__file__).resolve().parents[2] / "outputs"

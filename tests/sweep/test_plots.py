@@ -157,7 +157,7 @@ def test_roofline_ridge_and_phases(ds):
 def test_prefill_share_is_a_percentage(ds):
     fig = plot(ds, "prefill-share", {"model": "llama-3.1-8b"})
     lines = {c.label: c.dimension_values(1) for c in _elements(fig, hv.Curve)}
-    assert np.allclose(lines["1 output tokens"], 100.0)  # no decode step: all time is prefill
+    assert np.allclose(lines["1 output token"], 100.0)  # no decode step: all time is prefill
     later = lines["300 output tokens"]
     assert np.all((later > 0) & (later < 100)) and np.all(np.diff(later) > 0)  # longer prompts: more prefill
 
