@@ -29,7 +29,7 @@ from grids.sweeps import SweepSpec, validate
 from sweep import reference
 from sweep.engine import make_plan
 
-IN_MEMORY_CHUNKS = 6
+IN_MEMORY_CHUNKS = 12
 
 
 def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, Any]:
