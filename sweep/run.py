@@ -33,6 +33,17 @@ def run_sweep(spec: SweepSpec | str, out: str | Path | None = None, *, overwrite
     """
     spec = load_sweep(spec) if isinstance(spec, str) else spec
     url = store.location(out) if out is not None else default_store(spec)
+    if scheduler is None:
+        return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
+    from sweep.distributed import client_for, warm_workers
+
+    with client_for(scheduler) as client:
+        warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
+        return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
+
+
+def _run(spec: SweepSpec, url: str, overwrite: bool, progress: bool, chunk_points: int | None,
+         max_chunks: int | None, client) -> str:
     plan = make_plan(spec, chunk_points)
     if store.create(url, plan, overwrite) == "complete":
         return url
@@ -41,13 +52,12 @@ def run_sweep(spec: SweepSpec | str, out: str | Path | None = None, *, overwrite
     points = sum(math.prod(s.stop - s.start for s in plan.region(c)) for c in todo)
     bar = tqdm(total=points, unit="pt", unit_scale=True, disable=not progress, smoothing=0.1,
                desc=f"{spec.name} ({len(todo)} of {plan.n_chunks} chunks)")
-    if scheduler is None:
+    if client is None:
         _run_in_process(plan, url, todo, bar)
     else:
-        from sweep.distributed import client_for, run_chunks
+        from sweep.distributed import run_chunks
 
-        with client_for(scheduler) as client:
-            run_chunks(client, spec, url, chunk_points, todo, bar)
+        run_chunks(client, spec, url, chunk_points, todo, bar)
     bar.close()
     if store.done_chunks(url).all():
         store.finish(url)
