@@ -28,8 +28,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     free = tuple(t for t in args.free.split(",") if t) if args.free else FREE_TERMS
     out = Path(args.output)
     name = args.name or out.stem
-    command = "sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sweep") else \
-        "sweep calibrate " + " ".join(shlex.quote(a) for a in args.files)
+    command = "sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # recorded in the profile
     result = calibrate(rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}",
                        command)
     if args.json:

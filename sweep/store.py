@@ -20,7 +20,7 @@ from zarr.codecs import BloscCodec
 
 from grids.errors import SpecError
 from sweep.engine import STORED, Plan, params_by_model
-from sweep.provenance import provenance
+from sweep.provenance import provenance, spec_identity
 from sweep.schema import BOTTLENECK_ATTRS, COORDS, VARIABLES
 
 PROGRESS = "_progress/chunk_done"
@@ -92,7 +92,7 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
             attrs = dict(zarr.open_group(url, mode="r").attrs)
         except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError):
             raise SpecError(f"{url}: exists and is not a sweep store; choose another -o or pass --overwrite") from None
-        if attrs.get("spec_identity") != template_identity(plan):
+        if attrs.get("spec_identity") != spec_identity(plan.spec, plan.chunks):
             raise SpecError(f"{url}: holds a different sweep (spec, catalogue or chunking changed); "
                             "pass --overwrite to replace it")
         return "complete" if attrs.get("sweep_complete") else "resume"
@@ -103,11 +103,6 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
     root = zarr.open_group(url, mode="r+")
     root.create_array(PROGRESS, shape=plan.grid, chunks=(1,) * len(plan.grid), dtype=bool, fill_value=False)
     return "new"
-
-
-def template_identity(plan: Plan) -> str:
-    from sweep.provenance import spec_identity
-    return spec_identity(plan.spec, plan.chunks)
 
 
 def done_chunks(path: str | Path) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 
 from grids.errors import SpecError
 from grids.profiles import TERMS, load_profile, write_profile
-from sweep.calibrate import FIT_BOUNDS, FREE_TERMS, errors, fit
+from sweep.calibrate import FIT_BOUNDS, errors, fit
 from sweep.measurements import Measurement, load_measurements
 from sweep.predict import build_points, predict
 
@@ -104,6 +104,3 @@ def calibrate(rows: list[Measurement], base: str, free: tuple[str, ...], out: Pa
             "at_bound": at_bound, "mape": overall["mape"], "max_abs_pct_error": overall["max_abs_pct_error"],
             "files": per_file}
 
-
-def default_free() -> tuple[str, ...]:
-    return FREE_TERMS
