@@ -76,15 +76,17 @@ def reference_rate(spec: SweepSpec, samples: int, seed: int = 0) -> float:
     return samples / (time.perf_counter() - start)
 
 
-def end_to_end(spec_raw: dict[str, Any]) -> dict[str, float]:
-    """``sweep run`` of the spec in a fresh process: wall time, its peak RSS, store bytes."""
+def end_to_end(spec_raw: dict[str, Any], scheduler: str | None = None) -> dict[str, float]:
+    """``sweep run`` of the spec in a fresh process (with ``--scheduler`` if given): wall time,
+    peak RSS of that process (not of Dask workers), store bytes."""
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         spec_path, store_path = Path(tmp) / "bench.toml", Path(tmp) / "bench.zarr"
         spec_path.write_text(_to_toml(spec_raw))
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(spec_path), "-o", str(store_path), "-q"],
-                       check=True, stdout=subprocess.DEVNULL)
+        extra = ["--scheduler", scheduler] if scheduler else []
+        subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(spec_path), "-o", str(store_path), "-q",
+                        *extra], check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         size = sum(f.stat().st_size for f in store_path.rglob("*") if f.is_file())
@@ -105,8 +107,9 @@ def _to_toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_bench(min_points: float = 1e8, reference_samples: int = 40) -> dict[str, float]:
-    """All three measurements; the end-to-end grid is sized to at least ``min_points``."""
+def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: str | None = None) -> dict[str, float]:
+    """All three measurements; the end-to-end grid is sized to at least ``min_points``. With
+    ``scheduler`` the same end-to-end sweep also runs on Dask and the ratio of wall times is given."""
     per_output = math.prod(len(v) if isinstance(v, list) else v["num"]
                            for k, v in bench_spec(1)["axes"].items() if k != "output_len")
     raw = bench_spec(max(1, math.ceil(min_points / per_output)))
@@ -114,6 +117,10 @@ def run_bench(min_points: float = 1e8, reference_samples: int = 40) -> dict[str,
     rate = in_memory_rate(spec)
     e2e = end_to_end(raw)
     ref = reference_rate(spec, reference_samples)
-    return {"in_memory_points_per_s": rate, "end_to_end_points": float(spec.n_points), **e2e,
-            "reference_points_per_s": ref, "speedup_vs_reference": rate / ref,
-            "cpu_count": float(os.cpu_count() or 0)}
+    out = {"in_memory_points_per_s": rate, "end_to_end_points": float(spec.n_points), **e2e,
+           "reference_points_per_s": ref, "speedup_vs_reference": rate / ref,
+           "cpu_count": float(os.cpu_count() or 0)}
+    if scheduler:
+        dask_s = end_to_end(raw, scheduler)["end_to_end_s"]
+        out.update(dask_end_to_end_s=dask_s, dask_over_single_process=dask_s / e2e["end_to_end_s"])
+    return out

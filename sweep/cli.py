@@ -107,7 +107,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from sweep.bench import run_bench
 
-    result = run_bench(min_points=args.points)
+    result = run_bench(min_points=args.points, scheduler=args.scheduler)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -117,6 +117,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
           f"{result['peak_rss_bytes'] / 1e9:.2f} GB, store {result['store_bytes'] / 1e9:.2f} GB")
     print(f"reference:     {result['reference_points_per_s']:.3g} points/s (pure Python, decode loop); "
           f"speedup {result['speedup_vs_reference']:.3g}x")
+    if args.scheduler:
+        print(f"dask:          the same sweep with --scheduler {args.scheduler} in {result['dask_end_to_end_s']:.1f} s, "
+              f"{result['dask_over_single_process']:.2f}x the single-process time")
     return 0
 
 
@@ -207,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "store (deleted afterwards), (c) points/s of the pure-Python reference and "
                                    "the speedup. GB here means 1e9 bytes.")
     p.add_argument("--points", type=float, default=1e8, help="minimum points of the end-to-end sweep (default 1e8)")
+    p.add_argument("--scheduler", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                   help="also run the end-to-end sweep on Dask and report its wall time over the single-process one")
     p.add_argument("--json", action="store_true", help="print one JSON object (SI units)")
     p.set_defaults(func=_cmd_bench)
 
