@@ -10,7 +10,8 @@ tp = [1, 2, 4, 8]
 batch = { start = 1, stop = 512, num = 10, scale = "log" }   # geometric range, rounded
 input_len = { start = 1024, stop = 8192, step = 1024 }      # linear range, stop included
 output_len = [300]
-weight_dtype = ["bf16", "fp8"]       # optional further axes: weight_dtype, kv_dtype, profile, scenario
+weight_dtype = ["bf16", "fp8"]       # optional further axes: weight_dtype, kv_dtype, compute_dtype, profile,
+                                     # scenario (number formats: grids/dtypes.toml)
 [fixed]                              # values of optional axes that are not swept
 profile = "roofline"
 [engine]
@@ -31,20 +32,27 @@ import numpy as np
 
 from grids._values import read_toml
 from grids.errors import SpecError
+from grids.dtypes import kv_dtypes, weight_dtypes
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
+from kernels.specs import COMPUTE_DTYPES
 
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
 
 REQUIRED_AXES = ("model", "gpu", "tp", "batch", "input_len", "output_len")
-OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "profile", "scenario")
+OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "compute_dtype", "profile", "scenario")
 NUMERIC_AXES = ("tp", "batch", "input_len", "output_len")
-DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "profile": "roofline", "scenario": "static"}
+DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "compute_dtype": "auto", "profile": "roofline",
+            "scenario": "static"}
 SCENARIOS = ("static", "concurrency", "max_throughput")  # kernels.scenarios.SCENARIOS
 
-DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
-"""Storage width of a weight or KV number format [byte]."""
+DTYPE_BYTES = weight_dtypes()
+"""Storage width of a weight number format, scale overhead included [byte] (grids/dtypes.toml)."""
+KV_DTYPE_BYTES = kv_dtypes()
+"""Storage width of a KV-cache number format [byte]."""
+COMPUTE_NAMES = ("auto",) + COMPUTE_DTYPES
+"""compute_dtype values: auto (the weight format's default, grids/dtypes.toml) or a precision."""
 
 TOP_KEYS = {"name", "description", "axes", "fixed", "engine"}
 ENGINE_KEYS = {"chunk_points": 2_000_000, "precision": "float32"}
@@ -141,9 +149,14 @@ def _check_gpu(gpus: dict) -> Any:
     return check
 
 
-def _check_dtype(where: str, name: str) -> None:
-    if name not in DTYPE_BYTES:
-        raise SpecError(f"{where}: unknown number format '{name}'; expected one of: {', '.join(DTYPE_BYTES)}")
+def _check_names(kind: str, names: Any) -> Any:
+    def check(where: str, name: str) -> None:
+        if name not in names:
+            raise SpecError(f"{where}: unknown {kind} '{name}'; expected one of: {', '.join(names)}")
+    return check
+
+
+_check_dtype = _check_names("number format", DTYPE_BYTES)
 
 
 def _check_scenario(where: str, name: str) -> None:
@@ -198,7 +211,9 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
 
     gpus = load_gpus()
     checks = {"model": _check_model, "gpu": _check_gpu(gpus), "weight_dtype": _check_dtype,
-              "kv_dtype": _check_dtype, "profile": _check_profile, "scenario": _check_scenario}
+              "kv_dtype": _check_names("KV-cache number format", KV_DTYPE_BYTES),
+              "compute_dtype": _check_names("compute precision", COMPUTE_NAMES),
+              "profile": _check_profile, "scenario": _check_scenario}
     axes: dict[str, list[Any]] = {}
     for dim in REQUIRED_AXES + OPTIONAL_AXES:
         if dim not in axes_raw:

@@ -1,7 +1,9 @@
 """Memory: KV-cache size, what fits on the GPUs, and the largest batch that fits.
 
 Reference: the article "LLM inference economics from first principles", section "KV cache";
-Llama 3.3 70B in bf16 holds 671,088,640 bytes of KV cache per 2048-token sequence.
+Llama 3.3 70B in bf16 holds 671,088,640 bytes of KV cache per 2048-token sequence. MLA caches
+one latent of c + r values per token and layer (DeepSeek-V3 report, arXiv:2412.19437, eq. 1-5):
+61 x (512 + 64) x 2 = 70,272 bytes per token in bf16.
 """
 
 from __future__ import annotations
@@ -11,18 +13,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from kernels._types import BoolScalar, Scalar
-from kernels.params import weight_bytes
+from kernels.params import is_mla, weight_bytes
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
-
-
-def kv_cache_bytes(model: ModelSpec, seq_len: Scalar, batch: Scalar,
-                   kv_bytes_per_elem: Scalar) -> Scalar:
-    """Bytes of K and V cache held for ``batch`` sequences of ``seq_len`` tokens [byte].
-
-    M_kv = 2 * L * K * H * T * B * b_kv        (one K and one V per layer)
-    """
-    return (2.0 * model.n_layers * model.n_kv_heads * model.d_head
-            * seq_len * batch * kv_bytes_per_elem)
 
 
 def kv_heads_per_gpu(model: ModelSpec, tp: Scalar) -> Scalar:
@@ -30,19 +22,56 @@ def kv_heads_per_gpu(model: ModelSpec, tp: Scalar) -> Scalar:
     return jnp.ceil(model.n_kv_heads / tp)
 
 
-def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Scalar) -> Scalar:
-    """KV-cache bytes one token adds on each GPU of a tensor-parallel group [byte/token].
+def kv_elems_per_token_per_layer(model: ModelSpec, tp: Scalar) -> Scalar:
+    """Cached values one token adds to one layer on each GPU [1].
 
-    m_kv = 2 * L * ceil(K / P) * H * b_kv
+    e_kv = 2 ceil(K / P) H (one K and one V per KV head), or c + r for MLA: the latent and the
+    RoPE key are shared by all heads, so tensor parallelism replicates them on every GPU.
     """
-    return 2.0 * model.n_layers * kv_heads_per_gpu(model, tp) * model.d_head * kv_bytes_per_elem
+    return jnp.where(is_mla(model), model.kv_lora_rank + model.qk_rope_head_dim,
+                     2.0 * kv_heads_per_gpu(model, tp) * model.d_head)
+
+
+def cached_layer_tokens(model: ModelSpec, seq_len: Scalar) -> Scalar:
+    """Tokens held in the KV cache of a sequence of T tokens, summed over layers [token].
+
+    (L - L_w) T + L_w min(T, W): a sliding-window layer keeps only its last W tokens.
+    """
+    full = model.n_layers - model.n_window_layers
+    return full * seq_len + model.n_window_layers * jnp.minimum(seq_len, model.window)
+
+
+def kv_cache_bytes(model: ModelSpec, seq_len: Scalar, batch: Scalar,
+                   kv_bytes_per_elem: Scalar) -> Scalar:
+    """Bytes of K and V cache held for ``batch`` sequences of ``seq_len`` tokens, all GPUs [byte].
+
+    M_kv = e_kv(1) * b_kv * ((L - L_w) T + L_w min(T, W)) * B;  dense: 2 * L * K * H * T * B * b_kv
+    """
+    return (kv_elems_per_token_per_layer(model, jnp.ones_like(seq_len)) * kv_bytes_per_elem
+            * cached_layer_tokens(model, seq_len) * batch)
+
+
+def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Scalar) -> Scalar:
+    """KV-cache bytes one token adds on each GPU while the context is shorter than any window
+    [byte/token].
+
+    m_kv = L * e_kv(P) * b_kv;  dense: 2 * L * ceil(K / P) * H * b_kv
+    """
+    return model.n_layers * kv_elems_per_token_per_layer(model, tp) * kv_bytes_per_elem
+
+
+def kv_bytes_per_seq_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Scalar,
+                             seq_len: Scalar) -> Scalar:
+    """KV-cache bytes of one sequence of T tokens on each GPU [byte]: e_kv(P) b_kv cached_layer_tokens."""
+    return kv_elems_per_token_per_layer(model, tp) * kv_bytes_per_elem * cached_layer_tokens(model, seq_len)
 
 
 class MemoryPlan(NamedTuple):
     """Where one GPU's memory goes, for sequences of T = input_len + output_len tokens."""
 
     weight_bytes_per_gpu: Scalar  # M_w / P [byte]
-    kv_bytes_per_token_per_gpu: Scalar  # m_kv [byte/token]
+    kv_bytes_per_token_per_gpu: Scalar  # m_kv, inside every window [byte/token]
+    kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens [byte]
     kv_budget_bytes_per_gpu: Scalar  # u * M_gpu - M_w / P, may be negative [byte]
     max_batch: Scalar  # sequences of T tokens that fit, capped by the engine's limit [sequence]
     weights_fit: BoolScalar  # the weights alone fit in usable memory
@@ -52,14 +81,15 @@ def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
                 seq_len: Scalar) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 
-    B_max = min( floor((u * M_gpu - M_w / P) / (m_kv * T)), B_engine )
+    B_max = min( floor((u * M_gpu - M_w / P) / M_seq(T)), B_engine )
 
     u is the usable fraction of device memory (``mem_usable_frac``), B_engine the engine's limit
-    on sequences in flight (``max_num_seqs``). The article: on 2 x H100 the 141 GB of Llama 3.3 70B
-    fill 88% of memory and leave 19 GB for KV cache.
+    on sequences in flight (``max_num_seqs``), M_seq(T) one sequence's KV cache per GPU. The
+    article: on 2 x H100 the 141 GB of Llama 3.3 70B fill 88% of memory and leave 19 GB for KV cache.
     """
     w = weight_bytes(model, dep.weight_bytes_per_elem) / dep.tp
     m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
+    m_seq = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, seq_len)
     budget = profile.mem_usable_frac * gpu.hbm_bytes - w
-    fit = jnp.floor(jnp.maximum(budget, 0.0) / (m_kv * seq_len))
-    return MemoryPlan(w, m_kv, budget, jnp.minimum(fit, profile.max_num_seqs), budget > 0.0)
+    fit = jnp.floor(jnp.maximum(budget, 0.0) / m_seq)
+    return MemoryPlan(w, m_kv, m_seq, budget, jnp.minimum(fit, profile.max_num_seqs), budget > 0.0)

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from kernels._types import Scalar
 from kernels.comm import allreduce_time
 from kernels.flops import pass_flops, prefill_flops
-from kernels.memory import kv_bytes_per_token_per_gpu, kv_heads_per_gpu
-from kernels.params import streamed_params
+from kernels.memory import kv_bytes_per_seq_per_gpu, kv_elems_per_token_per_layer, kv_heads_per_gpu
+from kernels.params import all_streamed_params, idle_expert_params, idle_experts
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 BOTTLENECKS = ("compute", "memory", "communication", "overhead", "capacity")
@@ -67,10 +67,18 @@ def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scal
                      overhead_s + jnp.maximum(compute_s, memory_s) + comm_s)
 
 
-def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> Scalar:
-    """Time for each GPU to stream its share of the weights once [s]: P_read b_w / P / (e_w W_hbm)."""
-    per_gpu = streamed_params(model, profile.reads_embedding) * dep.weight_bytes_per_elem / dep.tp
-    return per_gpu / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
+def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
+                  tokens: Scalar | None = None, idle: Scalar | None = None) -> Scalar:
+    """Time for each GPU to stream its share of the weights a step over ``tokens`` tokens uses [s]:
+    P_read(n) b_w / P / (e_w W_hbm); for MoE only the experts the tokens touch are read.
+    ``tokens`` defaults to the batch (a decode step); a dense model reads all weights whatever n.
+    ``idle``, if given, is E_idle(n) computed by the caller (``kernels.params.idle_experts``)."""
+    tokens = dep.batch if tokens is None else tokens
+    idle = idle_experts(model, tokens) if idle is None else idle
+    s_per_param = dep.weight_bytes_per_elem / dep.tp / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
+    # Split so that only the idle experts' term depends on the tokens (a sweep's batch axis).
+    return (all_streamed_params(model, profile.reads_embedding) * s_per_param
+            - idle_expert_params(model) * s_per_param * idle)
 
 
 class PrefillTerms(NamedTuple):
@@ -78,7 +86,7 @@ class PrefillTerms(NamedTuple):
 
     compute_0_s: Scalar  # thin-matrix intercept of the weight matmuls (zero without the penalty) [s]
     compute_per_prompt_s: Scalar  # math time of one more prompt [s]
-    memory_0_s: Scalar  # weight read, once per pass [s]
+    memory_0_s: Scalar  # weight read, once per pass (MoE: the experts one prompt touches) [s]
     memory_per_prompt_s: Scalar  # writing one prompt's KV cache [s]
     comm_0_s: Scalar  # all-reduce latencies, once per pass [s]
     comm_per_prompt_s: Scalar  # all-reduce bandwidth time of one prompt's activations [s]
@@ -90,19 +98,21 @@ def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     """Prefill of k prompts of I tokens, split over P GPUs.
 
     T_math(k) = [ F_d (k I + n_half) / (I e_mm) + k F_attn / e_attn ] / (P * peak)
-    T_mem(k)  = weight read + k I m_kv / (e_kv W_hbm)        (the KV cache is written once)
+    T_mem(k)  = weight read + k M_seq(I) / (e_kv W_hbm)        (the KV cache is written once)
 
     F_d = F_w + F_head + F_elem per prompt. The weight matmuls of k prompts run at
     e_mm(k I) = e_mm k I / (k I + n_half), so their time k F_d / e_mm(k I) is exactly affine in k.
+    For MoE the weight read counts the experts the I tokens of one prompt touch: exact for one
+    prompt, a bound from below for k (almost every expert, once k I >> E / k).
     """
     f = prefill_flops(model, wl.input_len, profile.causal_attention)
     peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
     dense = (f.weights + f.lm_head + f.elementwise) / profile.matmul_eff
-    kv_write = wl.input_len * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
+    kv_write = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len)
     comm = allreduce_time(model, gpu, dep, profile, wl.input_len)
     return PrefillTerms(dense * profile.matmul_tokens_half / (wl.input_len * peak),
                         (dense + f.attention / profile.attn_eff) / peak,
-                        weight_read_s(model, gpu, dep, profile),
+                        weight_read_s(model, gpu, dep, profile, wl.input_len),
                         kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
                         comm.latency_s, comm.bandwidth_s, profile.prefill_overhead_s)
 
@@ -133,45 +143,81 @@ def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
 
 
 class DecodeStep(NamedTuple):
-    """One decode step's terms as affine functions of the context T: x(T) = x_0 + x_per_token T."""
+    """One decode step's terms as functions of the context T, affine in T and in T_w = min(T, W):
+    x(T) = x_0 + x_per_token T + x_per_window_token min(T, W)."""
 
-    compute_0_s: Scalar  # math time of the weight matmuls, LM head and elementwise ops [s]
-    compute_per_token_s: Scalar  # math time added per cached token (attention) [s/token]
-    memory_0_s: Scalar  # weight read time [s]
-    memory_per_token_s: Scalar  # KV read time added per cached token [s/token]
+    compute_0_s: Scalar  # math time of the weight matmuls, LM head, elementwise ops, own key [s]
+    compute_per_token_s: Scalar  # math time added per cached token, full-attention layers [s/token]
+    memory_0_s: Scalar  # weight read time (MoE: the experts the batch touches) [s]
+    memory_per_token_s: Scalar  # KV read time added per cached token, full-attention layers [s/token]
     comm_s: Scalar  # all-reduces [s]
     overhead_s: Scalar  # fixed per-step cost [s]
+    compute_per_window_token_s: Scalar  # math time per cached token in the window layers [s/token]
+    memory_per_window_token_s: Scalar  # KV read time per cached token in the window layers [s/token]
+    window: Scalar  # W, where the window layers stop growing [token]
 
 
 def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
-                profile: EngineProfile) -> DecodeStep:
+                profile: EngineProfile, idle: Scalar | None = None) -> DecodeStep:
     """One decode step: B sequences each add one token after T cached tokens.
 
-    T_math(T) = B * [ (F_w + F_head + F_elem) / e_mm(B) + (T + 1) f_attn / e_attn ] / (P * peak)
-    T_mem(T)  = weight read + B T m_kv / (e_kv(B) W_hbm)
+    T_math(T) = B * [ (F_w + F_head + F_elem) / e_mm(B) + (A_f (T + 1) + A_w (min(T, W) + 1)) / e_attn ] / (P * peak)
+    T_mem(T)  = weight read(B) + B e_kv b_kv ((L - L_w) T + L_w min(T, W)) / (e_kv(B) W_hbm)
 
-    f_attn is the attention cost of one (query, key) pair, so both terms are affine in T with
-    slopes computed directly (never by differencing, which float32 cannot resolve).
+    A_f, A_w are the attention FLOPs of one (query, key) pair summed over the full and the window
+    layers, so every slope is computed directly (never by differencing, which float32 cannot
+    resolve). MLA attends in the latent space (weight absorption) during decode. ``idle``: the
+    MoE experts the batch leaves unused, if the caller has them (``weight_read_s``).
     """
     peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
     one, zero = jnp.ones_like(dep.batch), jnp.zeros_like(dep.batch)
-    dense = pass_flops(model, one, zero, one)
-    per_pair = pass_flops(model, zero, one, zero).attention
+    dense = pass_flops(model, one, zero, zero, one, one)
+    per_pair = pass_flops(model, zero, one, zero, zero, one).attention
+    per_window_pair = pass_flops(model, zero, zero, one, zero, one).attention
     dense_s = dep.batch * (dense.weights + dense.lm_head + dense.elementwise) / (
         matmul_efficiency(profile, dep.batch) * peak)
-    per_token_s = dep.batch * per_pair / (profile.attn_eff * peak)
+    attn_peak = profile.attn_eff * peak
+    per_token_s = dep.batch * per_pair / attn_peak
+    per_window_token_s = dep.batch * per_window_pair / attn_peak
     kv_bw = gpu.hbm_bytes_per_s * kv_read_efficiency(model, gpu, dep, profile)
-    kv_per_token_s = dep.batch * kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / kv_bw
+    kv_layer_token = dep.batch * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
+    full_layers = model.n_layers - model.n_window_layers
     comm = allreduce_time(model, gpu, dep, profile, dep.batch).total_s
-    return DecodeStep(dense_s + per_token_s, per_token_s, weight_read_s(model, gpu, dep, profile),
-                      kv_per_token_s, comm, profile.step_overhead_s)
+    return DecodeStep(dense_s + per_token_s + per_window_token_s, per_token_s,
+                      weight_read_s(model, gpu, dep, profile, dep.batch, idle),
+                      full_layers * kv_layer_token / kv_bw, comm, profile.step_overhead_s,
+                      per_window_token_s, model.n_window_layers * kv_layer_token / kv_bw, model.window)
+
+
+def _step_phase(step: DecodeStep, context_len: Scalar, window_context: Scalar) -> PhaseTime:
+    return _phase(step.compute_0_s + step.compute_per_token_s * context_len
+                  + step.compute_per_window_token_s * window_context,
+                  step.memory_0_s + step.memory_per_token_s * context_len
+                  + step.memory_per_window_token_s * window_context,
+                  step.comm_s, step.overhead_s)
 
 
 def decode_step_time(step: DecodeStep, context_len: Scalar) -> PhaseTime:
     """The terms of one decode step after ``context_len`` cached tokens (attention over T + 1)."""
-    return _phase(step.compute_0_s + step.compute_per_token_s * context_len,
-                  step.memory_0_s + step.memory_per_token_s * context_len,
-                  step.comm_s, step.overhead_s)
+    return _step_phase(step, context_len, jnp.minimum(context_len, step.window))
+
+
+def _below_window(step: DecodeStep, first: Scalar, count: Scalar) -> Scalar:
+    """How many of the contexts first, ..., first + count - 1 lie below the window W [1]."""
+    return jnp.clip(step.window - first, 0.0, count)
+
+
+def window_context_sum(step: DecodeStep, first: Scalar, count: Scalar) -> Scalar:
+    """sum of min(t, W) over t = first, ..., first + count - 1, in closed form [token]."""
+    s = _below_window(step, first, count)
+    return s * first + 0.5 * s * (s - 1.0) + (count - s) * step.window
+
+
+def decode_step_mean(step: DecodeStep, first: Scalar, count: Scalar) -> PhaseTime:
+    """One step of sequences spread evenly over the contexts first, ..., first + count - 1: the
+    step's time is affine in the summed contexts and summed window contexts, so their means are
+    exact."""
+    return _step_phase(step, first + 0.5 * (count - 1.0), window_context_sum(step, first, count) / count)
 
 
 def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar,
@@ -180,6 +226,7 @@ def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar
 
     max(f, g) = g + max(f - g, 0), and d = f - g = a + b t is affine, positive on one side of its
     root t* = -a/b; the positive part is an arithmetic series over the integers on that side.
+    ``count`` = 0 gives 0.
     """
     last = first + count - 1.0
     sum_g = count * (a2 + b2 * 0.5 * (first + last))
@@ -194,20 +241,43 @@ def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar
     return sum_g + sum_d
 
 
+def sum_positive_affine(a: Scalar, b: Scalar, first: Scalar, count: Scalar) -> Scalar:
+    """Sum of max(a + b t, 0) over the integers t = first, ..., first + count - 1 (0 if count = 0).
+
+    d = a + b t is positive on one side of its root t* = -a/b: from ceil(t*) on if b > 0, up to
+    floor(t*) if b < 0; the positive terms form an arithmetic series.
+    """
+    last = first + count - 1.0
+    root = -a / jnp.where(b == 0.0, 1.0, b)
+    lo = jnp.where(b > 0.0, jnp.clip(jnp.ceil(root), first, last + 1.0), first)
+    hi = jnp.where(b < 0.0, jnp.clip(jnp.floor(root), first - 1.0, last), last)
+    n_pos = jnp.where(b == 0.0, jnp.where(a > 0.0, count, 0.0), hi - lo + 1.0)
+    return 0.5 * n_pos * (2.0 * a + b * (lo + hi))
+
+
 def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:
     """Summed time of ``steps`` decode steps at contexts first_context, first_context + 1, ...
 
-    Never a loop over tokens: math and memory time are affine in the context T, so each term's
-    sum is an arithmetic series, and the sum of their maximum is ``sum_max_affine``.
+    Never a loop over tokens: math and memory time are affine in the context T below the window
+    W and affine again (window layers constant) from W on, so each term's sum is an arithmetic
+    series, and the sum of their maximum, max(c, m) = m + max(c - m, 0), adds the positive part
+    of c - m over the two pieces of the range split at W (``sum_positive_affine``).
     """
+    s = _below_window(step, first_context, steps)
     mean_context = first_context + 0.5 * (steps - 1.0)
-    math = steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
-    mem = steps * (step.memory_0_s + step.memory_per_token_s * mean_context)
-    roof = sum_max_affine(step.compute_0_s, step.compute_per_token_s,
-                          step.memory_0_s, step.memory_per_token_s, first_context, steps)
+    window_sum = window_context_sum(step, first_context, steps)
+    math = (steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
+            + step.compute_per_window_token_s * window_sum)
+    mem = (steps * (step.memory_0_s + step.memory_per_token_s * mean_context)
+           + step.memory_per_window_token_s * window_sum)
+    a = step.compute_0_s - step.memory_0_s
+    b = step.compute_per_token_s - step.memory_per_token_s
+    bw = step.compute_per_window_token_s - step.memory_per_window_token_s
+    below = sum_positive_affine(a, b + bw, first_context, s)
+    above = sum_positive_affine(a + bw * step.window, b, first_context + s, steps - s)
     comm = steps * step.comm_s
     overhead = steps * step.overhead_s
-    return PhaseTime(math, mem, comm, overhead, overhead + roof + comm)
+    return PhaseTime(math, mem, comm, overhead, overhead + mem + below + above + comm)
 
 
 def bottleneck(phase: PhaseTime) -> Scalar:

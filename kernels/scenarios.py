@@ -6,7 +6,8 @@
   decodes them together.
 - ``concurrency`` (code 1): a closed loop keeps C = B requests in flight with continuous
   batching, in steady state. Every decode step serves all C sequences at the mean context
-  I + (O-1)/2 (exact: a step's time is affine in the summed context); each request's prefill
+  I + (O-1)/2 and the mean window context (exact: a step's time is affine in the summed
+  contexts, ``decode_step_mean``); each request's prefill
   (one prompt) pauses decoding once per request.
 - ``max_throughput`` (code 2): the same steady state with C = B_max, as many as fit.
 """
@@ -19,8 +20,9 @@ import jax
 import jax.numpy as jnp
 
 from kernels._types import Scalar
-from kernels.roofline import (PhaseTime, decode_step, decode_step_time, decode_time, mean_first_token_s,
+from kernels.roofline import (PhaseTime, decode_step, decode_step_mean, decode_time, mean_first_token_s,
                               prefill_pass, prefill_terms, prefill_time)
+from kernels.params import idle_experts
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 SCENARIOS = ("static", "concurrency", "max_throughput")
@@ -63,11 +65,13 @@ class Wave(NamedTuple):
 
 
 def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-          batch: Scalar) -> Wave:
+          batch: Scalar, idle: Scalar | None = None) -> Wave:
     d = _with_batch(dep, batch)
-    terms = prefill_terms(model, gpu, d, wl, profile)
+    # The prefill terms do not depend on the batch: the barrier keeps XLA from fusing (and so
+    # recomputing) them, the MoE weight read's exponential included, into every design point.
+    terms = jax.lax.optimization_barrier(prefill_terms(model, gpu, d, wl, profile))
     prefill = prefill_pass(terms, batch)
-    decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
+    decode = decode_time(decode_step(model, gpu, d, profile, idle), wl.input_len, decode_steps(wl))
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
     return Wave(prefill, decode, prefill.total_s + has_decode * decode.total_s,
                 mean_first_token_s(terms, batch), prefill_pass(terms, jnp.ones_like(batch)).total_s)
@@ -87,7 +91,13 @@ def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     b_rem = jnp.maximum(dep.batch - n_full * b_run, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
     # Two calls, not one vmap over [b_run, b_rem]: that compiles in half the time but runs 15-25%
     # slower (measured on the bench grid), and the compiled program is cached on disk.
-    run, rem = _wave(model, gpu, dep, wl, profile, b_run), _wave(model, gpu, dep, wl, profile, b_rem)
+    # The MoE experts a full wave leaves idle, E_idle(b_run), taken from B or from B_max: each
+    # varies along fewer axes of a sweep than b_run, so the exponential runs on far fewer points.
+    fit = jnp.maximum(max_batch, 1.0)
+    idle_b, idle_fit = jax.lax.optimization_barrier((idle_experts(model, dep.batch), idle_experts(model, fit)))
+    idle_run = jnp.where(dep.batch <= fit, idle_b, idle_fit)
+    run = _wave(model, gpu, dep, wl, profile, b_run, idle_run)
+    rem = _wave(model, gpu, dep, wl, profile, b_rem)
     p_run, d_run, w_run = run.prefill, run.decode, run.duration_s
     p_rem, d_rem, w_rem = rem.prefill, rem.decode, rem.duration_s
 
@@ -114,8 +124,8 @@ def steady(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     c = jnp.maximum(concurrency, 1.0)
     single = prefill_time(model, gpu, _with_batch(dep, jnp.ones_like(c)), wl, profile)
     steps = decode_steps(wl)
-    mean_context = wl.input_len + 0.5 * (wl.output_len - 1.0)
-    step = decode_step_time(decode_step(model, gpu, _with_batch(dep, c), profile), mean_context)
+    # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
+    step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
     others = (c - 1.0) * single.total_s
     e2e = single.total_s + has_decode * (steps * step.total_s + others) + (1.0 - has_decode) * others

@@ -19,6 +19,11 @@ V     vocabulary size (``vocab``)                 1
 T     tokens of one sequence                      token
 B     sequences in a step (``batch``)             sequence
 P     tensor-parallel degree (``tp``)             GPU
+E     routed experts per MoE layer                1
+k     routed experts each token uses              1
+c     MLA latent (compressed KV) width            1
+r     MLA decoupled RoPE key width                1
+W     sliding-window length                       token
 ====  ==========================================  ========
 """
 
@@ -35,9 +40,13 @@ Leaf = Float[Array, "..."]
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """One dense decoder-only transformer architecture (Llama family and alike).
+    """One decoder-only transformer: dense (Llama and alike), mixture of experts (Mixtral,
+    Qwen3-MoE, DeepSeek-V3, Llama 4, gpt-oss), multi-head latent attention (DeepSeek-V3), and
+    sliding-window layers (gpt-oss, Gemma 3, Llama 4's chunked attention).
 
-    Counts are stored as floats (float64 holds integers exactly up to 2**53).
+    Counts are stored as floats (float64 holds integers exactly up to 2**53). The fields after
+    ``qkv_bias`` describe the architecture's extensions; ``DENSE_DEFAULTS`` gives their values for a
+    plain dense model (no experts, no MLA, no window), which leave every dense formula unchanged.
     """
 
     n_layers: Leaf  # L [1]
@@ -49,6 +58,29 @@ class ModelSpec:
     vocab: Leaf  # V [1]
     tied_embeddings: Leaf  # 1.0 if the LM head reuses the embedding matrix, else 0.0
     qkv_bias: Leaf  # 1.0 if the q, k, v projections carry bias vectors (Qwen2), else 0.0
+    n_norms: Leaf  # RMSNorm scale vectors of width D per block [1]: 2 (Llama), 4 (Gemma 3)
+    qk_norm: Leaf  # 1.0 if q and k get a per-head RMSNorm scale of width H (Qwen3, Gemma 3), else 0.0
+    n_experts: Leaf  # E, routed experts of one MoE layer [1]; 0.0 = dense MLPs only
+    experts_per_token: Leaf  # k, routed experts each token is sent to [1]
+    d_ffn_expert: Leaf  # F_e, SwiGLU inner size of one routed expert [1]
+    d_ffn_shared: Leaf  # F_s, inner size of all shared (always active) experts of one MoE layer [1]
+    n_moe_layers: Leaf  # L_moe, blocks whose MLP is a MoE [1]; the other L - L_moe use d_ffn
+    expert_bias: Leaf  # 1.0 if each expert's gate/up (2F_e) and down (D) projections carry biases (gpt-oss)
+    router_bias: Leaf  # 1.0 if the router carries a bias of E (gpt-oss; DeepSeek-V3's e_score_correction_bias)
+    kv_lora_rank: Leaf  # c, MLA latent cached per token and layer [1]; 0.0 = not MLA
+    q_lora_rank: Leaf  # MLA query compression width [1]; 0.0 = q projected from D directly
+    qk_rope_head_dim: Leaf  # r, MLA decoupled RoPE key width, cached once for all heads [1]
+    qk_nope_head_dim: Leaf  # MLA per-head q/k width without RoPE [1]
+    v_head_dim: Leaf  # MLA per-head value width [1]
+    window: Leaf  # W, earlier tokens a sliding-window layer keeps and attends to [token]; 0.0 = none
+    n_window_layers: Leaf  # L_w, blocks with sliding-window (or chunked) attention [1]
+
+
+DENSE_DEFAULTS = dict(n_norms=2.0, qk_norm=0.0, n_experts=0.0, experts_per_token=0.0, d_ffn_expert=0.0,
+                      d_ffn_shared=0.0, n_moe_layers=0.0, expert_bias=0.0, router_bias=0.0, kv_lora_rank=0.0,
+                      q_lora_rank=0.0, qk_rope_head_dim=0.0, qk_nope_head_dim=0.0, v_head_dim=0.0, window=0.0,
+                      n_window_layers=0.0)
+"""Values of the ModelSpec extension fields for a dense model with full attention (Llama)."""
 
 
 @jax.tree_util.register_dataclass

@@ -21,7 +21,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     result = explain(args.model, args.gpu, args.tp, args.batch, args.input, args.output,
                      convention=args.convention, profile=args.profile,
-                     weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype, scenario=args.scenario)
+                     weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype, scenario=args.scenario,
+                     compute_dtype=args.compute_dtype)
     print(json.dumps(_json_safe(result), indent=2, allow_nan=False) if args.json else render(result))
     return 0
 
@@ -151,8 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "efficiencies of --profile")
     p.add_argument("--profile", default=None, help="engine profile for the realistic convention "
                                                    "(name in grids/profiles or a path; default roofline)")
-    p.add_argument("--weight-dtype", default="bf16", help="bf16 (default), fp16, fp8, int8")
+    p.add_argument("--weight-dtype", default="bf16",
+                   help="bf16 (default), fp16, fp8, int8, int4 (4.125 bits), fp4 (MXFP4, 4.25 bits), "
+                        "nvfp4 (4.5 bits); see grids/dtypes.toml")
     p.add_argument("--kv-dtype", default="bf16", help="bf16 (default), fp16, fp8, int8")
+    p.add_argument("--compute-dtype", default="auto",
+                   help="auto (default: the weight format's, e.g. W4A16 for int4), bf16, fp8, int8, fp4")
     p.add_argument("--scenario", choices=["static", "concurrency", "max_throughput"], default="static",
                    help="static (default): BATCH requests at once, in waves if they do not all fit; "
                         "concurrency: BATCH requests kept in flight (continuous batching, steady state); "

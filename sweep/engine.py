@@ -21,11 +21,12 @@ import numpy as np
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
-from grids.sweeps import DTYPE_BYTES, SweepSpec
+from grids.dtypes import compute_code, default_compute
+from grids.sweeps import DTYPE_BYTES, KV_DTYPE_BYTES, SweepSpec
 from kernels.point import Metrics, evaluate, mask_infeasible
 from kernels.params import param_counts
 from kernels.scenarios import SCENARIOS
-from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
+from kernels.specs import Deployment, Workload
 
 def use_compilation_cache() -> None:
     """Keep compiled chunk programs on disk (``$SWEEP_JAX_CACHE``, default ~/.cache/llm-econ-sweep/jax),
@@ -39,8 +40,6 @@ def use_compilation_cache() -> None:
 STORED = tuple(f for f in Metrics._fields if f != "params_total")
 """Metrics stored on the full grid; params_total depends on the model only and is stored once."""
 
-COMPUTE_OF_WEIGHT = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "int8": "int8"}
-"""Compute precision used with each weight format (fp8 and int8 weights run W8A8 kernels)."""
 
 
 def lift(point_fn: Callable[[dict[str, Any]], Any], dims: tuple[str, ...], keys: tuple[str, ...]) -> Callable:
@@ -57,9 +56,11 @@ def lift(point_fn: Callable[[dict[str, Any]], Any], dims: tuple[str, ...], keys:
 def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
     """One design point from the engine's input dict to the stored metrics (infeasible -> NaN)."""
     weight = inputs["weight_dtype"]
+    # compute_dtype -1 ("auto"): the weight format's own compute precision (grids/dtypes.toml).
+    compute = jnp.where(inputs["compute_dtype"] < 0.0, weight[1], inputs["compute_dtype"])
     dep = Deployment(tp=inputs["tp"], batch=inputs["batch"], weight_bytes_per_elem=weight[0],
                      kv_bytes_per_elem=inputs["kv_dtype"], act_bytes_per_elem=jnp.full_like(weight[0], 2.0),
-                     compute_dtype=weight[1], scenario=inputs["scenario"])
+                     compute_dtype=compute, scenario=inputs["scenario"])
     wl = Workload(input_len=inputs["input_len"], output_len=inputs["output_len"])
     m = mask_infeasible(evaluate(inputs["model"], inputs["gpu"], dep, wl, inputs["profile"]))
     out = {name: getattr(m, name) for name in STORED}
@@ -72,7 +73,8 @@ def _stack(specs: list[Any], dtype: Any) -> Any:
 
 
 def _weight_entry(name: str) -> tuple[float, float]:
-    return DTYPE_BYTES[name], float(COMPUTE_DTYPES.index(COMPUTE_OF_WEIGHT[name]))
+    """(bytes per weight with scale overhead, code of the compute precision it runs at by default)."""
+    return DTYPE_BYTES[name], compute_code(default_compute(name))
 
 
 def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
@@ -90,12 +92,14 @@ def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
     if dim == "scenario":
         return jnp.asarray([SCENARIOS.index(k) for k in names], dtype=dtype)
     if dim == "kv_dtype":
-        return jnp.asarray([DTYPE_BYTES[k] for k in names], dtype=dtype)
+        return jnp.asarray([KV_DTYPE_BYTES[k] for k in names], dtype=dtype)
+    if dim == "compute_dtype":
+        return jnp.asarray([-1.0 if k == "auto" else compute_code(k) for k in names], dtype=dtype)
     return jnp.asarray(names, dtype=dtype)
 
 
-INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "profile",
-              "scenario")
+INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "compute_dtype",
+              "profile", "scenario")
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,14 +7,15 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from grids.dtypes import compute_code, default_compute, kv_dtypes, weight_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpu
 from grids.models import load_model
 from grids.profiles import load_profile
 from kernels.comm import allreduce_time
-from kernels.flops import attention_pairs, block_flops
+from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
-from kernels.params import param_counts
+from kernels.params import experts_touched, param_counts
 from kernels.point import evaluate, request_memory
 from kernels.scenarios import SCENARIOS, decode_steps, timeline
 from kernels.roofline import (BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s,
@@ -24,8 +25,10 @@ from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
 CONVENTIONS = {"article": "article", "realistic": "roofline"}
 """Convention name -> the profile that carries its counting rules (realistic: the default profile)."""
 
-DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
-"""Storage width of the weight and KV number formats explain accepts [byte]."""
+DTYPE_BYTES = weight_dtypes()
+"""Storage width of the weight formats explain accepts, scale overhead included [byte] (grids/dtypes.toml)."""
+KV_DTYPE_BYTES = kv_dtypes()
+"""Storage width of the KV-cache formats [byte]."""
 
 
 def positive_int(name: str, value: Any) -> float:
@@ -45,7 +48,8 @@ def _scalars(named: Any) -> dict[str, float]:
 
 def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_len: int, *,
             convention: str = "realistic", profile: str | None = None,
-            weight_dtype: str = "bf16", kv_dtype: str = "bf16", scenario: str = "static") -> dict[str, Any]:
+            weight_dtype: str = "bf16", kv_dtype: str = "bf16", scenario: str = "static",
+            compute_dtype: str = "auto") -> dict[str, Any]:
     """Every intermediate of the cost model for one design point, SI units, as a flat dict.
 
     Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
@@ -57,16 +61,17 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         raise SpecError("argument --profile: the article convention fixes its own profile; drop --profile")
     if scenario not in SCENARIOS:
         raise SpecError(f"argument --scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    for name, dtype in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
-        if dtype not in DTYPE_BYTES:
-            raise SpecError(f"argument {name}: expected one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
+    for name, dtype, known in (("--weight-dtype", weight_dtype, DTYPE_BYTES), ("--kv-dtype", kv_dtype, KV_DTYPE_BYTES),
+                               ("--compute-dtype", compute_dtype, ("auto",) + COMPUTE_DTYPES)):
+        if dtype not in known:
+            raise SpecError(f"argument {name}: expected one of {', '.join(known)}, got {dtype!r}")
     sizes = {n: positive_int(f"--{n.replace('_len', '')}", v) for n, v in
              (("tp", tp), ("batch", batch), ("input_len", input_len), ("output_len", output_len))}
     m, g = load_model(model), load_gpu(gpu)
     prof = load_profile(profile or CONVENTIONS[convention])
-    compute = 1.0 if weight_dtype in ("fp8",) else 0.0
+    compute = compute_code(default_compute(weight_dtype) if compute_dtype == "auto" else compute_dtype)
     dep = Deployment(_f64(sizes["tp"]), _f64(sizes["batch"]), _f64(DTYPE_BYTES[weight_dtype]),
-                     _f64(DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute), _f64(SCENARIOS.index(scenario)))
+                     _f64(KV_DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute), _f64(SCENARIOS.index(scenario)))
     wl = Workload(_f64(sizes["input_len"]), _f64(sizes["output_len"]))
     spec, gspec, pspec = m.spec, g.spec, prof.spec
 
@@ -78,8 +83,10 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
                          dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
     first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)
     counts = param_counts(spec)
-    ops_prefill = block_flops(spec, wl.input_len, attention_pairs(wl.input_len, pspec.causal_attention))
-    ops_decode = block_flops(spec, _f64(1.0), wl.input_len + 1.0)
+    ops_prefill = op_flops(spec, wl.input_len, attention_pairs(wl.input_len, pspec.causal_attention),
+                           window_pairs(wl.input_len, spec.window, pspec.causal_attention), _f64(0.0))
+    ops_decode = op_flops(spec, _f64(1.0), wl.input_len + 1.0, jnp.minimum(wl.input_len, spec.window) + 1.0,
+                          _f64(1.0))
     comm_token = allreduce_time(spec, gspec, dep, pspec, _f64(1.0))
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
     out = dict(model=m.key, gpu=g.key, tp=tp, batch=batch, input_len=input_len, output_len=output_len,
@@ -95,8 +102,9 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
                                                   dep.kv_bytes_per_elem)),
         peak_flop_per_s=peak, hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
         usd_per_hour=float(gspec.usd_per_hour) * tp,
-        prefill_flops_by_op={k: float(v) * float(spec.n_layers) for k, v in _scalars(ops_prefill).items()},
-        decode_flops_by_op={k: float(v) * float(spec.n_layers) for k, v in _scalars(ops_decode).items()},
+        prefill_flops_by_op=_scalars(ops_prefill),
+        decode_flops_by_op=_scalars(ops_decode),
+        experts_touched_per_layer=float(experts_touched(spec, tl.in_flight)),
         prefill_compute_s=float(prefill.compute_s), prefill_memory_s=float(prefill.memory_s),
         prefill_comm_s=float(prefill.comm_s), prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
         weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),

@@ -19,6 +19,12 @@ def render(d: dict[str, Any]) -> str:
         f"MLP {si(d['params_mlp'], '')}, norms {si(d['params_norms'], '')}, LM head {si(d['params_lm_head'], '')}",
         f"   total {d['params_total']:,.0f} -> weights {gigabytes(d['weight_bytes_total'])} "
         f"({gigabytes(d['weight_bytes'])} per GPU)",
+    ]
+    if d["params_experts"] > 0:
+        lines.append(f"   routed experts {si(d['params_experts'], '')}, router {si(d['params_router'], '')}; "
+                     f"active per token {d['params_active']:,.0f}; a decode step of the batch touches "
+                     f"{d['experts_touched_per_layer']:.2f} experts per MoE layer (uniform routing)")
+    lines += [
         "",
         f"2. Prefill FLOPs of one {d['input_len']}-token prompt, summed over all layers",
     ]

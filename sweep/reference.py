@@ -4,46 +4,134 @@ formulas of shared/DESIGN.md ("The cost model") rather than from the kernels' co
 Decode is summed with an explicit Python loop over steps here, on purpose: the kernels use a
 closed form, and agreement between the two is what the property tests check. All arguments are
 plain dicts: ``model`` (n_layers, d_model, n_heads, n_kv_heads, d_head, d_ffn, vocab,
-tied_embeddings, qkv_bias), ``gpu`` (GPUSpec fields), ``profile`` (EngineProfile fields).
+tied_embeddings, qkv_bias, and optionally the MoE, MLA and sliding-window fields of ``DENSE``),
+``gpu`` (GPUSpec fields), ``profile`` (EngineProfile fields). Layers are counted kind by kind
+(dense or MoE MLP; full or window attention), experts touched under uniform routing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 PEAK_FIELDS = ("flop_per_s_bf16", "flop_per_s_fp8", "flop_per_s_int8", "flop_per_s_fp4")
 
 
-def params(m: dict) -> float:
-    D, L, N, K, H, F, V = (m[k] for k in ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_head", "d_ffn", "vocab"))
-    per_layer = D * N * H + 2 * D * K * H + N * H * D + m["qkv_bias"] * (N * H + 2 * K * H) + 3 * D * F + 2 * D
-    return V * D + L * per_layer + D + (0 if m["tied_embeddings"] else V * D)
+DENSE = dict(n_norms=2, qk_norm=0, n_experts=0, experts_per_token=0, d_ffn_expert=0, d_ffn_shared=0,
+             n_moe_layers=0, expert_bias=0, router_bias=0, kv_lora_rank=0, q_lora_rank=0, qk_rope_head_dim=0,
+             qk_nope_head_dim=0, v_head_dim=0, window=0, n_window_layers=0)
+"""Values of the MoE, MLA and sliding-window fields for a dense model (a dict may leave them out)."""
 
 
-def flops_by_op(m: dict, n: float, pairs: float) -> dict[str, float]:
-    """One block, n new tokens, `pairs` (query, key) pairs."""
+MLA_DIMS = ("q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+
+
+def _get(m: dict, key: str) -> float:
+    return m.get(key, DENSE[key])
+
+
+def _expert(m: dict) -> float:
+    """Parameters of one routed expert: SwiGLU of width F_e, plus gpt-oss's biases."""
+    D, Fe = m["d_model"], _get(m, "d_ffn_expert")
+    return 3 * D * Fe + _get(m, "expert_bias") * (2 * Fe + D)
+
+
+def _attention(m: dict) -> float:
+    """Weights of one attention block: GQA projections, or MLA's compressions (DeepSeek-V3)."""
+    D, N, K, H = (m[k] for k in ("d_model", "n_heads", "n_kv_heads", "d_head"))
+    c = _get(m, "kv_lora_rank")
+    if not c:
+        return D * N * H + 2 * D * K * H + N * H * D + m["qkv_bias"] * (N * H + 2 * K * H)
+    qc, r, nope, dv = (_get(m, k) for k in MLA_DIMS)
+    q = D * qc + qc + qc * N * (nope + r) if qc else D * N * (nope + r)
+    return q + D * (c + r) + c + c * N * (nope + dv) + N * dv * D
+
+
+def _idle_experts(m: dict, tokens: float) -> float:
+    """Routed experts of one MoE layer that `tokens` tokens leave unused, on average (uniform routing)."""
+    E, k = _get(m, "n_experts"), _get(m, "experts_per_token")
+    if not E:
+        return 0.0
+    return E * (1 - k / E) ** tokens
+
+
+def params(m: dict, active: bool = False) -> float:
+    D, L, H, F, V = (m[k] for k in ("d_model", "n_layers", "d_head", "d_ffn", "vocab"))
+    E, L_moe, Fs = _get(m, "n_experts"), _get(m, "n_moe_layers"), _get(m, "d_ffn_shared")
+    per_layer = _attention(m) + _get(m, "n_norms") * D + _get(m, "qk_norm") * 2 * H
+    dense_mlp = (L - L_moe) * 3 * D * F
+    moe = L_moe * (E * _expert(m) + E * (D + _get(m, "router_bias")) + 3 * D * Fs)
+    total = V * D + L * per_layer + dense_mlp + moe + D + (0 if m["tied_embeddings"] else V * D)
+    if active:
+        total -= L_moe * (E - _get(m, "experts_per_token")) * _expert(m)
+    return total
+
+
+def flops_by_op(m: dict, n: float, pairs: float, absorbed: bool = False) -> dict[str, float]:
+    """One block, n new tokens, `pairs` (query, key) pairs; the MLP of a dense block (`mlp`) or of
+    a MoE block (`moe`: the k routed experts, the shared ones and the router) separately."""
     D, N, K, H, F = (m[k] for k in ("d_model", "n_heads", "n_kv_heads", "d_head", "d_ffn"))
+    c = _get(m, "kv_lora_rank")
+    if c:
+        qc, r, nope, dv = (_get(m, k) for k in MLA_DIMS)
+        q = 2 * n * D * qc + 2 * n * qc * N * (nope + r) if qc else 2 * n * D * N * (nope + r)
+        attn = {"q": q, "k": 2 * n * D * (c + r), "v": 2 * n * N * c * (nope + dv), "o": 2 * n * N * dv * D,
+                "qk": 2 * pairs * N * ((c + r) if absorbed else (nope + r)),
+                "av": 2 * pairs * N * (c if absorbed else dv)}
+    else:
+        attn = {"q": 2 * n * D * N * H, "k": 2 * n * D * K * H, "v": 2 * n * D * K * H, "o": 2 * n * N * H * D,
+                "qk": 2 * pairs * N * H, "av": 2 * pairs * N * H}
+    Fm = _get(m, "experts_per_token") * _get(m, "d_ffn_expert") + _get(m, "d_ffn_shared")
     return {
-        "rmsnorm": 2 * (4 * n * D + 2 * n), "q": 2 * n * D * N * H, "k": 2 * n * D * K * H,
-        "v": 2 * n * D * K * H, "rope": 6 * n * D, "qk": 2 * pairs * N * H, "softmax": 5 * pairs * N,
-        "av": 2 * pairs * N * H, "o": 2 * n * N * H * D, "gate": 2 * n * D * F, "up": 2 * n * D * F,
-        "silu": 5 * n * F, "product": n * F, "down": 2 * n * F * D,
+        "rmsnorm": _get(m, "n_norms") * (4 * n * D + 2 * n), "rope": 6 * n * D, "softmax": 5 * pairs * N, **attn,
+        "mlp": 3 * 2 * n * D * F + 6 * n * F,
+        "moe": 3 * 2 * n * D * Fm + 6 * n * Fm + 2 * n * D * _get(m, "n_experts"),
     }
 
 
 ATTENTION_OPS = ("qk", "softmax", "av")
 
 
-def split_flops(m: dict, n: float, pairs: float) -> tuple[float, float]:
-    """(non-attention FLOPs incl. LM head on one token, attention FLOPs) of one pass, all layers."""
-    ops = flops_by_op(m, n, pairs)
-    attn = sum(ops[k] for k in ATTENTION_OPS) * m["n_layers"]
-    other = sum(v for k, v in ops.items() if k not in ATTENTION_OPS) * m["n_layers"]
+def split_flops(m: dict, n: float, pairs: float, pairs_window: float = 0.0,
+                absorbed: bool = False) -> tuple[float, float]:
+    """(non-attention FLOPs incl. LM head on one token, attention FLOPs) of one pass, all layers.
+
+    Layer by layer: full-attention layers see `pairs`, sliding-window layers `pairs_window`;
+    MoE layers run the MoE MLP, the others the dense one."""
+    L, L_moe, L_w = m["n_layers"], _get(m, "n_moe_layers"), _get(m, "n_window_layers")
+    full = flops_by_op(m, n, pairs, absorbed)
+    win = flops_by_op(m, n, pairs_window, absorbed)
+    attn = (L - L_w) * sum(full[k] for k in ATTENTION_OPS) + L_w * sum(win[k] for k in ATTENTION_OPS)
+    common = sum(v for k, v in full.items() if k not in ATTENTION_OPS + ("mlp", "moe"))
+    other = L * common + (L - L_moe) * full["mlp"] + L_moe * full["moe"]
     return other + 2 * m["d_model"] * m["vocab"], attn
 
 
+@functools.lru_cache(maxsize=256)
+def window_prefill_pairs(S: float, W: float, causal: bool) -> float:
+    """Pairs of a prefill of S tokens in a window layer: query i sees itself and min(i, W) earlier
+    tokens (causal, counted one query at a time); all min(S, W + 1) keys it may see (the article)."""
+    if not causal:
+        return S * min(S, W + 1)
+    return float(sum(min(i, W) + 1 for i in range(int(S))))
+
+
+def _kv_elems(m: dict, tp: float) -> float:
+    """Cached values per token and layer on one GPU: K and V of ceil(K/P) heads, or MLA's c + r."""
+    if _get(m, "kv_lora_rank"):
+        return _get(m, "kv_lora_rank") + _get(m, "qk_rope_head_dim")
+    return 2 * math.ceil(m["n_kv_heads"] / tp) * m["d_head"]
+
+
+def kv_seq_per_gpu(m: dict, tp: float, kv_bytes: float, seq: float) -> float:
+    """KV bytes of one sequence of `seq` tokens on one GPU: window layers keep their last W tokens."""
+    L_w = _get(m, "n_window_layers")
+    layer_tokens = (m["n_layers"] - L_w) * seq + L_w * min(seq, _get(m, "window"))
+    return _kv_elems(m, tp) * kv_bytes * layer_tokens
+
+
 def kv_per_token_per_gpu(m: dict, tp: float, kv_bytes: float) -> float:
-    return 2 * m["n_layers"] * math.ceil(m["n_kv_heads"] / tp) * m["d_head"] * kv_bytes
+    return m["n_layers"] * _kv_elems(m, tp) * kv_bytes
 
 
 def allreduce(m: dict, gpu: dict, prof: dict, tp: float, tokens: float, act_bytes: float = 2.0) -> float:
@@ -59,31 +147,55 @@ def _prefill(m, gpu, prof, tp, batch, input_len, w_bytes, kv_bytes, compute_dtyp
     peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     bw = gpu["hbm_bytes_per_s"]
     S = input_len
-    pairs = S * (S + 1) / 2 if prof["causal_attention"] else S * S
-    other, attn = split_flops(m, S, pairs)
+    causal = bool(prof["causal_attention"])
+    pairs = S * (S + 1) / 2 if causal else S * S
+    other, attn = split_flops(m, S, pairs, window_prefill_pairs(S, _get(m, "window"), causal))
     n_tok = batch * S
     e_mm = prof["matmul_eff"] * n_tok / (n_tok + prof["matmul_tokens_half"])
     compute = batch * (other / e_mm + attn / prof["attn_eff"]) / peak
-    memory = _weight_read(m, gpu, prof, tp, w_bytes) + n_tok * kv_per_token_per_gpu(m, tp, kv_bytes) / (bw * prof["kv_bw_eff"])
+    # MoE: the experts one prompt's S tokens touch are read (a bound from below for more prompts).
+    memory = (_weight_read(m, gpu, prof, tp, w_bytes, S)
+              + batch * kv_seq_per_gpu(m, tp, kv_bytes, S) / (bw * prof["kv_bw_eff"]))
     return prof["prefill_overhead_s"] + max(compute, memory) + allreduce(m, gpu, prof, tp, n_tok)
 
 
-def _weight_read(m, gpu, prof, tp, w_bytes):
+def _weight_read(m, gpu, prof, tp, w_bytes, tokens):
+    """Streams every weight once, except an untied embedding (unless the article's convention) and
+    the routed experts none of the step's `tokens` tokens is sent to."""
     skipped = (1 - prof["reads_embedding"]) * (0 if m["tied_embeddings"] else m["vocab"] * m["d_model"])
-    return (params(m) - skipped) * w_bytes / tp / (gpu["hbm_bytes_per_s"] * prof["weight_bw_eff"])
+    idle = _get(m, "n_moe_layers") * _idle_experts(m, tokens) * _expert(m)
+    return (params(m) - skipped - idle) * w_bytes / tp / (gpu["hbm_bytes_per_s"] * prof["weight_bw_eff"])
 
 
-def _step(m, gpu, prof, tp, batch, context, w_bytes, kv_bytes, compute_dtype):
-    """One decode step of `batch` sequences after `context` cached tokens each [s]."""
+def _step_terms(m, gpu, prof, tp, batch, context, w_bytes, kv_bytes, compute_dtype):
+    """(math, memory) time of one decode step of `batch` sequences after `context` cached tokens."""
     peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     work = batch * math.ceil(m["n_kv_heads"] / tp) / gpu["n_sm"]
     e_kv = prof["kv_bw_eff"] * work / (work + prof["kv_parallel_half"])
     e_mm1 = prof["matmul_eff"] * batch / (batch + prof["matmul_tokens_half"])
-    other1, attn1 = split_flops(m, 1, context + 1)
+    window_context = min(context, _get(m, "window"))  # a window layer keeps its last W tokens
+    other1, attn1 = split_flops(m, 1, context + 1, window_context + 1, absorbed=True)
     c = batch * (other1 / e_mm1 + attn1 / prof["attn_eff"]) / peak
-    mem = _weight_read(m, gpu, prof, tp, w_bytes) + batch * context * kv_per_token_per_gpu(m, tp, kv_bytes) / (
+    mem = _weight_read(m, gpu, prof, tp, w_bytes, batch) + batch * kv_seq_per_gpu(m, tp, kv_bytes, context) / (
         gpu["hbm_bytes_per_s"] * e_kv)
-    return prof["step_overhead_s"] + max(c, mem) + allreduce(m, gpu, prof, tp, batch)
+    return c, mem
+
+
+def _step_fixed(m, gpu, prof, tp, batch):
+    return prof["step_overhead_s"] + allreduce(m, gpu, prof, tp, batch)
+
+
+def _step(m, gpu, prof, tp, batch, context, *args):
+    """One decode step of `batch` sequences after `context` cached tokens each [s]."""
+    return _step_fixed(m, gpu, prof, tp, batch) + max(_step_terms(m, gpu, prof, tp, batch, context, *args))
+
+
+def _steady_step(m, gpu, prof, tp, batch, contexts, *args):
+    """One step of `batch` sequences spread evenly over `contexts`: math and memory summed over
+    the sequences, i.e. averaged over the contexts one by one, then the roofline."""
+    terms = [_step_terms(m, gpu, prof, tp, batch, t, *args) for t in contexts]
+    c, mem = (math.fsum(x) / len(terms) for x in zip(*terms))
+    return _step_fixed(m, gpu, prof, tp, batch) + max(c, mem)
 
 
 def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len: float, output_len: float,
@@ -91,10 +203,10 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
              scenario: str = "static") -> dict[str, float]:
     """Latency, throughput and cost of one design point, request by request."""
     n_params = params(m)
-    kv_tok = kv_per_token_per_gpu(m, tp, kv_bytes)
-    usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - n_params * w_bytes / tp
     seq = input_len + output_len - 1
-    max_batch = min(math.floor(max(usable, 0) / (kv_tok * seq)), prof["max_num_seqs"])
+    kv_seq = kv_seq_per_gpu(m, tp, kv_bytes, seq)
+    usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - n_params * w_bytes / tp
+    max_batch = min(math.floor(max(usable, 0) / kv_seq), prof["max_num_seqs"])
     args = (w_bytes, kv_bytes, compute_dtype)
     steps = max(output_len - 1, 1)
 
@@ -125,7 +237,8 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
         c = max_batch if scenario == "max_throughput" and max_batch >= 1 else batch
         in_flight = c
         p1 = _prefill(m, gpu, prof, tp, 1, input_len, *args)
-        step = _step(m, gpu, prof, tp, c, input_len + (output_len - 1) / 2, *args)
+        contexts = [input_len + j for j in range(int(output_len))]  # in flight at every stage
+        step = _steady_step(m, gpu, prof, tp, c, contexts, *args)
         others = (c - 1) * p1
         e2e = p1 + (steps * step + others if output_len > 1 else others)
         ttft, tpot, first = p1, step + others / steps, p1
@@ -136,7 +249,7 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
                 and (scenario != "concurrency" or batch <= max_batch))
     return {
         "feasible": feasible, "params_total": n_params, "weight_bytes": n_params * w_bytes / tp,
-        "kv_cache_bytes": kv_tok * in_flight * seq, "max_batch": max_batch, "batch_in_flight": in_flight,
+        "kv_cache_bytes": kv_seq * in_flight, "max_batch": max_batch, "batch_in_flight": in_flight,
         "ttft_s": ttft, "ttft_min_s": first, "tpot_s": tpot, "e2e_s": e2e, "output_tok_s": rate,
         "user_tok_s": 1 / tpot, "usd_per_mtok_output": price / (rate * 3600) * 1e6,
         "usd_per_mtok_input": price / (in_rate * 3600) * 1e6,

@@ -16,6 +16,9 @@ COORDS = {
     "output_len": dict(long_name="output length", units="token", description="generated tokens per request"),
     "weight_dtype": dict(long_name="weight format", units="1", description="storage format of the weights"),
     "kv_dtype": dict(long_name="KV-cache format", units="1", description="storage format of the KV cache"),
+    "compute_dtype": dict(long_name="compute precision", units="1",
+                          description="tensor-core precision whose peak applies (auto: the weight format's, "
+                                      "grids/dtypes.toml)"),
     "profile": dict(long_name="engine profile", units="1", description="efficiency profile (grids/profiles)"),
     "scenario": dict(long_name="serving scenario", units="1",
                      description="static: batch requests at once, in waves; concurrency: batch requests in "

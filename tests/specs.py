@@ -6,7 +6,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+from kernels.specs import DENSE_DEFAULTS, Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 
 def f64(x) -> jnp.ndarray:
@@ -20,7 +20,8 @@ def _make(cls, values: dict):
 
 
 def model(values: dict) -> ModelSpec:
-    return _make(ModelSpec, values)
+    """A ModelSpec; the MoE, MLA and sliding-window fields default to a dense model's."""
+    return _make(ModelSpec, {**DENSE_DEFAULTS, **values})
 
 
 def gpu(values: dict) -> GPUSpec:

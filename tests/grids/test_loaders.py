@@ -149,16 +149,21 @@ def test_config_not_an_object(tmp_path):
     (dict(num_key_value_heads=5), ("num_attention_heads", "num_key_value_heads", "multiple")),
     (dict(hidden_size=4100), ("hidden_size", "num_attention_heads", "head_dim")),
     (dict(tie_word_embeddings="no"), ("'tie_word_embeddings'",)),
-    (dict(num_local_experts=8, num_experts_per_tok=2), ("mixture-of-experts", "num_local_experts")),
+    (dict(num_local_experts=8), ("mixture-of-experts", "num_local_experts", "num_experts_per_tok")),
+    (dict(num_local_experts=8, num_experts_per_tok=9), ("num_experts_per_tok", "exceeds")),
+    (dict(num_local_experts=8, num_experts_per_tok=2.5), ("'num_experts_per_tok'", "whole number")),
 ])
 def test_bad_config_names_file_and_field(tmp_path, changes, fragments):
     path = _write_config(tmp_path, _config(**changes))
     _raises(lambda: load_model(str(path)), str(path), *fragments)
 
 
-def test_shipped_moe_config_is_refused():
-    path = MODELS_DIR / "pending" / "mixtral-8x7b.json"
-    _raises(lambda: load_model(str(path)), str(path), "mixture-of-experts")
+def test_shipped_moe_configs_load():
+    # Mixtral 8x7B config.json: 8 local experts, top-2, expert width 14336 on all 32 layers.
+    spec = load_model("mixtral-8x7b").spec
+    assert [float(getattr(spec, k)) for k in ("n_experts", "experts_per_token", "d_ffn_expert", "n_moe_layers")] == [
+        8, 2, 14336, 32]
+    assert not (MODELS_DIR / "pending").exists()
 
 
 def test_unknown_model_key_lists_known_keys():

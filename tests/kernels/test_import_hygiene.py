@@ -25,8 +25,9 @@ def make(cls, value=1.0, **values):
     return cls(**{f.name: jnp.asarray(values.get(f.name, value), dtype=jnp.float64)
                   for f in dataclasses.fields(cls)})
 
-model = make(ModelSpec, n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_head=16, d_ffn=128,
-             vocab=1000, tied_embeddings=0, qkv_bias=0)
+from kernels.specs import DENSE_DEFAULTS
+model = make(ModelSpec, **{**DENSE_DEFAULTS, **dict(n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_head=16,
+             d_ffn=128, vocab=1000, tied_embeddings=0, qkv_bias=0)})
 metrics = kernels.evaluate(model, make(GPUSpec, 1e12), make(Deployment), make(Workload, 16.0),
                            make(EngineProfile))
 print(json.dumps({"loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("xarray", "zarr")),

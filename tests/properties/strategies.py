@@ -1,6 +1,7 @@
 """Hypothesis strategies for one design point, as the plain dicts ``tests/reference.py`` takes.
 
-Ranges are those of real hardware and real dense decoder-only models, widened a little so the
+Ranges are those of real hardware and real decoder-only models (dense, MoE, MLA, sliding
+windows), widened a little so the
 edges (one layer, one head, zero overheads, an engine limit of one sequence) are reached too.
 """
 
@@ -23,8 +24,9 @@ def architectures(draw) -> dict:
     # Powers of two are drawn often so that tp divides the heads (and points can be feasible).
     n_heads = draw(st.one_of(st.sampled_from([8, 16, 32, 64, 128]), st.integers(1, 128)))
     n_kv_heads = draw(st.sampled_from([k for k in range(1, n_heads + 1) if n_heads % k == 0]))
+    n_layers = draw(st.integers(1, 128))
     return dict(
-        n_layers=draw(st.integers(1, 128)),
+        n_layers=n_layers,
         d_model=n_heads * draw(st.integers(8, 256)),
         n_heads=n_heads,
         n_kv_heads=n_kv_heads,
@@ -33,7 +35,33 @@ def architectures(draw) -> dict:
         vocab=draw(st.integers(256, 262144)),
         tied_embeddings=draw(st.sampled_from([0, 1])),
         qkv_bias=draw(st.sampled_from([0, 1])),
+        **draw(extensions(n_layers)),
     )
+
+
+@st.composite
+def extensions(draw, n_layers: int) -> dict:
+    """MoE, MLA, sliding-window and norm fields: each drawn on a third of the architectures, the
+    rest dense (an empty dict: the reference's and tests.specs' dense defaults). Sizes stay where
+    parameter counts are below 2^53, so kernels and reference agree on them exactly."""
+    out: dict = {}
+    if draw(st.integers(0, 2)) == 0:
+        n_experts = draw(st.integers(1, 64))
+        out.update(n_experts=n_experts, experts_per_token=draw(st.integers(1, n_experts)),
+                   d_ffn_expert=draw(st.integers(16, 4096)),
+                   d_ffn_shared=draw(st.one_of(st.just(0), st.integers(16, 4096))),
+                   n_moe_layers=draw(st.integers(0, n_layers)), expert_bias=draw(st.sampled_from([0, 1])),
+                   router_bias=draw(st.sampled_from([0, 1])))
+    if draw(st.integers(0, 2)) == 0:
+        out.update(kv_lora_rank=draw(st.integers(16, 1024)),
+                   q_lora_rank=draw(st.one_of(st.just(0), st.integers(16, 2048))),
+                   qk_rope_head_dim=draw(st.integers(0, 128)), qk_nope_head_dim=draw(st.integers(16, 256)),
+                   v_head_dim=draw(st.integers(16, 256)))
+    if draw(st.integers(0, 2)) == 0:
+        out.update(window=draw(st.integers(1, 8192)), n_window_layers=draw(st.integers(0, n_layers)))
+    if draw(st.booleans()):
+        out.update(n_norms=draw(st.sampled_from([2, 4])), qk_norm=draw(st.sampled_from([0, 1])))
+    return out
 
 
 @st.composite

@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kernels.point import evaluate
-from kernels.roofline import sum_max_affine
+from kernels.roofline import sum_max_affine, sum_positive_affine
 from tests import reference, specs
 from tests.properties.strategies import points
 from tests.specs import f64
@@ -175,3 +175,20 @@ def test_sum_max_affine_matches_explicit_sum_on_reals(a1, b1, a2, b2, first, cou
     # of the terms, not of the sum: 1e-12 of sum |a| + |b| t (observed: below 4e-16).
     scale = count * (abs(a1) + abs(a2)) + (abs(b1) + abs(b2)) * count * (first + 0.5 * (count - 1))
     assert abs(_sum_max_affine(a1, b1, a2, b2, first, count) - want) <= 1e-12 * scale
+
+
+SUM_POSITIVE_AFFINE = jax.jit(sum_positive_affine)
+
+
+@given(_affine_pairs(), st.booleans())
+@example((0, 0, 0, 0, 0, 1), False)
+@example((-10, 1, 0, 0, 0, 21), False)  # root at the integer t = 10
+@example((21, -2, 0, 0, 0, 21), False)  # root between integers, negative slope
+@example((5, 1, 0, 0, 7, 3), True)  # an empty range (count 0: the part of a range below a window)
+def test_sum_positive_affine_exact_on_integers(coefficients, empty):
+    """The closed form decode_time sums on each side of a window: sum of max(a + b t, 0)."""
+    a1, b1, a2, b2, first, count = coefficients
+    count = 0 if empty else count
+    want = sum(max(a1 - a2 + (b1 - b2) * t, 0) for t in range(first, first + count))
+    got = float(SUM_POSITIVE_AFFINE(f64(a1 - a2), f64(b1 - b2), f64(first), f64(count)))
+    assert got == want
