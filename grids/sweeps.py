@@ -36,6 +36,7 @@ from grids.dtypes import kv_dtypes, weight_dtypes
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
+from kernels.scenarios import SCENARIOS
 from kernels.specs import COMPUTE_DTYPES
 
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
@@ -45,7 +46,6 @@ OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "compute_dtype", "profile", "scenar
 NUMERIC_AXES = ("tp", "batch", "input_len", "output_len")
 DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "compute_dtype": "auto", "profile": "roofline",
             "scenario": "static"}
-SCENARIOS = ("static", "concurrency", "max_throughput")  # kernels.scenarios.SCENARIOS
 
 DTYPE_BYTES = weight_dtypes()
 """Storage width of a weight number format, scale overhead included [byte] (grids/dtypes.toml)."""

@@ -68,7 +68,8 @@ def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
     return out
 
 
-def _stack(specs: list[Any], dtype: Any) -> Any:
+def stack_specs(specs: list[Any], dtype: Any) -> Any:
+    """Specs of one kind stacked leaf by leaf: the leading axis indexes the entries."""
     return jax.tree.map(lambda *leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves]), dtype=dtype), *specs)
 
 
@@ -80,12 +81,12 @@ def _weight_entry(name: str) -> tuple[float, float]:
 def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
     """The engine's stacked input values of one axis (leading axis = the coordinate)."""
     if dim == "model":
-        return _stack([load_model(k).spec for k in names], dtype)
+        return stack_specs([load_model(k).spec for k in names], dtype)
     if dim == "gpu":
         gpus = load_gpus()
-        return _stack([gpus[k].spec for k in names], dtype)
+        return stack_specs([gpus[k].spec for k in names], dtype)
     if dim == "profile":
-        return _stack([load_profile(k).spec for k in names], dtype)
+        return stack_specs([load_profile(k).spec for k in names], dtype)
     if dim == "weight_dtype":
         entries = [_weight_entry(k) for k in names]
         return tuple(jnp.asarray([e[i] for e in entries], dtype=dtype) for i in range(2))

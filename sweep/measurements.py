@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grids.dtypes import kv_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from grids.models import load_model
@@ -22,7 +23,8 @@ from grids.sweeps import SCENARIOS
 METRICS = ("output_tok_s", "ttft_s", "tpot_s", "e2e_s", "ttft_min_s")
 """Measurable metrics; ttft_min_s is the shortest TTFT of a batch (the first prompt served)."""
 
-PRECISION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+PRECISION_BYTES = kv_dtypes()
+"""A measurement's precision applies to weights and KV cache alike: the KV formats of grids/dtypes.toml."""
 CSV_REQUIRED = ("model", "gpu", "tp", "batch", "input_len", "output_len", "scenario", "metric", "value")
 
 

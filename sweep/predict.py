@@ -14,6 +14,7 @@ from grids.models import load_model
 from grids.sweeps import SCENARIOS
 from kernels.point import evaluate
 from kernels.specs import Deployment, EngineProfile, Workload
+from sweep.engine import stack_specs
 from sweep.measurements import METRICS, PRECISION_BYTES, Measurement
 
 
@@ -29,10 +30,6 @@ class Points:
     measured: np.ndarray
 
 
-def _stack(specs: list) -> object:
-    return jax.tree.map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs]), dtype=jnp.float64), *specs)
-
-
 def build_points(rows: list[Measurement]) -> Points:
     """Stack the specs of every measurement (the batch of max_throughput rows is unused: 1)."""
     gpus = load_gpus()
@@ -45,7 +42,8 @@ def build_points(rows: list[Measurement]) -> Points:
         act_bytes_per_elem=f([2.0] * len(rows)), compute_dtype=f([0.0] * len(rows)),
         scenario=f([SCENARIOS.index(r.scenario) for r in rows]))
     wl = Workload(f([r.input_len for r in rows]), f([r.output_len for r in rows]))
-    return Points(_stack([models[r.model] for r in rows]), _stack([gpus[r.gpu].spec for r in rows]), dep, wl,
+    return Points(stack_specs([models[r.model] for r in rows], jnp.float64),
+                  stack_specs([gpus[r.gpu].spec for r in rows], jnp.float64), dep, wl,
                   np.asarray([METRICS.index(r.metric) for r in rows]), np.asarray([r.value for r in rows]))
 
 
