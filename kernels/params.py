@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from kernels._types import BoolScalar, Scalar
@@ -28,6 +29,11 @@ class ParamCounts(NamedTuple):
     lm_head: Scalar  # V*D unless tied to the embedding
     total: Scalar
     active: Scalar  # total without the E - k routed experts a token does not use, per MoE layer
+
+
+def is_moe(model: ModelSpec) -> BoolScalar:
+    """Whether some blocks route tokens to experts (a bool, rank 0)."""
+    return model.n_experts > 0.0
 
 
 def is_mla(model: ModelSpec) -> BoolScalar:
@@ -111,10 +117,15 @@ def idle_experts(model: ModelSpec, tokens: Scalar) -> Scalar:
     1 - k/E. Real routers are imbalanced, so more experts stay idle (this is a bound from below).
     Zero for a dense model (E = 0). Needs n >= 1.
     """
-    safe_e = jnp.where(model.n_experts > 0.0, model.n_experts, 1.0)
-    # exp(n log1p(-k/E)), not a power: the logarithm depends on the model only, so a sweep takes
-    # it once per model and only the exponential runs per design point (k = E gives exp(-inf) = 0).
-    return model.n_experts * jnp.exp(tokens * jnp.log1p(-model.experts_per_token / safe_e))
+    def moe() -> Scalar:
+        safe_e = jnp.where(model.n_experts > 0.0, model.n_experts, 1.0)
+        # exp(n log1p(-k/E)), not a power: the logarithm depends on the model only, so a sweep takes
+        # it once per model and only the exponential runs per design point (k = E gives exp(-inf) = 0).
+        return model.n_experts * jnp.exp(tokens * jnp.log1p(-model.experts_per_token / safe_e))
+
+    # A branch on the architecture: where the model is not batched (the engine maps over models)
+    # a dense model skips the exponential; under vmap over models both run and one is selected.
+    return jax.lax.cond(is_moe(model), moe, lambda: jnp.zeros_like(tokens))
 
 
 def experts_touched(model: ModelSpec, tokens: Scalar) -> Scalar:

@@ -77,9 +77,8 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     H100" reasoning, with the batch taken as given); ``mask_infeasible`` turns them into NaN.
     """
     plan = request_memory(model, gpu, dep, wl, profile)
-    fits = plan.max_batch >= 1.0
-    # Where nothing fits, evaluate the batch as given (explain shows what it would take).
-    tl = timeline(model, gpu, dep, wl, profile, jnp.where(fits, plan.max_batch, dep.batch))
+    # Where nothing fits, the scenarios evaluate the batch as given (explain shows what it would take).
+    tl = timeline(model, gpu, dep, wl, profile, plan.max_batch)
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
     ok = feasibility(model, gpu, dep, wl, profile) & jnp.isfinite(tl.e2e_s) & jnp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from kernels._types import Scalar
@@ -68,17 +69,15 @@ def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scal
 
 
 def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
-                  tokens: Scalar | None = None, idle: Scalar | None = None) -> Scalar:
+                  tokens: Scalar | None = None) -> Scalar:
     """Time for each GPU to stream its share of the weights a step over ``tokens`` tokens uses [s]:
     P_read(n) b_w / P / (e_w W_hbm); for MoE only the experts the tokens touch are read.
-    ``tokens`` defaults to the batch (a decode step); a dense model reads all weights whatever n.
-    ``idle``, if given, is E_idle(n) computed by the caller (``kernels.params.idle_experts``)."""
+    ``tokens`` defaults to the batch (a decode step); a dense model reads all weights whatever n."""
     tokens = dep.batch if tokens is None else tokens
-    idle = idle_experts(model, tokens) if idle is None else idle
     s_per_param = dep.weight_bytes_per_elem / dep.tp / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
     # Split so that only the idle experts' term depends on the tokens (a sweep's batch axis).
     return (all_streamed_params(model, profile.reads_embedding) * s_per_param
-            - idle_expert_params(model) * s_per_param * idle)
+            - idle_expert_params(model) * s_per_param * idle_experts(model, tokens))
 
 
 class PrefillTerms(NamedTuple):
@@ -157,8 +156,7 @@ class DecodeStep(NamedTuple):
     window: Scalar  # W, where the window layers stop growing [token]
 
 
-def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
-                profile: EngineProfile, idle: Scalar | None = None) -> DecodeStep:
+def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> DecodeStep:
     """One decode step: B sequences each add one token after T cached tokens.
 
     T_math(T) = B * [ (F_w + F_head + F_elem) / e_mm(B) + (A_f (T + 1) + A_w (min(T, W) + 1)) / e_attn ] / (P * peak)
@@ -166,11 +164,12 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
 
     A_f, A_w are the attention FLOPs of one (query, key) pair summed over the full and the window
     layers, so every slope is computed directly (never by differencing, which float32 cannot
-    resolve). MLA attends in the latent space (weight absorption) during decode. ``idle``: the
-    MoE experts the batch leaves unused, if the caller has them (``weight_read_s``).
+    resolve). MLA attends in the latent space (weight absorption) during decode.
     """
     peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
-    one, zero = jnp.ones_like(dep.batch), jnp.zeros_like(dep.batch)
+    # FLOPs per token and per pair depend on the model only: shaped like a model field, a sweep
+    # computes them once per model, not once per design point.
+    one, zero = jnp.ones_like(model.d_model), jnp.zeros_like(model.d_model)
     dense = pass_flops(model, one, zero, zero, one, one)
     per_pair = pass_flops(model, zero, one, zero, zero, one).attention
     per_window_pair = pass_flops(model, zero, zero, one, zero, one).attention
@@ -184,7 +183,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
     full_layers = model.n_layers - model.n_window_layers
     comm = allreduce_time(model, gpu, dep, profile, dep.batch).total_s
     return DecodeStep(dense_s + per_token_s + per_window_token_s, per_token_s,
-                      weight_read_s(model, gpu, dep, profile, dep.batch, idle),
+                      weight_read_s(model, gpu, dep, profile, dep.batch),
                       full_layers * kv_layer_token / kv_bw, comm, profile.step_overhead_s,
                       per_window_token_s, model.n_window_layers * kv_layer_token / kv_bw, model.window)
 
@@ -261,8 +260,27 @@ def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> Phase
     Never a loop over tokens: math and memory time are affine in the context T below the window
     W and affine again (window layers constant) from W on, so each term's sum is an arithmetic
     series, and the sum of their maximum, max(c, m) = m + max(c - m, 0), adds the positive part
-    of c - m over the two pieces of the range split at W (``sum_positive_affine``).
+    of c - m over the two pieces of the range split at W (``sum_positive_affine``). A model
+    without window layers has one piece (W = 0 in the split gives the same numbers, at twice the
+    cost): a branch on the architecture, taken per model where the engine maps over models.
     """
+    return jax.lax.cond(step.window > 0.0, _decode_time_split, _decode_time_full, step, first_context, steps)
+
+
+def _decode_time_full(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:
+    """``decode_time`` of a model without sliding-window layers."""
+    mean_context = first_context + 0.5 * (steps - 1.0)
+    math = steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
+    mem = steps * (step.memory_0_s + step.memory_per_token_s * mean_context)
+    excess = sum_positive_affine(step.compute_0_s - step.memory_0_s,
+                                 step.compute_per_token_s - step.memory_per_token_s, first_context, steps)
+    comm = steps * step.comm_s
+    overhead = steps * step.overhead_s
+    return PhaseTime(math, mem, comm, overhead, overhead + mem + excess + comm)
+
+
+def _decode_time_split(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:
+    """``decode_time`` with the context range split at the window W."""
     s = _below_window(step, first_context, steps)
     mean_context = first_context + 0.5 * (steps - 1.0)
     window_sum = window_context_sum(step, first_context, steps)

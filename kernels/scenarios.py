@@ -22,7 +22,6 @@ import jax.numpy as jnp
 from kernels._types import Scalar
 from kernels.roofline import (PhaseTime, decode_step, decode_step_mean, decode_time, mean_first_token_s,
                               prefill_pass, prefill_terms, prefill_time)
-from kernels.params import idle_experts
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 SCENARIOS = ("static", "concurrency", "max_throughput")
@@ -65,16 +64,14 @@ class Wave(NamedTuple):
 
 
 def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-          batch: Scalar, idle: Scalar | None = None) -> Wave:
+          batch: Scalar) -> Wave:
     d = _with_batch(dep, batch)
-    # The prefill terms do not depend on the batch: the barrier keeps XLA from fusing (and so
-    # recomputing) them, the MoE weight read's exponential included, into every design point.
-    terms = jax.lax.optimization_barrier(prefill_terms(model, gpu, d, wl, profile))
+    terms = prefill_terms(model, gpu, d, wl, profile)
     prefill = prefill_pass(terms, batch)
-    decode = decode_time(decode_step(model, gpu, d, profile, idle), wl.input_len, decode_steps(wl))
+    decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
     return Wave(prefill, decode, prefill.total_s + has_decode * decode.total_s,
-                mean_first_token_s(terms, batch), prefill_pass(terms, jnp.ones_like(batch)).total_s)
+                mean_first_token_s(terms, batch), prefill_pass(terms, jnp.ones_like(terms.overhead_s)).total_s)
 
 
 def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
@@ -83,27 +80,33 @@ def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
 
     A wave of b requests lasts W(b) = P(b) + D(b). Served first come first served, its k-th
     request gets its first token at P(k), the time of a pass over k prompts (at least one weight
-    read: ``mean_first_token_s``), after the waves before it.
+    read: ``mean_first_token_s``), after the waves before it. Where nothing fits (B_max < 1) the
+    batch is evaluated as given, in one wave.
+
+    B <= B_max: one wave of B. B > B_max: floor(B / B_max) full waves of B_max, which do not
+    depend on B, and one of the remaining B mod B_max, if any. So each point needs one wave whose
+    size depends on B, wave(B) or wave(B mod B_max), and wave(B_max), which a sweep evaluates
+    once for all batch sizes: vmap computes a value at the rank of the axes it depends on.
     """
-    b_run = jnp.maximum(jnp.minimum(dep.batch, max_batch), 1.0)
-    n_full = jnp.floor(dep.batch / b_run)
-    has_rem = jnp.where(dep.batch - n_full * b_run > 0.0, 1.0, 0.0)
-    b_rem = jnp.maximum(dep.batch - n_full * b_run, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
-    # Two calls, not one vmap over [b_run, b_rem]: that compiles in half the time but runs 15-25%
-    # slower (measured on the bench grid), and the compiled program is cached on disk.
-    # The MoE experts a full wave leaves idle, E_idle(b_run), taken from B or from B_max: each
-    # varies along fewer axes of a sweep than b_run, so the exponential runs on far fewer points.
+    one_wave = (dep.batch <= max_batch) | (max_batch < 1.0)
     fit = jnp.maximum(max_batch, 1.0)
-    idle_b, idle_fit = jax.lax.optimization_barrier((idle_experts(model, dep.batch), idle_experts(model, fit)))
-    idle_run = jnp.where(dep.batch <= fit, idle_b, idle_fit)
-    run = _wave(model, gpu, dep, wl, profile, b_run, idle_run)
-    rem = _wave(model, gpu, dep, wl, profile, b_rem)
+    n_full = jnp.where(one_wave, 1.0, jnp.floor(dep.batch / fit))
+    rest = jnp.where(one_wave, 0.0, dep.batch - n_full * fit)
+    has_rem = jnp.where(rest > 0.0, 1.0, 0.0)
+    # The wave that depends on B: all of B, or the remainder (>= 1 so that no term is 0 * inf;
+    # has_rem gates it). Full waves of B_max, ``full``, do not depend on B.
+    sized = _wave(model, gpu, dep, wl, profile, jnp.where(one_wave, dep.batch, jnp.maximum(rest, 1.0)))
+    full = _wave(model, gpu, dep, wl, profile, fit)
+    run = jax.tree.map(lambda x, y: jnp.where(one_wave, x, y), sized, full)
+    b_run = jnp.where(one_wave, dep.batch, fit)
+    b_rem = jnp.maximum(rest, 1.0)
     p_run, d_run, w_run = run.prefill, run.decode, run.duration_s
-    p_rem, d_rem, w_rem = rem.prefill, rem.decode, rem.duration_s
+    d_rem, w_rem = sized.decode, sized.duration_s
+    p_rem = sized.prefill
 
     # Sum over requests of the time their wave starts: b_run * W * (0 + 1 + ... + n_full - 1) + ...
     start_sum = b_run * w_run * 0.5 * n_full * (n_full - 1.0) + has_rem * b_rem * n_full * w_run
-    ttft = (start_sum + n_full * b_run * run.first_token_s + has_rem * b_rem * rem.first_token_s) / dep.batch
+    ttft = (start_sum + n_full * b_run * run.first_token_s + has_rem * b_rem * sized.first_token_s) / dep.batch
     e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
     steps = decode_steps(wl)
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
@@ -143,7 +146,8 @@ def timeline(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     an axis, ``vmap`` turns the cond into a select of both.
     """
     def steady_branch() -> Timeline:
-        return steady(model, gpu, dep, wl, profile, jnp.where(dep.scenario == 2.0, max_batch, dep.batch))
+        fill = jnp.where(max_batch >= 1.0, max_batch, dep.batch)  # nothing fits: the batch as given
+        return steady(model, gpu, dep, wl, profile, jnp.where(dep.scenario == 2.0, fill, dep.batch))
 
     return jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch),
                         steady_branch)

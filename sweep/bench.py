@@ -29,7 +29,7 @@ from grids.sweeps import SweepSpec, validate
 from sweep import reference
 from sweep.engine import make_plan
 
-IN_MEMORY_CHUNKS = 12
+IN_MEMORY_CHUNKS = 24
 
 
 def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, Any]:
@@ -48,12 +48,15 @@ def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, A
 
 
 def in_memory_rate(spec: SweepSpec) -> float:
-    """Points per second of chunk evaluation (full metric set, to numpy), after one warm-up chunk."""
+    """Points per second of chunk evaluation (full metric set, to numpy), after one warm-up chunk,
+    over ``IN_MEMORY_CHUNKS`` chunks spread evenly over the grid."""
     plan = make_plan(spec)
     ids = list(plan.chunk_ids())
     plan.evaluate(ids[0])  # compile
+    # Chunks spread evenly over the grid, so that every model's architecture is represented.
+    sample = [ids[i] for i in np.linspace(1, len(ids) - 1, min(IN_MEMORY_CHUNKS, len(ids) - 1)).astype(int)]
     start, points = time.perf_counter(), 0
-    for chunk_id in ids[1:1 + IN_MEMORY_CHUNKS]:
+    for chunk_id in sample:
         points += next(iter(plan.evaluate(chunk_id).values())).size
     return points / (time.perf_counter() - start)
 

@@ -77,7 +77,7 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
 
     metrics = evaluate(spec, gspec, dep, wl, pspec)
     plan = request_memory(spec, gspec, dep, wl, pspec)
-    tl = timeline(spec, gspec, dep, wl, pspec, plan.max_batch if float(plan.max_batch) >= 1 else dep.batch)
+    tl = timeline(spec, gspec, dep, wl, pspec, plan.max_batch)
     prefill, decode = tl.prefill, tl.decode
     running = Deployment(dep.tp, tl.in_flight, dep.weight_bytes_per_elem, dep.kv_bytes_per_elem,
                          dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
