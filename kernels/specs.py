@@ -32,9 +32,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import numpy as np
 from jaxtyping import Array, Float
 
-Leaf = Float[Array, "..."]
+Leaf = Float[Array | np.ndarray, "..."]
+"""A spec field: a jax array, or a numpy array while the engine holds inputs on the host."""
 
 
 @jax.tree_util.register_dataclass

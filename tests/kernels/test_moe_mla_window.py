@@ -209,7 +209,7 @@ def test_dense_and_moe_models_with_dtype_axes_compile_once():
             "output_len": [1, 300], "weight_dtype": ["bf16", "fp8", "int4", "fp4"], "kv_dtype": ["bf16", "fp8"]},
         "engine": {"chunk_points": 100, "precision": "float64"}}, "test")
     plan = make_plan(spec)
-    plan.fn = lift(point, plan.dims, INPUT_KEYS)  # a fresh jit, so its cache holds this sweep's programs only
+    plan.fn = lift(point, plan.dims, INPUT_KEYS, plan.padded_chunks)  # a fresh jit, so its cache holds this sweep's programs only
     for chunk_id in plan.chunk_ids():
         plan.evaluate(chunk_id)
     assert plan.n_chunks > 10 and plan.fn._cache_size() == 1
