@@ -28,6 +28,14 @@ WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallel
 _PLANS: dict[str, object] = {}
 
 
+def local_worker_env(n_workers: int) -> dict[str, str]:
+    """Environment of the N worker processes of a local cluster: single-threaded, and each with a
+    1/N share of the tile size (``sweep.engine.TILE_BYTES``), since they share the CPU's cache."""
+    from sweep.engine import TILE_BYTES
+
+    return {"SWEEP_TILE_BYTES": str(max(TILE_BYTES // n_workers, 2**16)), **WORKER_ENV}
+
+
 def parse_scheduler(text: str) -> tuple[str, int | str]:
     """'local' -> ('local', cores); 'local:4' -> ('local', 4); 'tcp://h:p' -> ('address', 'tcp://h:p')."""
     import os
@@ -51,7 +59,8 @@ def client_for(scheduler: str) -> Iterator[object]:
     kind, value = parse_scheduler(scheduler)
     if kind == "local":
         with LocalCluster(n_workers=int(value), threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, env=WORKER_ENV) as cluster, Client(cluster) as client:
+                          silence_logs=logging.ERROR, env=local_worker_env(int(value))) as cluster, \
+                Client(cluster) as client:
             yield client
     else:
         with Client(str(value), timeout="30s") as client:

@@ -114,7 +114,9 @@ def write_chunk(root: zarr.Group, plan: Plan, chunk_id: tuple[int, ...], results
     """Write one chunk's metrics into its region, then mark it done (in that order)."""
     region = plan.region(chunk_id)
     for name, values in results.items():
-        root[name][region] = values
+        # Written whatever the values: zarr's default first scans each chunk for all-fill (NaN)
+        # values to skip it, which cost ~25% of the write time (measured on the bench grid).
+        root[name].with_config({"write_empty_chunks": True})[region] = values
     root[PROGRESS][chunk_id] = True
 
 
