@@ -42,10 +42,13 @@ from kernels.specs import COMPUTE_DTYPES
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
 
 REQUIRED_AXES = ("model", "gpu", "tp", "batch", "input_len", "output_len")
-OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "compute_dtype", "profile", "scenario")
-NUMERIC_AXES = ("tp", "batch", "input_len", "output_len")
+OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "compute_dtype", "profile", "scenario", "pp", "dp", "expert_parallel")
+NUMERIC_AXES = ("tp", "batch", "input_len", "output_len", "pp", "dp")
 DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "compute_dtype": "auto", "profile": "roofline",
-            "scenario": "static"}
+            "scenario": "static", "pp": 1, "dp": 1, "expert_parallel": "off"}
+EXPERT_PARALLEL = {"off": 0.0, "on": 1.0}
+"""expert_parallel values: routed experts split like dense MLPs (off) or spread whole over the
+P * dp GPUs of a stage with all-to-all dispatch and combine (on)."""
 
 DTYPE_BYTES = weight_dtypes()
 """Storage width of a weight number format, scale overhead included [byte] (grids/dtypes.toml)."""
@@ -197,7 +200,11 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
             raise SpecError(f"{source} [fixed]: unknown key '{key}'; expected: {', '.join(OPTIONAL_AXES)}")
         if key in axes_raw:
             raise SpecError(f"{source}: '{key}' is both an axis and fixed; a dimension may be listed once")
-        if not isinstance(fixed_raw[key], str):
+        if key in NUMERIC_AXES:
+            value = fixed_raw[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(f"{source} [fixed]: '{key}' must be a positive integer")
+        elif not isinstance(fixed_raw[key], str):
             raise SpecError(f"{source} [fixed]: '{key}' must be a name")
     engine = dict(ENGINE_KEYS)
     engine_raw = raw.get("engine", {})
@@ -213,7 +220,9 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
     checks = {"model": _check_model, "gpu": _check_gpu(gpus), "weight_dtype": _check_dtype,
               "kv_dtype": _check_names("KV-cache number format", KV_DTYPE_BYTES),
               "compute_dtype": _check_names("compute precision", COMPUTE_NAMES),
-              "profile": _check_profile, "scenario": _check_scenario}
+              "profile": _check_profile, "scenario": _check_scenario,
+              "expert_parallel": _check_names("expert-parallel setting", EXPERT_PARALLEL),
+              "pp": lambda where, value: None, "dp": lambda where, value: None}
     axes: dict[str, list[Any]] = {}
     for dim in REQUIRED_AXES + OPTIONAL_AXES:
         if dim not in axes_raw:

@@ -1,9 +1,18 @@
-"""Tensor-parallel communication: the all-reduces of a Megatron-style column/row split.
+"""Communication between GPUs: tensor-parallel all-reduces, expert-parallel all-to-alls and
+pipeline point-to-point transfers.
 
-Each block all-reduces its activations twice: after the attention output projection and after
-the MLP down projection. Reference: the article "LLM inference economics from first principles",
-section "Tensor parallelism": 4 x H100 over NVLink at 450 GB/s move one token's activations in
-2 * 2 * 8192 * 80 * 3/4 / 450e9 = 4.37 us, plus a few microseconds of message latency.
+Each block all-reduces its activations twice under a Megatron-style split: after the attention
+output projection and after the MLP down projection. Reference: the article "LLM inference
+economics from first principles", section "Tensor parallelism": 4 x H100 over NVLink at 450 GB/s
+move one token's activations in 2 * 2 * 8192 * 80 * 3/4 / 450e9 = 4.37 us, plus a few
+microseconds of message latency. Expert parallelism (DeepSeek-V3 report, arXiv:2412.19437,
+section 3.4; vLLM's --enable-expert-parallel): a MoE block sends each token to the GPUs holding
+its k experts (dispatch) and gathers the results back (combine), two all-to-alls instead of the
+MLP's all-reduce. Pipeline parallelism (GPipe, Huang et al., 2019): each stage boundary passes
+the activations of the tokens in flight once per pass.
+
+A group of GPUs that fits in one scale-up domain (``gpus_per_node``) talks over its links
+(NVLink); a larger group crosses the scale-out network at ``network_bytes_per_s`` per GPU.
 """
 
 from __future__ import annotations
@@ -13,39 +22,97 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from kernels._types import Scalar
+from kernels.params import is_moe
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
 
 ALLREDUCES_PER_BLOCK = 2.0
 """Megatron split: one after attention's o projection, one after the MLP's down projection."""
 
 
+def group_link_bytes_per_s(gpu: GPUSpec, group: Scalar) -> Scalar:
+    """Bandwidth per GPU of a group of ``group`` GPUs: scale-up links inside a node, else the
+    network (the slowest hop decides) [byte/s]."""
+    return jnp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
+
+
 def tp_link_bytes_per_s(gpu: GPUSpec, tp: Scalar) -> Scalar:
-    """Bandwidth of the slowest link in a P-GPU group: scale-up inside a node, else network."""
-    return jnp.where(tp <= gpu.gpus_per_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
+    """Bandwidth of the slowest link in a P-GPU tensor-parallel group [byte/s]."""
+    return group_link_bytes_per_s(gpu, tp)
 
 
-class AllReduceTime(NamedTuple):
-    """Time of the all-reduces of one forward pass [s]."""
+def expert_group(dep: Deployment) -> Scalar:
+    """GPUs a MoE layer's routed experts are spread over: P * dp under expert parallelism, else
+    the P GPUs of the tensor-parallel group (each holding 1/P of every expert) [GPU]."""
+    return jnp.where(dep.expert_parallel > 0.0, dep.tp * dep.dp, dep.tp)
 
-    bandwidth_s: Scalar  # n_ar * f (P-1)/P * bytes / link
-    latency_s: Scalar  # n_ar * latency, zero when P == 1
+
+def uses_all_to_all(model: ModelSpec, dep: Deployment) -> Scalar:
+    """1.0 where MoE blocks dispatch tokens to expert-parallel GPUs (an MoE model, expert
+    parallelism on, more than one GPU in the group), else 0.0."""
+    return jnp.where(is_moe(model) & (dep.expert_parallel > 0.0) & (expert_group(dep) > 1.0), 1.0, 0.0)
+
+
+class CommTime(NamedTuple):
+    """Communication time of one forward pass [s]."""
+
+    bandwidth_s: Scalar  # bytes moved / link bandwidth, all collectives and transfers
+    latency_s: Scalar  # message latencies, independent of the bytes
     total_s: Scalar
 
 
-def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
-                   tokens: Scalar) -> AllReduceTime:
-    """All-reduce time of one pass that carries ``tokens`` tokens' activations.
+def allreduces(model: ModelSpec, dep: Deployment) -> Scalar:
+    """All-reduces of one pass over all L blocks [1]: 2L, less the MLP all-reduce of MoE blocks
+    whose output the expert-parallel combine delivers (those without shared experts: shared
+    experts are split over the P GPUs like a dense MLP and still need theirs)."""
+    dropped = uses_all_to_all(model, dep) * model.n_moe_layers * jnp.where(model.d_ffn_shared > 0.0, 0.0, 1.0)
+    return ALLREDUCES_PER_BLOCK * model.n_layers - dropped
 
-    t_ar = 2L * ( alpha + f * (P-1)/P * tokens * D * b_act / W_link )
+
+def _allreduce_bandwidth_s(gpu: GPUSpec, dep: Deployment, profile: EngineProfile, n_ar: Scalar,
+                           message: Scalar) -> Scalar:
+    """n_ar all-reduces of ``message`` bytes over the P GPUs: n_ar f (P-1)/P message / W_tp [s]."""
+    return _unless_none(n_ar, n_ar * profile.allreduce_volume_factor * (dep.tp - 1.0) / dep.tp * message
+                        / tp_link_bytes_per_s(gpu, dep.tp))
+
+
+def _unless_none(count: Scalar, time_s: Scalar) -> Scalar:
+    """``time_s``, or exactly 0 where ``count`` (of messages) is 0, whatever the links (a GPU
+    without a scale-out network has NaN there)."""
+    return jnp.where(count > 0.0, time_s, 0.0)
+
+
+def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
+              tokens: Scalar) -> CommTime:
+    """Communication of one pass that carries ``tokens`` tokens through every block of one rank.
+
+    t = n_ar ( alpha + f (P-1)/P n D b / W_tp )                                    all-reduces
+      + 2 L_moe ( alpha + (n/P) k D b (N-1)/N / W_N )     expert parallelism, N = P dp GPUs
+      + (pp - 1) ( alpha + n D b / W_pipe )                  pipeline stage boundaries
 
     f = 2 for a ring all-reduce (reduce-scatter then all-gather each move (P-1)/P of the message);
-    f = 1 is the article's count. alpha is the latency of one all-reduce.
+    f = 1 is the article's count. alpha is the latency of one message (``allreduce_latency_s``).
+    Dispatch and combine each send a GPU's 1/P share of the rank's tokens to k experts, (N-1)/N
+    of which live elsewhere (uniform routing). A pipeline passes the tokens' activations (D
+    values each) from stage to stage, over the network once the P * pp GPUs span nodes.
     """
-    n_ar = ALLREDUCES_PER_BLOCK * model.n_layers
     message = tokens * model.d_model * dep.act_bytes_per_elem
-    share = (dep.tp - 1.0) / dep.tp
-    split = dep.tp > 1.0  # one GPU communicates nothing, whatever its links
-    bandwidth = jnp.where(
-        split, n_ar * profile.allreduce_volume_factor * share * message / tp_link_bytes_per_s(gpu, dep.tp), 0.0)
-    latency = jnp.where(split, n_ar * profile.allreduce_latency_s, 0.0)
-    return AllReduceTime(bandwidth, latency, bandwidth + latency)
+    n_ar = jnp.where(dep.tp > 1.0, allreduces(model, dep), 0.0)  # one GPU communicates nothing
+    group = expert_group(dep)
+    a2a = 2.0 * model.n_moe_layers * uses_all_to_all(model, dep)
+    a2a_bw = _unless_none(a2a, a2a * message / dep.tp * model.experts_per_token * (group - 1.0) / group
+                          / group_link_bytes_per_s(gpu, group))
+    hops = dep.pp - 1.0
+    p2p_bw = _unless_none(hops, hops * message / group_link_bytes_per_s(gpu, dep.tp * dep.pp))
+    bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, message) + a2a_bw + p2p_bw
+    latency = (n_ar + a2a + hops) * profile.allreduce_latency_s
+    return CommTime(bandwidth, latency, bandwidth + latency)
+
+
+def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
+                   tokens: Scalar) -> CommTime:
+    """The 2L all-reduces alone of one pass over ``tokens`` tokens (the article's tensor-parallel
+    term, reported per token)."""
+    n_ar = jnp.where(dep.tp > 1.0, ALLREDUCES_PER_BLOCK * model.n_layers, 0.0)
+    bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, tokens * model.d_model * dep.act_bytes_per_elem)
+    latency = n_ar * profile.allreduce_latency_s
+    return CommTime(bandwidth, latency, bandwidth + latency)

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from kernels._types import BoolScalar, Scalar
-from kernels.params import is_mla, weight_bytes
+from kernels.comm import expert_group
+from kernels.params import is_mla, weight_bytes_per_gpu
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
 
 
@@ -69,11 +70,11 @@ def kv_bytes_per_seq_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Sc
 class MemoryPlan(NamedTuple):
     """Where one GPU's memory goes, for sequences of T = input_len + output_len tokens."""
 
-    weight_bytes_per_gpu: Scalar  # M_w / P [byte]
-    kv_bytes_per_token_per_gpu: Scalar  # m_kv, inside every window [byte/token]
-    kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens [byte]
-    kv_budget_bytes_per_gpu: Scalar  # u * M_gpu - M_w / P, may be negative [byte]
-    max_batch: Scalar  # sequences of T tokens that fit, capped by the engine's limit [sequence]
+    weight_bytes_per_gpu: Scalar  # M_w,gpu: M_w / P without pipeline or expert parallelism [byte]
+    kv_bytes_per_token_per_gpu: Scalar  # m_kv / pp, inside every window [byte/token]
+    kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens, its stage's layers [byte]
+    kv_budget_bytes_per_gpu: Scalar  # u * M_gpu - M_w,gpu, may be negative [byte]
+    max_batch: Scalar  # sequences of T tokens per micro-batch that fit, capped by the engine's limit [sequence]
     weights_fit: BoolScalar  # the weights alone fit in usable memory
 
 
@@ -81,15 +82,17 @@ def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
                 seq_len: Scalar) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 
-    B_max = min( floor((u * M_gpu - M_w / P) / M_seq(T)), B_engine )
+    B_max = min( floor((u * M_gpu - M_w,gpu) / (pp * M_seq(T))), B_engine )   per micro-batch
 
     u is the usable fraction of device memory (``mem_usable_frac``), B_engine the engine's limit
-    on sequences in flight (``max_num_seqs``), M_seq(T) one sequence's KV cache per GPU. The
+    on sequences in flight (``max_num_seqs``), M_seq(T) one sequence's KV cache per GPU (its
+    stage's L/pp layers), M_w,gpu the weights per GPU (``weight_bytes_per_gpu``). The
     article: on 2 x H100 the 141 GB of Llama 3.3 70B fill 88% of memory and leave 19 GB for KV cache.
     """
-    w = weight_bytes(model, dep.weight_bytes_per_elem) / dep.tp
-    m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem)
-    m_seq = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, seq_len)
+    w = weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, dep.pp, expert_group(dep))
+    m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / dep.pp
+    m_seq = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, seq_len) / dep.pp
     budget = profile.mem_usable_frac * gpu.hbm_bytes - w
-    fit = jnp.floor(jnp.maximum(budget, 0.0) / m_seq)
+    # Each stage holds its layers' cache of all pp micro-batches: pp * B sequences.
+    fit = jnp.floor(jnp.maximum(budget, 0.0) / (dep.pp * m_seq))
     return MemoryPlan(w, m_kv, m_seq, budget, jnp.minimum(fit, profile.max_num_seqs), budget > 0.0)

@@ -108,6 +108,18 @@ def weight_bytes(model: ModelSpec, weight_bytes_per_elem: Scalar) -> Scalar:
     return param_counts(model).total * weight_bytes_per_elem
 
 
+def weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_elem: Scalar, tp: Scalar, pp: Scalar,
+                         expert_gpus: Scalar) -> Scalar:
+    """Bytes of weights each GPU holds [byte]: the stage's share of the layers (1/pp), of it 1/P
+    for everything but the routed experts, which are spread over ``expert_gpus`` GPUs (P, or
+    P * dp under expert parallelism).
+
+    M_w,gpu = b_w ( (P_total - P_experts) / P + P_experts / N ) / pp
+    """
+    counts = param_counts(model)
+    return weight_bytes_per_elem * ((counts.total - counts.experts) / tp + counts.experts / expert_gpus) / pp
+
+
 def idle_experts(model: ModelSpec, tokens: Scalar) -> Scalar:
     """Expected routed experts of one MoE layer that none of ``tokens`` tokens uses [1].
 

@@ -35,7 +35,7 @@ class Metrics(NamedTuple):
     weight_bytes: Scalar  # per GPU [byte]
     kv_cache_bytes: Scalar  # per GPU, sequences in flight at their longest, I + O - 1 tokens [byte]
     max_batch: Scalar  # sequences of I + O - 1 tokens that fit [sequence]
-    batch_in_flight: Scalar  # sequences decoded together [sequence]
+    batch_in_flight: Scalar  # sequences decoded together, all pp micro-batches of all dp ranks [sequence]
     prefill_flops: Scalar  # one prompt [FLOP]
     decode_flops: Scalar  # the first decode step of one sequence, after I cached tokens [FLOP]
     prefill_s: Scalar  # one prefill pass: the running batch (static) or one prompt (steady) [s]
@@ -44,7 +44,7 @@ class Metrics(NamedTuple):
     ttft_min_s: Scalar  # the first request served [s]
     tpot_s: Scalar  # mean decode step seen by a request [s]
     e2e_s: Scalar  # mean over requests [s]
-    output_tok_s: Scalar  # output tokens per second of the replica [token/s]
+    output_tok_s: Scalar  # output tokens per second of the deployment (all pp * dp * P GPUs) [token/s]
     output_tok_s_per_gpu: Scalar  # [token/s/GPU]
     user_tok_s: Scalar  # 1 / tpot [token/s]
     usd_per_mtok_output: Scalar  # [USD/Mtoken]
@@ -60,13 +60,15 @@ def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload
 
 def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
                 profile: EngineProfile) -> BoolScalar:
-    """Heads split evenly, the precision exists, one sequence fits (and C fit, for concurrency)."""
+    """Heads split evenly, every pipeline stage has a layer, the precision exists, one sequence
+    fits (and C fit, for concurrency)."""
     plan = request_memory(model, gpu, dep, wl, profile)
     heads_split = jnp.mod(model.n_heads, dep.tp) == 0.0
+    stages_have_layers = dep.pp <= model.n_layers
     has_peak = jnp.isfinite(peak_flop_per_s(gpu, dep.compute_dtype))
     fits = plan.weights_fit & (plan.max_batch >= 1.0)
     concurrency_fits = (dep.scenario != 1.0) | (dep.batch <= plan.max_batch)
-    return heads_split & has_peak & fits & concurrency_fits
+    return heads_split & stages_have_layers & has_peak & fits & concurrency_fits
 
 
 def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
@@ -82,13 +84,14 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
     ok = feasibility(model, gpu, dep, wl, profile) & jnp.isfinite(tl.e2e_s) & jnp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
-    price = gpu.usd_per_hour * dep.tp
+    gpus = dep.tp * dep.pp * dep.dp
+    price = gpu.usd_per_hour * gpus
     return Metrics(
         feasible=ok,
         bottleneck=jnp.where(ok, bottleneck(total), CAPACITY),
         params_total=param_counts(model).total,
         weight_bytes=plan.weight_bytes_per_gpu,
-        kv_cache_bytes=plan.kv_bytes_per_seq_per_gpu * tl.in_flight,
+        kv_cache_bytes=plan.kv_bytes_per_seq_per_gpu * tl.in_flight / dep.dp,
         max_batch=plan.max_batch,
         batch_in_flight=tl.in_flight,
         prefill_flops=prefill_flops(model, wl.input_len, profile.causal_attention).total,
@@ -100,7 +103,7 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
         tpot_s=tl.tpot_s,
         e2e_s=tl.e2e_s,
         output_tok_s=tl.output_tok_s,
-        output_tok_s_per_gpu=tl.output_tok_s / dep.tp,
+        output_tok_s_per_gpu=tl.output_tok_s / gpus,
         user_tok_s=1.0 / tl.tpot_s,
         usd_per_mtok_output=usd_per_mtok(price, tl.output_tok_s),
         usd_per_mtok_input=usd_per_mtok(price, tl.input_tok_s),

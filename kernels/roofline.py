@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels._types import Scalar
-from kernels.comm import allreduce_time
+from kernels.comm import comm_time, expert_group
 from kernels.flops import pass_flops, prefill_flops
 from kernels.memory import kv_bytes_per_seq_per_gpu, kv_elems_per_token_per_layer, kv_heads_per_gpu
 from kernels.params import all_streamed_params, idle_expert_params, idle_experts
@@ -70,14 +70,25 @@ def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scal
 
 def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
                   tokens: Scalar | None = None) -> Scalar:
-    """Time for each GPU to stream its share of the weights a step over ``tokens`` tokens uses [s]:
-    P_read(n) b_w / P / (e_w W_hbm); for MoE only the experts the tokens touch are read.
-    ``tokens`` defaults to the batch (a decode step); a dense model reads all weights whatever n."""
+    """Time for the GPUs of one rank to stream the weights a pass over ``tokens`` tokens uses,
+    stage after stage [s].
+
+    t_w = [ (P_all - L_moe E A_e) / P + L_moe A_e E_touched(n_g) / N ] b_w / (e_w W_hbm)
+
+    Every GPU reads its 1/P of the non-expert weights; of the routed experts only those the
+    tokens touch are read, spread over N GPUs (P, or P * dp under expert parallelism, where the
+    group's n_g = dp * n tokens share the experts). The pp stages of a pipeline read their 1/pp
+    of the layers one after the other for a micro-batch, so pp does not appear. ``tokens``
+    defaults to the batch (a decode step); a dense model reads all weights whatever n.
+    """
     tokens = dep.batch if tokens is None else tokens
-    s_per_param = dep.weight_bytes_per_elem / dep.tp / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
+    group = expert_group(dep)
+    group_tokens = tokens * jnp.where(dep.expert_parallel > 0.0, dep.dp, 1.0)
+    s_per_param = dep.weight_bytes_per_elem / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
+    experts = idle_expert_params(model) * model.n_experts
     # Split so that only the idle experts' term depends on the tokens (a sweep's batch axis).
-    return (all_streamed_params(model, profile.reads_embedding) * s_per_param
-            - idle_expert_params(model) * s_per_param * idle_experts(model, tokens))
+    return ((all_streamed_params(model, profile.reads_embedding) - experts) / dep.tp + experts / group
+            - idle_expert_params(model) * idle_experts(model, group_tokens) / group) * s_per_param
 
 
 class PrefillTerms(NamedTuple):
@@ -108,7 +119,7 @@ def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
     dense = (f.weights + f.lm_head + f.elementwise) / profile.matmul_eff
     kv_write = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len)
-    comm = allreduce_time(model, gpu, dep, profile, wl.input_len)
+    comm = comm_time(model, gpu, dep, profile, wl.input_len)
     return PrefillTerms(dense * profile.matmul_tokens_half / (wl.input_len * peak),
                         (dense + f.attention / profile.attn_eff) / peak,
                         weight_read_s(model, gpu, dep, profile, wl.input_len),
@@ -181,7 +192,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     kv_bw = gpu.hbm_bytes_per_s * kv_read_efficiency(model, gpu, dep, profile)
     kv_layer_token = dep.batch * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
     full_layers = model.n_layers - model.n_window_layers
-    comm = allreduce_time(model, gpu, dep, profile, dep.batch).total_s
+    comm = comm_time(model, gpu, dep, profile, dep.batch).total_s
     return DecodeStep(dense_s + per_token_s + per_window_token_s, per_token_s,
                       weight_read_s(model, gpu, dep, profile, dep.batch),
                       full_layers * kv_layer_token / kv_bw, comm, profile.step_overhead_s,

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -33,7 +34,7 @@ class Timeline(NamedTuple):
 
     prefill: PhaseTime  # one prefill pass of the running batch (static) or one prompt (steady)
     decode: PhaseTime  # all decode steps of one running batch (static) or of one request (steady)
-    in_flight: Scalar  # sequences decoded together [sequence]
+    in_flight: Scalar  # sequences decoded together: per micro-batch, all of the deployment after deployment_timeline [sequence]
     ttft_s: Scalar  # mean over requests [s]
     ttft_min_s: Scalar  # the first request served [s]
     tpot_s: Scalar  # mean decode step seen by a request [s]
@@ -49,8 +50,7 @@ def decode_steps(wl: Workload) -> Scalar:
 
 
 def _with_batch(dep: Deployment, batch: Scalar) -> Deployment:
-    return Deployment(dep.tp, batch, dep.weight_bytes_per_elem, dep.kv_bytes_per_elem,
-                      dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
+    return dataclasses.replace(dep, batch=batch)
 
 
 class Wave(NamedTuple):
@@ -149,5 +149,25 @@ def timeline(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
         fill = jnp.where(max_batch >= 1.0, max_batch, dep.batch)  # nothing fits: the batch as given
         return steady(model, gpu, dep, wl, profile, jnp.where(dep.scenario == 2.0, fill, dep.batch))
 
-    return jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch),
-                        steady_branch)
+    one = jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch),
+                       steady_branch)
+    return deployment_timeline(one, dep, wl)
+
+
+def deployment_timeline(one: Timeline, dep: Deployment, wl: Workload) -> Timeline:
+    """From one micro-batch of one rank to the deployment: pp micro-batches in each of dp ranks.
+
+    The ranks run side by side, and so do a pipeline's micro-batches: each stage works on one
+    micro-batch while the others are at other stages, so a micro-batch's pass takes what it
+    would on one stage holding all layers (the terms sum over the stages) and the deployment
+    serves pp * dp times its throughput. Static waves: the pp micro-batches enter the first
+    stage one stage-time of their prefill, P(b)/pp, apart, so a request waits (pp-1)/(2pp) P(b)
+    longer on average, and the last one ends (pp-1)/pp P(b) later. Latencies are per request.
+    """
+    copies = dep.pp * dep.dp
+    stagger = jnp.where(dep.scenario == 0.0, (dep.pp - 1.0) / dep.pp * one.prefill.total_s, 0.0)
+    elapsed = one.elapsed_s + stagger
+    return one._replace(
+        in_flight=copies * one.in_flight, ttft_s=one.ttft_s + 0.5 * stagger, e2e_s=one.e2e_s + 0.5 * stagger,
+        elapsed_s=elapsed, output_tok_s=copies * one.output_tok_s * one.elapsed_s / elapsed,
+        input_tok_s=copies * one.input_tok_s)

@@ -111,10 +111,13 @@ class GPUSpec:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Deployment:
-    """How one replica is run: parallelism, batch, number formats and the serving scenario.
+    """How a deployment is run: parallelism, batch, number formats and the serving scenario.
 
-    ``batch`` is B, the requests of a static batch, or C, the requests kept in flight under the
-    concurrency scenario (unused by max_throughput, which keeps as many as fit).
+    A deployment has P * pp * dp GPUs: dp data-parallel ranks, each a pipeline of pp stages of P
+    tensor-parallel GPUs. ``batch`` is B, the requests of a static batch, or C, the requests kept
+    in flight under the concurrency scenario (unused by max_throughput, which keeps as many as
+    fit), counted per micro-batch: each rank keeps pp micro-batches in flight, so the deployment
+    serves pp * dp * B. pp = dp = 1 is one tensor-parallel replica.
     """
 
     tp: Leaf  # P, tensor-parallel degree = GPUs of the replica [GPU]
@@ -124,6 +127,9 @@ class Deployment:
     act_bytes_per_elem: Leaf  # width of activations sent in all-reduces [byte]
     compute_dtype: Leaf  # which peak applies: 0 bf16/fp16, 1 fp8, 2 int8, 3 fp4 (a code)
     scenario: Leaf  # 0 static, 1 concurrency, 2 max_throughput (kernels.scenarios.SCENARIOS)
+    pp: Leaf  # pipeline stages, each of P GPUs holding L/pp blocks; pp micro-batches in flight [1]
+    dp: Leaf  # data-parallel ranks, each running attention on its own batch [1]
+    expert_parallel: Leaf  # 1.0: routed experts spread whole over the P*dp GPUs of a stage; 0.0: split like dense MLPs
 
 
 @jax.tree_util.register_dataclass

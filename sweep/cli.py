@@ -22,7 +22,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     result = explain(args.model, args.gpu, args.tp, args.batch, args.input, args.output,
                      convention=args.convention, profile=args.profile,
                      weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype, scenario=args.scenario,
-                     compute_dtype=args.compute_dtype)
+                     compute_dtype=args.compute_dtype, pp=args.pp, dp=args.dp,
+                     expert_parallel=args.expert_parallel)
     print(json.dumps(_json_safe(result), indent=2, allow_nan=False) if args.json else render(result))
     return 0
 
@@ -162,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="static (default): BATCH requests at once, in waves if they do not all fit; "
                         "concurrency: BATCH requests kept in flight (continuous batching, steady state); "
                         "max_throughput: as many in flight as fit")
+    p.add_argument("--pp", type=int, default=1,
+                   help="pipeline stages of TP GPUs each (default 1); BATCH then counts one micro-batch, and "
+                        "PP micro-batches are in flight")
+    p.add_argument("--dp", type=int, default=1, help="data-parallel ranks, each with its own PP micro-batches (default 1)")
+    p.add_argument("--expert-parallel", action="store_true",
+                   help="spread each MoE layer's routed experts whole over the TP*DP GPUs of a stage, with "
+                        "all-to-all dispatch and combine (default: split every expert like a dense MLP)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=_cmd_explain)
 

@@ -22,7 +22,7 @@ from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
 from grids.dtypes import compute_code, default_compute
-from grids.sweeps import DTYPE_BYTES, KV_DTYPE_BYTES, SweepSpec
+from grids.sweeps import DTYPE_BYTES, EXPERT_PARALLEL, KV_DTYPE_BYTES, SweepSpec
 from kernels.point import Metrics, evaluate, mask_infeasible
 from kernels.params import param_counts
 from kernels.scenarios import SCENARIOS
@@ -109,7 +109,8 @@ def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
     compute = jnp.where(inputs["compute_dtype"] < 0.0, weight[1], inputs["compute_dtype"])
     dep = Deployment(tp=inputs["tp"], batch=inputs["batch"], weight_bytes_per_elem=weight[0],
                      kv_bytes_per_elem=inputs["kv_dtype"], act_bytes_per_elem=jnp.full_like(weight[0], 2.0),
-                     compute_dtype=compute, scenario=inputs["scenario"])
+                     compute_dtype=compute, scenario=inputs["scenario"], pp=inputs["pp"], dp=inputs["dp"],
+                     expert_parallel=inputs["expert_parallel"])
     wl = Workload(input_len=inputs["input_len"], output_len=inputs["output_len"])
     m = mask_infeasible(evaluate(inputs["model"], inputs["gpu"], dep, wl, inputs["profile"]))
     out = {name: getattr(m, name) for name in STORED}
@@ -143,13 +144,15 @@ def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
         return jnp.asarray([SCENARIOS.index(k) for k in names], dtype=dtype)
     if dim == "kv_dtype":
         return jnp.asarray([KV_DTYPE_BYTES[k] for k in names], dtype=dtype)
+    if dim == "expert_parallel":
+        return np.asarray([EXPERT_PARALLEL[k] for k in names], dtype=dtype)
     if dim == "compute_dtype":
         return jnp.asarray([-1.0 if k == "auto" else compute_code(k) for k in names], dtype=dtype)
     return jnp.asarray(names, dtype=dtype)
 
 
 INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "compute_dtype",
-              "profile", "scenario")
+              "profile", "scenario", "pp", "dp", "expert_parallel")
 
 
 @functools.lru_cache(maxsize=None)

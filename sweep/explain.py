@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -49,7 +50,7 @@ def _scalars(named: Any) -> dict[str, float]:
 def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_len: int, *,
             convention: str = "realistic", profile: str | None = None,
             weight_dtype: str = "bf16", kv_dtype: str = "bf16", scenario: str = "static",
-            compute_dtype: str = "auto") -> dict[str, Any]:
+            compute_dtype: str = "auto", pp: int = 1, dp: int = 1, expert_parallel: bool = False) -> dict[str, Any]:
     """Every intermediate of the cost model for one design point, SI units, as a flat dict.
 
     Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
@@ -66,12 +67,14 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         if dtype not in known:
             raise SpecError(f"argument {name}: expected one of {', '.join(known)}, got {dtype!r}")
     sizes = {n: positive_int(f"--{n.replace('_len', '')}", v) for n, v in
-             (("tp", tp), ("batch", batch), ("input_len", input_len), ("output_len", output_len))}
+             (("tp", tp), ("batch", batch), ("input_len", input_len), ("output_len", output_len), ("pp", pp),
+              ("dp", dp))}
     m, g = load_model(model), load_gpu(gpu)
     prof = load_profile(profile or CONVENTIONS[convention])
     compute = compute_code(default_compute(weight_dtype) if compute_dtype == "auto" else compute_dtype)
     dep = Deployment(_f64(sizes["tp"]), _f64(sizes["batch"]), _f64(DTYPE_BYTES[weight_dtype]),
-                     _f64(KV_DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute), _f64(SCENARIOS.index(scenario)))
+                     _f64(KV_DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute), _f64(SCENARIOS.index(scenario)),
+                     _f64(sizes["pp"]), _f64(sizes["dp"]), _f64(1.0 if expert_parallel else 0.0))
     wl = Workload(_f64(sizes["input_len"]), _f64(sizes["output_len"]))
     spec, gspec, pspec = m.spec, g.spec, prof.spec
 
@@ -79,8 +82,7 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
     plan = request_memory(spec, gspec, dep, wl, pspec)
     tl = timeline(spec, gspec, dep, wl, pspec, plan.max_batch)
     prefill, decode = tl.prefill, tl.decode
-    running = Deployment(dep.tp, tl.in_flight, dep.weight_bytes_per_elem, dep.kv_bytes_per_elem,
-                         dep.act_bytes_per_elem, dep.compute_dtype, dep.scenario)
+    running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
     first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)
     counts = param_counts(spec)
     ops_prefill = op_flops(spec, wl.input_len, attention_pairs(wl.input_len, pspec.causal_attention),
@@ -91,7 +93,8 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
     out = dict(model=m.key, gpu=g.key, tp=tp, batch=batch, input_len=input_len, output_len=output_len,
                convention=convention, profile=prof.name, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-               compute_dtype=COMPUTE_DTYPES[int(compute)], scenario=scenario)
+               compute_dtype=COMPUTE_DTYPES[int(compute)], scenario=scenario, pp=pp, dp=dp,
+               expert_parallel=bool(expert_parallel), gpus=tp * pp * dp)
     out.update(_scalars(metrics))
     out["feasible"] = bool(metrics.feasible)
     out["bottleneck"] = BOTTLENECKS[int(metrics.bottleneck)]
@@ -101,15 +104,15 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         kv_cache_bytes_total=float(kv_cache_bytes(spec, wl.input_len + wl.output_len - 1.0, dep.batch,
                                                   dep.kv_bytes_per_elem)),
         peak_flop_per_s=peak, hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
-        usd_per_hour=float(gspec.usd_per_hour) * tp,
+        usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
         prefill_flops_by_op=_scalars(ops_prefill),
         decode_flops_by_op=_scalars(ops_decode),
-        experts_touched_per_layer=float(experts_touched(spec, tl.in_flight)),
+        experts_touched_per_layer=float(experts_touched(spec, running.batch * (dep.dp if expert_parallel else 1.0))),
         prefill_compute_s=float(prefill.compute_s), prefill_memory_s=float(prefill.memory_s),
         prefill_comm_s=float(prefill.comm_s), prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
         weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),
         decode_step_compute_s=float(first_step.compute_s), decode_step_memory_s=float(first_step.memory_s),
-        decode_step_s=float(first_step.total_s), decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
+        decode_step_comm_s=float(first_step.comm_s), decode_step_s=float(first_step.total_s), decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
         decode_steps=float(decode_steps(wl)),
         allreduce_latency_s_per_token=float(comm_token.latency_s),
         decode_tok_s=float(tl.in_flight) / float(metrics.tpot_s),
@@ -124,6 +127,8 @@ def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
     """Why a point cannot run, in words."""
     if float(spec.n_heads) % out["tp"]:
         return f"tp {out['tp']} does not divide the {float(spec.n_heads):g} attention heads"
+    if out["pp"] > float(spec.n_layers):
+        return f"pp {out['pp']} exceeds the {float(spec.n_layers):g} layers: a stage would hold none"
     if math.isnan(out["peak_flop_per_s"]):
         return f"{out['gpu']} has no {out['compute_dtype']} tensor path"
     if out["kv_budget_bytes_per_gpu"] <= 0:

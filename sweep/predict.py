@@ -40,7 +40,8 @@ def build_points(rows: list[Measurement]) -> Points:
         weight_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
         kv_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
         act_bytes_per_elem=f([2.0] * len(rows)), compute_dtype=f([0.0] * len(rows)),
-        scenario=f([SCENARIOS.index(r.scenario) for r in rows]))
+        scenario=f([SCENARIOS.index(r.scenario) for r in rows]), pp=f([1.0] * len(rows)), dp=f([1.0] * len(rows)),
+        expert_parallel=f([0.0] * len(rows)))
     wl = Workload(f([r.input_len for r in rows]), f([r.output_len for r in rows]))
     return Points(stack_specs([models[r.model] for r in rows], jnp.float64),
                   stack_specs([gpus[r.gpu].spec for r in rows], jnp.float64), dep, wl,

@@ -134,16 +134,42 @@ def kv_per_token_per_gpu(m: dict, tp: float, kv_bytes: float) -> float:
     return m["n_layers"] * _kv_elems(m, tp) * kv_bytes
 
 
+def _link(gpu: dict, group: float) -> float:
+    return gpu["link_bytes_per_s"] if group <= gpu["gpus_per_node"] else gpu["network_bytes_per_s"]
+
+
+def comm(m: dict, gpu: dict, prof: dict, par: dict, tokens: float, act_bytes: float = 2.0) -> float:
+    """All communication of one pass of `tokens` tokens through one rank, message by message:
+    the all-reduces of every block, expert parallelism's dispatch and combine in every MoE block,
+    and one transfer at every pipeline stage boundary."""
+    tp, pp, dp, ep = par["tp"], par["pp"], par["dp"], par["ep"]
+    alpha, D = prof["allreduce_latency_s"], m["d_model"]
+    moe = bool(_get(m, "n_experts"))
+    group = tp * dp if ep else tp
+    a2a = moe and ep and group > 1
+    t = 0.0
+    if tp > 1:
+        ring = prof["allreduce_volume_factor"] * (tp - 1) / tp * tokens * D * act_bytes / _link(gpu, tp)
+        for layer in range(int(m["n_layers"])):
+            is_moe_layer = layer >= m["n_layers"] - _get(m, "n_moe_layers")  # which ones does not matter
+            mlp_reduced = not (a2a and is_moe_layer and not _get(m, "d_ffn_shared"))
+            t += (1 + mlp_reduced) * (alpha + ring)
+    if a2a:
+        share = tokens / tp * _get(m, "experts_per_token") * D * act_bytes * (group - 1) / group
+        t += 2 * _get(m, "n_moe_layers") * (alpha + share / _link(gpu, group))
+    for _ in range(int(pp) - 1):
+        t += alpha + tokens * D * act_bytes / _link(gpu, tp * pp)
+    return t
+
+
 def allreduce(m: dict, gpu: dict, prof: dict, tp: float, tokens: float, act_bytes: float = 2.0) -> float:
-    if tp == 1:
-        return 0.0
-    link = gpu["link_bytes_per_s"] if tp <= gpu["gpus_per_node"] else gpu["network_bytes_per_s"]
-    per = prof["allreduce_latency_s"] + prof["allreduce_volume_factor"] * (tp - 1) / tp * tokens * m["d_model"] * act_bytes / link
-    return 2 * m["n_layers"] * per
+    """The 2L all-reduces of one tensor-parallel pass (no pipeline, no expert parallelism)."""
+    return comm(m, gpu, prof, dict(tp=tp, pp=1, dp=1, ep=False), tokens, act_bytes)
 
 
-def _prefill(m, gpu, prof, tp, batch, input_len, w_bytes, kv_bytes, compute_dtype):
-    """Prefill of `batch` prompts of `input_len` tokens in one pass [s]."""
+def _prefill(m, gpu, prof, par, batch, input_len, w_bytes, kv_bytes, compute_dtype):
+    """Prefill of `batch` prompts of `input_len` tokens in one pass through every stage [s]."""
+    tp = par["tp"]
     peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     bw = gpu["hbm_bytes_per_s"]
     S = input_len
@@ -154,21 +180,28 @@ def _prefill(m, gpu, prof, tp, batch, input_len, w_bytes, kv_bytes, compute_dtyp
     e_mm = prof["matmul_eff"] * n_tok / (n_tok + prof["matmul_tokens_half"])
     compute = batch * (other / e_mm + attn / prof["attn_eff"]) / peak
     # MoE: the experts one prompt's S tokens touch are read (a bound from below for more prompts).
-    memory = (_weight_read(m, gpu, prof, tp, w_bytes, S)
+    memory = (_weight_read(m, gpu, prof, par, w_bytes, S)
               + batch * kv_seq_per_gpu(m, tp, kv_bytes, S) / (bw * prof["kv_bw_eff"]))
-    return prof["prefill_overhead_s"] + max(compute, memory) + allreduce(m, gpu, prof, tp, n_tok)
+    return prof["prefill_overhead_s"] + max(compute, memory) + comm(m, gpu, prof, par, n_tok)
 
 
-def _weight_read(m, gpu, prof, tp, w_bytes, tokens):
+def _weight_read(m, gpu, prof, par, w_bytes, tokens):
     """Streams every weight once, except an untied embedding (unless the article's convention) and
-    the routed experts none of the step's `tokens` tokens is sent to."""
+    the routed experts none of the step's tokens is sent to. Non-expert weights are split over tp
+    GPUs; the experts over tp (each expert split) or, under expert parallelism, tp * dp GPUs whose
+    dp ranks' tokens all share them. The stages of a pipeline read their layers one after another."""
     skipped = (1 - prof["reads_embedding"]) * (0 if m["tied_embeddings"] else m["vocab"] * m["d_model"])
-    idle = _get(m, "n_moe_layers") * _idle_experts(m, tokens) * _expert(m)
-    return (params(m) - skipped - idle) * w_bytes / tp / (gpu["hbm_bytes_per_s"] * prof["weight_bw_eff"])
+    E, L_moe = _get(m, "n_experts"), _get(m, "n_moe_layers")
+    experts = L_moe * E * _expert(m)
+    group, group_tokens = ((par["tp"] * par["dp"], tokens * par["dp"]) if par["ep"] else (par["tp"], tokens))
+    touched = L_moe * (E - _idle_experts(m, group_tokens)) * _expert(m)
+    per_gpu = (params(m) - skipped - experts) / par["tp"] + touched / group
+    return per_gpu * w_bytes / (gpu["hbm_bytes_per_s"] * prof["weight_bw_eff"])
 
 
-def _step_terms(m, gpu, prof, tp, batch, context, w_bytes, kv_bytes, compute_dtype):
+def _step_terms(m, gpu, prof, par, batch, context, w_bytes, kv_bytes, compute_dtype):
     """(math, memory) time of one decode step of `batch` sequences after `context` cached tokens."""
+    tp = par["tp"]
     peak = gpu[PEAK_FIELDS[compute_dtype]] * tp
     work = batch * math.ceil(m["n_kv_heads"] / tp) / gpu["n_sm"]
     e_kv = prof["kv_bw_eff"] * work / (work + prof["kv_parallel_half"])
@@ -176,81 +209,96 @@ def _step_terms(m, gpu, prof, tp, batch, context, w_bytes, kv_bytes, compute_dty
     window_context = min(context, _get(m, "window"))  # a window layer keeps its last W tokens
     other1, attn1 = split_flops(m, 1, context + 1, window_context + 1, absorbed=True)
     c = batch * (other1 / e_mm1 + attn1 / prof["attn_eff"]) / peak
-    mem = _weight_read(m, gpu, prof, tp, w_bytes, batch) + batch * kv_seq_per_gpu(m, tp, kv_bytes, context) / (
+    mem = _weight_read(m, gpu, prof, par, w_bytes, batch) + batch * kv_seq_per_gpu(m, tp, kv_bytes, context) / (
         gpu["hbm_bytes_per_s"] * e_kv)
     return c, mem
 
 
-def _step_fixed(m, gpu, prof, tp, batch):
-    return prof["step_overhead_s"] + allreduce(m, gpu, prof, tp, batch)
+def _step_fixed(m, gpu, prof, par, batch):
+    return prof["step_overhead_s"] + comm(m, gpu, prof, par, batch)
 
 
-def _step(m, gpu, prof, tp, batch, context, *args):
+def _step(m, gpu, prof, par, batch, context, *args):
     """One decode step of `batch` sequences after `context` cached tokens each [s]."""
-    return _step_fixed(m, gpu, prof, tp, batch) + max(_step_terms(m, gpu, prof, tp, batch, context, *args))
+    return _step_fixed(m, gpu, prof, par, batch) + max(_step_terms(m, gpu, prof, par, batch, context, *args))
 
 
-def _steady_step(m, gpu, prof, tp, batch, contexts, *args):
+def _steady_step(m, gpu, prof, par, batch, contexts, *args):
     """One step of `batch` sequences spread evenly over `contexts`: math and memory summed over
     the sequences, i.e. averaged over the contexts one by one, then the roofline."""
-    terms = [_step_terms(m, gpu, prof, tp, batch, t, *args) for t in contexts]
+    terms = [_step_terms(m, gpu, prof, par, batch, t, *args) for t in contexts]
     c, mem = (math.fsum(x) / len(terms) for x in zip(*terms))
-    return _step_fixed(m, gpu, prof, tp, batch) + max(c, mem)
+    return _step_fixed(m, gpu, prof, par, batch) + max(c, mem)
 
 
 def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len: float, output_len: float,
              w_bytes: float = 2.0, kv_bytes: float = 2.0, compute_dtype: int = 0,
-             scenario: str = "static") -> dict[str, float]:
-    """Latency, throughput and cost of one design point, request by request."""
+             scenario: str = "static", pp: float = 1, dp: float = 1, expert_parallel: bool = False) -> dict[str, float]:
+    """Latency, throughput and cost of one design point, request by request.
+
+    With pipeline or data parallelism, pp * dp engines (micro-batches) each serve `batch`
+    requests side by side; static waves of a pipeline's micro-batches start P/pp apart, P the
+    prefill of the first wave."""
+    par = dict(tp=tp, pp=pp, dp=dp, ep=bool(expert_parallel))
     n_params = params(m)
+    experts = _get(m, "n_moe_layers") * _get(m, "n_experts") * _expert(m)
     seq = input_len + output_len - 1
-    kv_seq = kv_seq_per_gpu(m, tp, kv_bytes, seq)
-    usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - n_params * w_bytes / tp
-    max_batch = min(math.floor(max(usable, 0) / kv_seq), prof["max_num_seqs"])
+    kv_seq = kv_seq_per_gpu(m, tp, kv_bytes, seq) / pp  # a stage caches its own layers
+    group = tp * dp if expert_parallel else tp
+    w_gpu = ((n_params - experts) / tp + experts / group) * w_bytes / pp
+    usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - w_gpu
+    max_batch = min(math.floor(max(usable, 0) / (pp * kv_seq)), prof["max_num_seqs"])
     args = (w_bytes, kv_bytes, compute_dtype)
     steps = max(output_len - 1, 1)
+    engines = int(pp * dp)
 
     def decode(b):  # explicit loop over steps at contexts I, I+1, ..., I+steps-1
-        return sum(_step(m, gpu, prof, tp, b, input_len + k, *args) for k in range(int(steps)))
+        return sum(_step(m, gpu, prof, par, b, input_len + k, *args) for k in range(int(steps)))
 
     if scenario == "static":
-        # Simulate the waves: each request waits for the waves before it, then for the prompts
-        # ahead of it in its own wave's prefill (first come, first served).
+        # Simulate the waves of every engine: each request waits for the waves before it, then for
+        # the prompts ahead of it in its own wave's prefill (first come, first served).
         b_run = min(batch, max_batch) if max_batch >= 1 else batch  # nothing fits: the batch as given
-        clock, ttfts, e2es, tpots, left, in_flight, first = 0.0, [], [], [], int(batch), None, None
-        prefill_time = 0.0
-        while left > 0:
+        stage_gap = _prefill(m, gpu, prof, par, b_run, input_len, *args) / pp
+        clock, left, in_flight, prefill_time, requests = 0.0, int(batch), None, 0.0, []
+        while left > 0:  # one engine's waves; every engine runs the same ones
             b = min(b_run, left)
-            p, d = _prefill(m, gpu, prof, tp, b, input_len, *args), decode(b)
+            p, d = _prefill(m, gpu, prof, par, b, input_len, *args), decode(b)
             in_flight = in_flight or b
             for k in range(1, int(b) + 1):  # the k-th prompt's first token: a pass over k prompts
-                ttfts.append(clock + _prefill(m, gpu, prof, tp, k, input_len, *args))
-                first = ttfts[0]
-                e2es.append(clock + p + (d if output_len > 1 else 0.0))
-                tpots.append(d / steps)
+                requests.append((clock + _prefill(m, gpu, prof, par, k, input_len, *args),
+                                 clock + p + (d if output_len > 1 else 0.0), d / steps))
             clock += p + (d if output_len > 1 else 0.0)
             prefill_time += p
             left -= int(b)
+        # Micro-batch j of a pipeline starts j stage-times late; data-parallel ranks side by side.
+        offsets = [(engine % int(pp)) * stage_gap for engine in range(engines)]
+        ttfts = [o + r[0] for o in offsets for r in requests]
+        e2es = [o + r[1] for o in offsets for r in requests]
+        tpots = [r[2] for o in offsets for r in requests]
         ttft, e2e, tpot = (sum(x) / len(x) for x in (ttfts, e2es, tpots))
-        rate, in_rate = batch * output_len / clock, batch * input_len / prefill_time
+        first = requests[0][0]
+        rate = engines * batch * output_len / (max(offsets) + clock)
+        in_rate = engines * batch * input_len / prefill_time
     else:
         c = max_batch if scenario == "max_throughput" and max_batch >= 1 else batch
         in_flight = c
-        p1 = _prefill(m, gpu, prof, tp, 1, input_len, *args)
+        p1 = _prefill(m, gpu, prof, par, 1, input_len, *args)
         contexts = [input_len + j for j in range(int(output_len))]  # in flight at every stage
-        step = _steady_step(m, gpu, prof, tp, c, contexts, *args)
+        step = _steady_step(m, gpu, prof, par, c, contexts, *args)
         others = (c - 1) * p1
         e2e = p1 + (steps * step + others if output_len > 1 else others)
         ttft, tpot, first = p1, step + others / steps, p1
-        rate, in_rate = c * output_len / e2e, input_len / p1
-    price = gpu["usd_per_hour"] * tp
+        rate, in_rate = engines * c * output_len / e2e, engines * input_len / p1
+    gpus = tp * pp * dp
+    price = gpu["usd_per_hour"] * gpus
     peak = gpu[PEAK_FIELDS[compute_dtype]]
-    feasible = (m["n_heads"] % tp == 0 and usable > 0 and max_batch >= 1 and math.isfinite(peak)
-                and (scenario != "concurrency" or batch <= max_batch))
+    feasible = (m["n_heads"] % tp == 0 and pp <= m["n_layers"] and usable > 0 and max_batch >= 1
+                and math.isfinite(peak) and (scenario != "concurrency" or batch <= max_batch))
     return {
-        "feasible": feasible, "params_total": n_params, "weight_bytes": n_params * w_bytes / tp,
-        "kv_cache_bytes": kv_seq * in_flight, "max_batch": max_batch, "batch_in_flight": in_flight,
+        "feasible": feasible, "params_total": n_params, "weight_bytes": w_gpu,
+        "kv_cache_bytes": kv_seq * pp * in_flight, "max_batch": max_batch, "batch_in_flight": engines * in_flight,
         "ttft_s": ttft, "ttft_min_s": first, "tpot_s": tpot, "e2e_s": e2e, "output_tok_s": rate,
-        "user_tok_s": 1 / tpot, "usd_per_mtok_output": price / (rate * 3600) * 1e6,
+        "output_tok_s_per_gpu": rate / gpus, "user_tok_s": 1 / tpot, "usd_per_mtok_output": price / (rate * 3600) * 1e6,
         "usd_per_mtok_input": price / (in_rate * 3600) * 1e6,
     }

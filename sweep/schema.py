@@ -10,8 +10,9 @@ from kernels.roofline import BOTTLENECKS
 COORDS = {
     "model": dict(long_name="model", units="1", description="catalogue key of the model (grids/models)"),
     "gpu": dict(long_name="GPU", units="1", description="catalogue key of the GPU (grids/gpus.toml)"),
-    "tp": dict(long_name="tensor-parallel degree", units="GPU", description="GPUs of one replica"),
-    "batch": dict(long_name="batch size", units="sequence", description="requests served together"),
+    "tp": dict(long_name="tensor-parallel degree", units="GPU", description="GPUs of one pipeline stage"),
+    "batch": dict(long_name="batch size", units="sequence", description="requests served together, per "
+                  "micro-batch of a data-parallel rank (pp = dp = 1: of the replica)"),
     "input_len": dict(long_name="prompt length", units="token", description="prompt tokens per request"),
     "output_len": dict(long_name="output length", units="token", description="generated tokens per request"),
     "weight_dtype": dict(long_name="weight format", units="1", description="storage format of the weights"),
@@ -23,6 +24,14 @@ COORDS = {
     "scenario": dict(long_name="serving scenario", units="1",
                      description="static: batch requests at once, in waves; concurrency: batch requests in "
                                  "flight, steady state; max_throughput: as many in flight as fit"),
+    "pp": dict(long_name="pipeline stages", units="1",
+               description="stages of P GPUs, each holding 1/pp of the layers; pp micro-batches of batch "
+                           "sequences in flight"),
+    "dp": dict(long_name="data-parallel ranks", units="1",
+               description="ranks of pp * tp GPUs, each serving its own pp micro-batches"),
+    "expert_parallel": dict(long_name="expert parallelism", units="1",
+                            description="on: routed experts spread whole over the tp * dp GPUs of a stage, "
+                                        "all-to-all dispatch and combine; off: split like dense MLPs"),
 }
 
 

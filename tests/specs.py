@@ -32,9 +32,11 @@ def profile(values: dict) -> EngineProfile:
     return _make(EngineProfile, values)
 
 
-def deployment(tp, batch, w_bytes=2.0, kv_bytes=2.0, act_bytes=2.0, compute_dtype=0, scenario=0) -> Deployment:
+def deployment(tp, batch, w_bytes=2.0, kv_bytes=2.0, act_bytes=2.0, compute_dtype=0, scenario=0, pp=1, dp=1,
+               expert_parallel=0) -> Deployment:
     return _make(Deployment, dict(tp=tp, batch=batch, weight_bytes_per_elem=w_bytes, kv_bytes_per_elem=kv_bytes,
-                                  act_bytes_per_elem=act_bytes, compute_dtype=compute_dtype, scenario=scenario))
+                                  act_bytes_per_elem=act_bytes, compute_dtype=compute_dtype, scenario=scenario,
+                                  pp=pp, dp=dp, expert_parallel=expert_parallel))
 
 
 def workload(input_len, output_len) -> Workload:

@@ -118,4 +118,6 @@ def points(draw, max_output: int = 300) -> dict:
         input_len=draw(st.integers(1, 200_000)), output_len=draw(st.integers(1, max_output)),
         w_bytes=draw(st.sampled_from([0.5, 1.0, 2.0])), kv_bytes=draw(st.sampled_from([1.0, 2.0])),
         compute_dtype=draw(st.sampled_from([0, 1, 2, 3])),
+        pp=draw(st.sampled_from([1, 1, 2, 4])), dp=draw(st.sampled_from([1, 1, 2, 4])),
+        expert_parallel=draw(st.booleans()),
     )

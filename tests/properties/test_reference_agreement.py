@@ -45,7 +45,7 @@ examples, well inside 1e-12."""
 
 def _kernel(pt: dict):
     dep = specs.deployment(pt["tp"], pt["batch"], pt["w_bytes"], pt["kv_bytes"], 2.0, pt["compute_dtype"],
-                           pt.get("scenario", 0))
+                           pt.get("scenario", 0), pt.get("pp", 1), pt.get("dp", 1), float(pt.get("expert_parallel", 0)))
     return EVALUATE(specs.model(pt["m"]), specs.gpu(pt["g"]), dep,
                     specs.workload(pt["input_len"], pt["output_len"]), specs.profile(pt["p"]))
 
@@ -53,7 +53,8 @@ def _kernel(pt: dict):
 def _reference(pt: dict) -> dict:
     return reference.evaluate(pt["m"], pt["g"], pt["p"], pt["tp"], pt["batch"], pt["input_len"],
                               pt["output_len"], pt["w_bytes"], pt["kv_bytes"], pt["compute_dtype"],
-                              SCENARIOS[pt.get("scenario", 0)])
+                              SCENARIOS[pt.get("scenario", 0)], pt.get("pp", 1), pt.get("dp", 1),
+                              pt.get("expert_parallel", False))
 
 
 # Hand-picked edges, besides hypothesis' draws: one output token (no decode phase, TPOT of the
