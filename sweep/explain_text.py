@@ -10,7 +10,7 @@ from sweep.display import gigabytes, seconds, si
 def render(d: dict[str, Any]) -> str:
     """The breakdown of ``sweep.explain.explain`` as numbered steps, like the article."""
     lines = [
-        f"{d['model']} on {d['tp']} x {d['gpu']}, batch {d['batch']}, {d['input_len']} prompt + "
+        f"{d['model']} on {_gpus(d)}, batch {d['batch']}, {d['input_len']} prompt + "
         f"{d['output_len']} output tokens, scenario {d['scenario']}  [convention {d['convention']}, profile {d['profile']}, "
         f"weights {d['weight_dtype']}, KV {d['kv_dtype']}]",
         "",
@@ -35,7 +35,7 @@ def render(d: dict[str, Any]) -> str:
         "",
         f"3. Prefill time on {d['tp']} x {si(d['peak_flop_per_s'], 'FLOP/s')}, {si(d['hbm_bytes_per_s'], 'B/s')}",
         f"   compute {seconds(d['prefill_compute_s'])} vs memory {seconds(d['prefill_memory_s'])} "
-        f"(weights {seconds(d['weight_read_s'])}) + all-reduce {seconds(d['prefill_comm_s'])}"
+        f"(weights {seconds(d['weight_read_s'])}) + communication {seconds(d['prefill_comm_s'])}"
         f" -> {d['prefill_bottleneck']}-bound; TTFT {seconds(d['ttft_s'])}",
         "",
         f"4. Decode: the token after the prompt costs {si(d['decode_flops'], 'FLOP')} per sequence",
@@ -45,7 +45,8 @@ def render(d: dict[str, Any]) -> str:
         "",
         f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
         f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
-        f"at most {d['max_batch']:g} such sequences fit; {d['batch_in_flight']:g} run together",
+        f"at most {d['max_batch']:g} such sequences fit{' per micro-batch' if d['pp'] > 1 else ''}; "
+        f"{d['batch_in_flight']:g} run together",
         "",
         f"6. Tensor parallelism over {d['tp']} GPUs: all-reduce per token {seconds(d['allreduce_s_per_token'])}"
         f" (bandwidth) + {seconds(d['allreduce_latency_s_per_token'])} (latency)",
@@ -63,3 +64,11 @@ def render(d: dict[str, Any]) -> str:
         lines.append(f"NOT FEASIBLE: {d['infeasible_reason']}. Times above are what it would take if it fit;"
                      " a sweep stores NaN here.")
     return "\n".join(lines)
+
+
+def _gpus(d: dict) -> str:
+    """'8 x h100-sxm', or with pipeline/data/expert parallelism '32 x h200 (tp 8 x pp 1 x dp 4, expert-parallel)'."""
+    if d["pp"] == 1 and d["dp"] == 1 and not d["expert_parallel"]:
+        return f"{d['tp']} x {d['gpu']}"
+    ep = ", expert-parallel" if d["expert_parallel"] else ""
+    return f"{d['gpus']} x {d['gpu']} (tp {d['tp']} x pp {d['pp']} x dp {d['dp']}{ep})"
