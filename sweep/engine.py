@@ -86,8 +86,8 @@ def _loop_batch_sizes(dims: tuple[str, ...], shape: tuple[int, ...] | None, tile
             continue
         if inner * size <= tile_points:
             inner *= size
-        elif inner < tile_points:
-            loops[dim] = max(1, tile_points // inner)
+        elif inner < tile_points and tile_points // inner > 1:
+            loops[dim] = tile_points // inner
             inner = tile_points
         else:
             loops[dim] = None
