@@ -81,7 +81,8 @@ def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     A wave of b requests lasts W(b) = P(b) + D(b). Served first come first served, its k-th
     request gets its first token at P(k), the time of a pass over k prompts (at least one weight
     read: ``mean_first_token_s``), after the waves before it. Where nothing fits (B_max < 1) the
-    batch is evaluated as given, in one wave.
+    batch is evaluated as given, in one wave. With pp pipeline stages this is one micro-batch,
+    started (j / pp) P(b_run) late for the j-th of the pp (``stagger``).
 
     B <= B_max: one wave of B. B > B_max: floor(B / B_max) full waves of B_max, which do not
     depend on B, and one of the remaining B mod B_max, if any. So each point needs one wave whose
@@ -106,13 +107,16 @@ def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
 
     # Sum over requests of the time their wave starts: b_run * W * (0 + 1 + ... + n_full - 1) + ...
     start_sum = b_run * w_run * 0.5 * n_full * (n_full - 1.0) + has_rem * b_rem * n_full * w_run
+    # Pipelines: micro-batch j enters the first stage j P(b_run) / pp late (one stage's share of
+    # its first prefill); on average (pp - 1) / (2 pp) P(b_run), the last (pp - 1) / pp P(b_run).
+    stagger = (dep.pp - 1.0) / dep.pp * p_run.total_s
     ttft = (start_sum + n_full * b_run * run.first_token_s + has_rem * b_rem * sized.first_token_s) / dep.batch
     e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
     steps = decode_steps(wl)
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
-    elapsed = n_full * w_run + has_rem * w_rem
+    elapsed = n_full * w_run + has_rem * w_rem + stagger
     prefill_s = n_full * p_run.total_s + has_rem * p_rem.total_s
-    return Timeline(p_run, d_run, b_run, ttft, run.first_served_s, tpot, e2e, elapsed,
+    return Timeline(p_run, d_run, b_run, ttft + 0.5 * stagger, run.first_served_s, tpot, e2e + 0.5 * stagger, elapsed,
                     dep.batch * wl.output_len / elapsed, dep.batch * wl.input_len / prefill_s)
 
 
@@ -160,14 +164,9 @@ def deployment_timeline(one: Timeline, dep: Deployment, wl: Workload) -> Timelin
     The ranks run side by side, and so do a pipeline's micro-batches: each stage works on one
     micro-batch while the others are at other stages, so a micro-batch's pass takes what it
     would on one stage holding all layers (the terms sum over the stages) and the deployment
-    serves pp * dp times its throughput. Static waves: the pp micro-batches enter the first
-    stage one stage-time of their prefill, P(b)/pp, apart, so a request waits (pp-1)/(2pp) P(b)
-    longer on average, and the last one ends (pp-1)/pp P(b) later. Latencies are per request.
+    serves pp * dp times its throughput (static waves: staggered starts, ``static``). Latencies
+    are per request.
     """
     copies = dep.pp * dep.dp
-    stagger = jnp.where(dep.scenario == 0.0, (dep.pp - 1.0) / dep.pp * one.prefill.total_s, 0.0)
-    elapsed = one.elapsed_s + stagger
-    return one._replace(
-        in_flight=copies * one.in_flight, ttft_s=one.ttft_s + 0.5 * stagger, e2e_s=one.e2e_s + 0.5 * stagger,
-        elapsed_s=elapsed, output_tok_s=copies * one.output_tok_s * one.elapsed_s / elapsed,
-        input_tok_s=copies * one.input_tok_s)
+    return one._replace(in_flight=copies * one.in_flight, output_tok_s=copies * one.output_tok_s,
+                        input_tok_s=copies * one.input_tok_s)
