@@ -19,21 +19,15 @@ from typing import Iterator
 from grids.errors import SpecError
 from grids.sweeps import SweepSpec
 
-# Worker processes each run single-threaded XLA and Blosc: N processes share the cores without
+# Worker processes each run single-threaded Blosc: N processes share the cores without
 # oversubscribing them (with two Blosc threads per worker a 2e8-point sweep on 2 cores took 52.4 s
-# instead of 47.9 s).
-WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-              "OMP_NUM_THREADS": "1", "BLOSC_NTHREADS": "1"}
+# instead of 47.9 s). XLA keeps its defaults: XLA flags are part of the key of the on-disk
+# compilation cache, so workers with other flags could not load the program a single-process run
+# (or ``sweep bench``) compiled and would each compile it again (a first Dask run took 1.7x the
+# single-process time instead of 1.3x); the chunk programs use about one core anyway.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "BLOSC_NTHREADS": "1"}
 
 _PLANS: dict[str, object] = {}
-
-
-def local_worker_env(n_workers: int) -> dict[str, str]:
-    """Environment of the N worker processes of a local cluster: single-threaded, and each with a
-    1/N share of the tile size (``sweep.engine.TILE_BYTES``), since they share the CPU's cache."""
-    from sweep.engine import TILE_BYTES
-
-    return {"SWEEP_TILE_BYTES": str(max(TILE_BYTES // n_workers, 2**16)), **WORKER_ENV}
 
 
 def parse_scheduler(text: str) -> tuple[str, int | str]:
@@ -59,8 +53,7 @@ def client_for(scheduler: str) -> Iterator[object]:
     kind, value = parse_scheduler(scheduler)
     if kind == "local":
         with LocalCluster(n_workers=int(value), threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, env=local_worker_env(int(value))) as cluster, \
-                Client(cluster) as client:
+                          silence_logs=logging.ERROR, env=WORKER_ENV) as cluster, Client(cluster) as client:
             yield client
     else:
         with Client(str(value), timeout="30s") as client:

@@ -48,8 +48,9 @@ in float32); the chunk's outer dims loop over such tiles (``lax.map``), so that 
 intermediates stay in the CPU's last-level cache. On the bench grid (2-core AMD EPYC, 32 MiB L3)
 tiles of 377k float32 points ran at 2.8-3.7e7 points/s, the whole 1.88M-point chunk at a time at
 2.2e7, 754k-point tiles at 2.2e7 and 98k-point tiles at 2.5e7 (each loop step costs ~1.6 ms of
-fixed overhead). ``$SWEEP_TILE_BYTES`` overrides it: processes that share one cache (the workers
-of a local Dask cluster) each take a share."""
+fixed overhead). ``$SWEEP_TILE_BYTES`` overrides it (a different tile is a different program to
+compile). Two processes sharing the cache (a local Dask cluster's workers) ran at the same speed
+with full, half and quarter tiles."""
 
 
 def lift(point_fn: Callable[[dict[str, Any]], Any], dims: tuple[str, ...], keys: tuple[str, ...],
