@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from grids.dtypes import compute_code, default_compute
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.sweeps import SCENARIOS
@@ -39,7 +40,9 @@ def build_points(rows: list[Measurement]) -> Points:
         tp=f([r.tp for r in rows]), batch=f([1.0 if np.isnan(r.batch) else r.batch for r in rows]),
         weight_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
         kv_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
-        act_bytes_per_elem=f([2.0] * len(rows)), compute_dtype=f([0.0] * len(rows)),
+        act_bytes_per_elem=f([2.0] * len(rows)),
+        # The format's own tensor-core precision, as in sweeps (fp8 weights run fp8 matmuls).
+        compute_dtype=f([compute_code(default_compute(r.precision)) for r in rows]),
         scenario=f([SCENARIOS.index(r.scenario) for r in rows]), pp=f([1.0] * len(rows)), dp=f([1.0] * len(rows)),
         expert_parallel=f([0.0] * len(rows)))
     wl = Workload(f([r.input_len for r in rows]), f([r.output_len for r in rows]))

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from grids.errors import SpecError
+from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import TERMS, load_profile
 from kernels.point import evaluate
 from sweep.calibrate import FIT_BOUNDS, errors, fit
-from sweep.measurements import load_measurements
+from sweep.measurements import Measurement, load_measurements
 from sweep.predict import build_points, predict
 from sweep.validate import calibrate, report
 from tests.specs import deployment, workload
@@ -130,3 +131,16 @@ def test_csv_rows_validated(tmp_path):
                    "llama-3.1-8b,h100-sxm,1,4,128,128,static,throughput,10\n")
     with pytest.raises(SpecError, match="line 2.*metric"):
         load_measurements([str(bad)])
+
+
+def test_fp8_measurements_are_predicted_at_fp8_compute():
+    # A measurement in fp8 runs fp8 weights on fp8 tensor cores, as a sweep's fp8 weight format
+    # does: the prediction equals the kernels at compute code 1 (fp8), not bf16. Prefill of 8
+    # prompts of 8k tokens on an H100 is compute-bound, so the two precisions differ.
+    row = Measurement("llama-3.1-8b", "h100-sxm", 1, 8.0, 8192.0, 2.0, "static", "ttft_s", 1.0, precision="fp8")
+    got = float(predict(load_profile("roofline").spec, build_points([row]))[0])
+    args = (load_model("llama-3.1-8b").spec, load_gpus()["h100-sxm"].spec, None, workload(8192.0, 2.0),
+            load_profile("roofline").spec)
+    at = {code: float(evaluate(args[0], args[1], deployment(1, 8.0, 1.0, 1.0, 2.0, code), *args[3:]).ttft_s)
+          for code in (0, 1)}
+    assert got == pytest.approx(at[1], rel=1e-12) and at[1] < at[0]
