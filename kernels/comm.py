@@ -35,15 +35,16 @@ def group_link_bytes_per_s(gpu: GPUSpec, group: Scalar) -> Scalar:
     return jnp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
 
 
-def tp_link_bytes_per_s(gpu: GPUSpec, tp: Scalar) -> Scalar:
-    """Bandwidth of the slowest link in a P-GPU tensor-parallel group [byte/s]."""
-    return group_link_bytes_per_s(gpu, tp)
-
-
 def expert_group(dep: Deployment) -> Scalar:
     """GPUs a MoE layer's routed experts are spread over: P * dp under expert parallelism, else
     the P GPUs of the tensor-parallel group (each holding 1/P of every expert) [GPU]."""
     return jnp.where(dep.expert_parallel > 0.0, dep.tp * dep.dp, dep.tp)
+
+
+def expert_group_tokens(dep: Deployment, tokens: Scalar) -> Scalar:
+    """Tokens that share one expert group's experts in a pass where each rank carries ``tokens``:
+    all dp ranks' under expert parallelism, else the rank's own [token]."""
+    return tokens * jnp.where(dep.expert_parallel > 0.0, dep.dp, 1.0)
 
 
 def uses_all_to_all(model: ModelSpec, dep: Deployment) -> Scalar:
@@ -72,7 +73,7 @@ def _allreduce_bandwidth_s(gpu: GPUSpec, dep: Deployment, profile: EngineProfile
                            message: Scalar) -> Scalar:
     """n_ar all-reduces of ``message`` bytes over the P GPUs: n_ar f (P-1)/P message / W_tp [s]."""
     return _unless_none(n_ar, n_ar * profile.allreduce_volume_factor * (dep.tp - 1.0) / dep.tp * message
-                        / tp_link_bytes_per_s(gpu, dep.tp))
+                        / group_link_bytes_per_s(gpu, dep.tp))
 
 
 def _unless_none(count: Scalar, time_s: Scalar) -> Scalar:

@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 
 from kernels._types import Scalar
-from kernels.comm import comm_time, expert_group
+from kernels.comm import comm_time, expert_group, expert_group_tokens
 from kernels.flops import pass_flops, prefill_flops
 from kernels.memory import kv_bytes_per_seq_per_gpu, kv_elems_per_token_per_layer, kv_heads_per_gpu
-from kernels.params import all_streamed_params, idle_expert_params, idle_experts
+from kernels.params import all_streamed_params, idle_expert_params, idle_experts, param_counts
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 BOTTLENECKS = ("compute", "memory", "communication", "overhead", "capacity")
@@ -83,12 +83,11 @@ def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engi
     """
     tokens = dep.batch if tokens is None else tokens
     group = expert_group(dep)
-    group_tokens = tokens * jnp.where(dep.expert_parallel > 0.0, dep.dp, 1.0)
     s_per_param = dep.weight_bytes_per_elem / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
-    experts = idle_expert_params(model) * model.n_experts
+    experts = param_counts(model).experts
     # Split so that only the idle experts' term depends on the tokens (a sweep's batch axis).
     return ((all_streamed_params(model, profile.reads_embedding) - experts) / dep.tp + experts / group
-            - idle_expert_params(model) * idle_experts(model, group_tokens) / group) * s_per_param
+            - idle_expert_params(model) * idle_experts(model, expert_group_tokens(dep, tokens)) / group) * s_per_param
 
 
 class PrefillTerms(NamedTuple):

@@ -94,16 +94,14 @@ def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     n_full = jnp.where(one_wave, 1.0, jnp.floor(dep.batch / fit))
     rest = jnp.where(one_wave, 0.0, dep.batch - n_full * fit)
     has_rem = jnp.where(rest > 0.0, 1.0, 0.0)
-    # The wave that depends on B: all of B, or the remainder (>= 1 so that no term is 0 * inf;
-    # has_rem gates it). Full waves of B_max, ``full``, do not depend on B.
-    sized = _wave(model, gpu, dep, wl, profile, jnp.where(one_wave, dep.batch, jnp.maximum(rest, 1.0)))
+    b_rem = jnp.maximum(rest, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
+    # The wave that depends on B: all of B, or the remainder. Full waves of B_max, ``full``, do not.
+    sized = _wave(model, gpu, dep, wl, profile, jnp.where(one_wave, dep.batch, b_rem))
     full = _wave(model, gpu, dep, wl, profile, fit)
     run = jax.tree.map(lambda x, y: jnp.where(one_wave, x, y), sized, full)
     b_run = jnp.where(one_wave, dep.batch, fit)
-    b_rem = jnp.maximum(rest, 1.0)
     p_run, d_run, w_run = run.prefill, run.decode, run.duration_s
-    d_rem, w_rem = sized.decode, sized.duration_s
-    p_rem = sized.prefill
+    p_rem, d_rem, w_rem = sized.prefill, sized.decode, sized.duration_s
 
     # Sum over requests of the time their wave starts: b_run * W * (0 + 1 + ... + n_full - 1) + ...
     start_sum = b_run * w_run * 0.5 * n_full * (n_full - 1.0) + has_rem * b_rem * n_full * w_run
@@ -155,10 +153,10 @@ def timeline(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
 
     one = jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch),
                        steady_branch)
-    return deployment_timeline(one, dep, wl)
+    return deployment_timeline(one, dep)
 
 
-def deployment_timeline(one: Timeline, dep: Deployment, wl: Workload) -> Timeline:
+def deployment_timeline(one: Timeline, dep: Deployment) -> Timeline:
     """From one micro-batch of one rank to the deployment: pp micro-batches in each of dp ranks.
 
     The ranks run side by side, and so do a pipeline's micro-batches: each stage works on one

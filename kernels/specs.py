@@ -120,7 +120,7 @@ class Deployment:
     serves pp * dp * B. pp = dp = 1 is one tensor-parallel replica.
     """
 
-    tp: Leaf  # P, tensor-parallel degree = GPUs of the replica [GPU]
+    tp: Leaf  # P, tensor-parallel degree = GPUs of one pipeline stage [GPU]
     batch: Leaf  # B, sequences served together [sequence]
     weight_bytes_per_elem: Leaf  # storage width of one weight [byte], 2.0 for bf16
     kv_bytes_per_elem: Leaf  # storage width of one cached K or V element [byte]

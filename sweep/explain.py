@@ -13,7 +13,7 @@ from grids.errors import SpecError
 from grids.gpus import load_gpu
 from grids.models import load_model
 from grids.profiles import load_profile
-from kernels.comm import allreduce_time
+from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
 from kernels.params import experts_touched, param_counts
@@ -107,7 +107,7 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
         prefill_flops_by_op=_scalars(ops_prefill),
         decode_flops_by_op=_scalars(ops_decode),
-        experts_touched_per_layer=float(experts_touched(spec, running.batch * (dep.dp if expert_parallel else 1.0))),
+        experts_touched_per_layer=float(experts_touched(spec, expert_group_tokens(dep, running.batch))),
         prefill_compute_s=float(prefill.compute_s), prefill_memory_s=float(prefill.memory_s),
         prefill_comm_s=float(prefill.comm_s), prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
         weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),

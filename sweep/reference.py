@@ -162,11 +162,6 @@ def comm(m: dict, gpu: dict, prof: dict, par: dict, tokens: float, act_bytes: fl
     return t
 
 
-def allreduce(m: dict, gpu: dict, prof: dict, tp: float, tokens: float, act_bytes: float = 2.0) -> float:
-    """The 2L all-reduces of one tensor-parallel pass (no pipeline, no expert parallelism)."""
-    return comm(m, gpu, prof, dict(tp=tp, pp=1, dp=1, ep=False), tokens, act_bytes)
-
-
 def _prefill(m, gpu, prof, par, batch, input_len, w_bytes, kv_bytes, compute_dtype):
     """Prefill of `batch` prompts of `input_len` tokens in one pass through every stage [s]."""
     tp = par["tp"]
