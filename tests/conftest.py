@@ -17,3 +17,8 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 settings.register_profile("ci", deadline=None, max_examples=60, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=25)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/golden-sweep.zarr from the current code (say why in the commit)")
