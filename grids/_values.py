@@ -21,8 +21,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path}: not valid TOML ({err})") from None
 
 
-def number(where: str, table: dict[str, Any], key: str, *, positive: bool = True,
-           allow_nan: bool = False, integer: bool = False, allow_inf: bool = False) -> float:
+def number(
+    where: str,
+    table: dict[str, Any],
+    key: str,
+    *,
+    positive: bool = True,
+    allow_nan: bool = False,
+    integer: bool = False,
+    allow_inf: bool = False,
+) -> float:
     """``table[key]`` as a float, checked; ``where`` names the file and entry for messages."""
     if key not in table:
         raise SpecError(f"{where}: missing field '{key}'")

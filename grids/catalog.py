@@ -37,8 +37,7 @@ def model_rows() -> list[dict[str, Any]]:
 
 def gpu_rows() -> list[dict[str, Any]]:
     """One row per catalogue GPU: every field of its table, NaN as None."""
-    return [{"key": key, **{k: _plain(v) for k, v in entry.table.items()}}
-            for key, entry in load_gpus().items()]
+    return [{"key": key, **{k: _plain(v) for k, v in entry.table.items()}} for key, entry in load_gpus().items()]
 
 
 def catalog() -> dict[str, list[dict[str, Any]]]:

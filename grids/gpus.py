@@ -15,8 +15,15 @@ from kernels.specs import GPUSpec
 
 GPUS_FILE = Path(__file__).parent / "gpus.toml"
 
-OPTIONAL = ("flop_per_s_fp8", "flop_per_s_int8", "flop_per_s_fp4", "link_bytes_per_s",
-            "network_bytes_per_s", "usd_per_hour", "tdp_w")
+OPTIONAL = (
+    "flop_per_s_fp8",
+    "flop_per_s_int8",
+    "flop_per_s_fp4",
+    "link_bytes_per_s",
+    "network_bytes_per_s",
+    "usd_per_hour",
+    "tdp_w",
+)
 """Fields that may be ``nan``: the chip lacks the feature (a design point needing it is then
 infeasible), or it has no market price (costs are then NaN)."""
 
@@ -43,16 +50,17 @@ def spec_from_table(where: str, table: dict[str, Any]) -> GPUSpec:
     unknown = sorted(set(table) - known)
     if unknown:
         raise SpecError(f"{where}: unknown field '{unknown[0]}'; expected fields: {', '.join(sorted(known))}")
-    values = {name: number(where, table, name, allow_nan=name in OPTIONAL,
-                           integer=name in ("gpus_per_node", "n_sm")) for name in fields}
+    values = {
+        name: number(where, table, name, allow_nan=name in OPTIONAL, integer=name in ("gpus_per_node", "n_sm"))
+        for name in fields
+    }
     return GPUSpec(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
 
 
 def load_gpus(path: Path = GPUS_FILE) -> dict[str, GPUEntry]:
     """Every GPU of a catalogue file, validated, in file order."""
     data = read_toml(path)
-    return {key: GPUEntry(key, table, spec_from_table(f"{path} [{key}]", table))
-            for key, table in data.items()}
+    return {key: GPUEntry(key, table, spec_from_table(f"{path} [{key}]", table)) for key, table in data.items()}
 
 
 def load_gpu(key: str, path: Path = GPUS_FILE) -> GPUEntry:

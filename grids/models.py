@@ -108,9 +108,15 @@ def _moe_fields(where: str, cfg: dict[str, Any], n_layers: float) -> dict[str, f
         shared = _count(where, cfg, "shared_expert_intermediate_size")
     elif cfg.get("model_type") == "llama4_text":  # one shared expert of intermediate_size
         shared = expert
-    return dict(n_experts=n_experts, experts_per_token=top_k, d_ffn_expert=expert, d_ffn_shared=shared,
-                n_moe_layers=float(len(moe)), expert_bias=float(cfg.get("model_type") == "gpt_oss"),
-                router_bias=float(cfg.get("model_type") == "gpt_oss" or cfg.get("topk_method") == "noaux_tc"))
+    return dict(
+        n_experts=n_experts,
+        experts_per_token=top_k,
+        d_ffn_expert=expert,
+        d_ffn_shared=shared,
+        n_moe_layers=float(len(moe)),
+        expert_bias=float(cfg.get("model_type") == "gpt_oss"),
+        router_bias=float(cfg.get("model_type") == "gpt_oss" or cfg.get("topk_method") == "noaux_tc"),
+    )
 
 
 def _mla_fields(where: str, cfg: dict[str, Any]) -> dict[str, float]:
@@ -118,9 +124,13 @@ def _mla_fields(where: str, cfg: dict[str, Any]) -> dict[str, float]:
     (num_nextn_predict_layers) is not part of the served model and is ignored."""
     if not cfg.get("kv_lora_rank"):
         return {}
-    return dict(kv_lora_rank=_count(where, cfg, "kv_lora_rank"), q_lora_rank=float(cfg.get("q_lora_rank") or 0),
-                qk_rope_head_dim=_count(where, cfg, "qk_rope_head_dim"),
-                qk_nope_head_dim=_count(where, cfg, "qk_nope_head_dim"), v_head_dim=_count(where, cfg, "v_head_dim"))
+    return dict(
+        kv_lora_rank=_count(where, cfg, "kv_lora_rank"),
+        q_lora_rank=float(cfg.get("q_lora_rank") or 0),
+        qk_rope_head_dim=_count(where, cfg, "qk_rope_head_dim"),
+        qk_nope_head_dim=_count(where, cfg, "qk_nope_head_dim"),
+        v_head_dim=_count(where, cfg, "v_head_dim"),
+    )
 
 
 def _window_fields(where: str, cfg: dict[str, Any], n_layers: float) -> dict[str, float]:
@@ -156,11 +166,12 @@ def _spec_and_defaults(where: str, config: dict[str, Any]) -> tuple[ModelSpec, d
     if mla:  # the q/k width of one head (d_head is not used by MLA's formulas)
         d_head = mla["qk_nope_head_dim"] + mla["qk_rope_head_dim"]
     if d_head != int(d_head):
-        raise SpecError(f"{where}: hidden_size {d_model:g} is not a multiple of num_attention_heads "
-                        f"{n_heads:g}; expected a 'head_dim' field")
+        raise SpecError(
+            f"{where}: hidden_size {d_model:g} is not a multiple of num_attention_heads "
+            f"{n_heads:g}; expected a 'head_dim' field"
+        )
     if n_heads % n_kv:
-        raise SpecError(f"{where}: num_attention_heads {n_heads:g} must be a multiple of "
-                        f"num_key_value_heads {n_kv:g}")
+        raise SpecError(f"{where}: num_attention_heads {n_heads:g} must be a multiple of num_key_value_heads {n_kv:g}")
     tied = cfg.get("tie_word_embeddings", config.get("tie_word_embeddings", False))
     if not isinstance(tied, bool):
         raise SpecError(f"{where}: field 'tie_word_embeddings' must be true or false")
@@ -171,11 +182,17 @@ def _spec_and_defaults(where: str, config: dict[str, Any]) -> tuple[ModelSpec, d
     ffn_key = "intermediate_size_mlp" if "intermediate_size_mlp" in cfg else "intermediate_size"
     values = dict(DENSE_DEFAULTS)
     values.update(
-        n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv, d_head=d_head,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=n_kv,
+        d_head=d_head,
         d_ffn=number(where, cfg, ffn_key, integer=True),
         vocab=number(where, cfg, "vocab_size", integer=True),
-        tied_embeddings=float(tied), qkv_bias=float(bool(bias)),
-        n_norms=NORMS_PER_LAYER.get(model_type, 2.0), qk_norm=float(model_type in QK_NORM_MODEL_TYPES and not mla),
+        tied_embeddings=float(tied),
+        qkv_bias=float(bool(bias)),
+        n_norms=NORMS_PER_LAYER.get(model_type, 2.0),
+        qk_norm=float(model_type in QK_NORM_MODEL_TYPES and not mla),
     )
     values.update(_moe_fields(where, cfg, n_layers))
     values.update(mla)
@@ -190,8 +207,9 @@ def load_model(key_or_path: str) -> ModelEntry:
     if path.suffix != ".json":
         path = MODELS_DIR / f"{key_or_path}.json"
         if not path.exists():
-            raise SpecError(f"unknown model '{key_or_path}'; expected a path to a config.json "
-                            f"or one of: {', '.join(model_keys())}")
+            raise SpecError(
+                f"unknown model '{key_or_path}'; expected a path to a config.json or one of: {', '.join(model_keys())}"
+            )
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:

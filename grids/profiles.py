@@ -33,14 +33,20 @@ class Term:
 
 TERMS: dict[str, Term] = {
     "causal_attention": Term("1", 0.0, 1.0, "1: query i attends to i keys (causal); 0: to all keys (the article)"),
-    "allreduce_volume_factor": Term("1", 1.0, 2.0, "2: ring all-reduce moves 2(P-1)/P of the message; 1: the article's (P-1)/P"),
-    "reads_embedding": Term("1", 0.0, 1.0, "1: a step streams the whole embedding table (the article); 0: gathers its rows"),
+    "allreduce_volume_factor": Term(
+        "1", 1.0, 2.0, "2: ring all-reduce moves 2(P-1)/P of the message; 1: the article's (P-1)/P"
+    ),
+    "reads_embedding": Term(
+        "1", 0.0, 1.0, "1: a step streams the whole embedding table (the article); 0: gathers its rows"
+    ),
     "matmul_eff": Term("1", 0.01, 1.0, "achieved / peak FLOP/s of weight matmuls with many tokens per step"),
     "matmul_tokens_half": Term("token", 0.0, 1e5, "tokens per step at which matmul efficiency is half its maximum"),
     "attn_eff": Term("1", 0.01, 1.0, "achieved / peak FLOP/s of attention (QK^T, softmax, AV)"),
     "weight_bw_eff": Term("1", 0.01, 1.0, "achieved / peak memory bandwidth when streaming weights"),
     "kv_bw_eff": Term("1", 0.01, 1.0, "achieved / peak memory bandwidth reading the KV cache, ample parallel work"),
-    "kv_parallel_half": Term("1", 0.0, 1e3, "KV work items (B*K/P) per multiprocessor at which KV-read efficiency halves"),
+    "kv_parallel_half": Term(
+        "1", 0.0, 1e3, "KV work items (B*K/P) per multiprocessor at which KV-read efficiency halves"
+    ),
     "step_overhead_s": Term("s", 0.0, 0.1, "fixed time per decode step: scheduling, kernel launches, sampling"),
     "prefill_overhead_s": Term("s", 0.0, 1.0, "fixed time per prefill pass"),
     "allreduce_latency_s": Term("s", 0.0, 1e-3, "latency of one all-reduce, independent of its size"),
@@ -81,8 +87,10 @@ def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
         text(f"{where} term '{name}'", entry, "source")
         value = number(f"{where} term '{name}'", entry, "value", positive=False, allow_inf=math.isinf(term.upper))
         if not term.lower <= value <= term.upper:
-            raise SpecError(f"{where}: term '{name}' = {value:g} is outside its physical range "
-                            f"[{term.lower:g}, {term.upper:g}] {term.units}")
+            raise SpecError(
+                f"{where}: term '{name}' = {value:g} is outside its physical range "
+                f"[{term.lower:g}, {term.upper:g}] {term.units}"
+            )
         values[name] = value
     return EngineProfile(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
 
@@ -93,8 +101,10 @@ def load_profile(name_or_path: str) -> ProfileEntry:
     if path.suffix != ".toml":
         path = PROFILES_DIR / f"{name_or_path}.toml"
         if not path.exists():
-            raise SpecError(f"unknown profile '{name_or_path}'; expected a path to a profile TOML "
-                            f"or one of: {', '.join(profile_names())}")
+            raise SpecError(
+                f"unknown profile '{name_or_path}'; expected a path to a profile TOML "
+                f"or one of: {', '.join(profile_names())}"
+            )
     data = read_toml(path)
     terms = data.get("terms")
     if not isinstance(terms, dict):
@@ -112,14 +122,22 @@ def _toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_profile(path: Path, name: str, description: str, values: dict[str, float],
-                  sources: dict[str, str], fit: dict[str, Any]) -> None:
+def write_profile(
+    path: Path, name: str, description: str, values: dict[str, float], sources: dict[str, str], fit: dict[str, Any]
+) -> None:
     """Write a profile TOML: every term with value, units and source, and a [fit] record."""
-    lines = [f"# Engine profile written by `sweep calibrate`; see [fit] for the data and the errors.",
-             f"name = {_toml_string(name)}", f"description = {_toml_string(description)}", "", "[terms]"]
+    lines = [
+        "# Engine profile written by `sweep calibrate`; see [fit] for the data and the errors.",
+        f"name = {_toml_string(name)}",
+        f"description = {_toml_string(description)}",
+        "",
+        "[terms]",
+    ]
     for term, meta in TERMS.items():
-        lines.append(f"{term} = {{ value = {_toml_value(values[term])}, units = {_toml_string(meta.units)}, "
-                     f"source = {_toml_string(sources[term])} }}")
+        lines.append(
+            f"{term} = {{ value = {_toml_value(values[term])}, units = {_toml_string(meta.units)}, "
+            f"source = {_toml_string(sources[term])} }}"
+        )
     lines += ["", "[fit]"]
     for key, value in fit.items():
         if isinstance(value, dict):

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from grids._values import read_toml
-from grids.errors import SpecError
 from grids.dtypes import kv_dtypes, weight_dtypes
+from grids.errors import SpecError
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
@@ -44,8 +44,16 @@ SWEEPS_DIR = Path(__file__).parent / "sweeps"
 REQUIRED_AXES = ("model", "gpu", "tp", "batch", "input_len", "output_len")
 OPTIONAL_AXES = ("weight_dtype", "kv_dtype", "compute_dtype", "profile", "scenario", "pp", "dp", "expert_parallel")
 NUMERIC_AXES = ("tp", "batch", "input_len", "output_len", "pp", "dp")
-DEFAULTS = {"weight_dtype": "bf16", "kv_dtype": "bf16", "compute_dtype": "auto", "profile": "roofline",
-            "scenario": "static", "pp": 1, "dp": 1, "expert_parallel": "off"}
+DEFAULTS = {
+    "weight_dtype": "bf16",
+    "kv_dtype": "bf16",
+    "compute_dtype": "auto",
+    "profile": "roofline",
+    "scenario": "static",
+    "pp": 1,
+    "dp": 1,
+    "expert_parallel": "off",
+}
 EXPERT_PARALLEL = {"off": 0.0, "on": 1.0}
 """expert_parallel values: routed experts split like dense MLPs (off) or spread whole over the
 P * dp GPUs of a stage with all-to-all dispatch and combine (on)."""
@@ -97,14 +105,15 @@ def _range(where: str, spec: dict[str, Any]) -> list[float]:
             return list(np.geomspace(start, stop, num))
         if scale == "linear":
             return list(np.linspace(start, stop, num))
-        raise SpecError(f"{where}: 'scale' must be \"linear\" or \"log\", got {scale!r}")
+        raise SpecError(f'{where}: \'scale\' must be "linear" or "log", got {scale!r}')
     if keys == {"start", "stop", "step"}:
         start, stop, step = spec["start"], spec["stop"], spec["step"]
         if not all(isinstance(v, (int, float)) for v in (start, stop, step)) or step <= 0 or stop < start:
             raise SpecError(f"{where}: expected start <= stop and a positive step")
         return list(np.arange(start, stop + step * 0.5, step))
-    raise SpecError(f"{where}: a range is {{start, stop, num[, scale]}} or {{start, stop, step}}; got keys "
-                    f"{sorted(keys)}")
+    raise SpecError(
+        f"{where}: a range is {{start, stop, num[, scale]}} or {{start, stop, step}}; got keys {sorted(keys)}"
+    )
 
 
 def _numeric_axis(where: str, raw: Any) -> list[int]:
@@ -149,6 +158,7 @@ def _check_gpu(gpus: dict) -> Any:
     def check(where: str, key: str) -> None:
         if key not in gpus:
             raise SpecError(f"{where}: unknown GPU '{key}'; expected one of: {', '.join(gpus)}")
+
     return check
 
 
@@ -156,6 +166,7 @@ def _check_names(kind: str, names: Any) -> Any:
     def check(where: str, name: str) -> None:
         if name not in names:
             raise SpecError(f"{where}: unknown {kind} '{name}'; expected one of: {', '.join(names)}")
+
     return check
 
 
@@ -187,8 +198,9 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
         raise SpecError(f"{source}: missing [axes] table")
     unknown = [k for k in axes_raw if k not in REQUIRED_AXES + OPTIONAL_AXES]
     if unknown:
-        raise SpecError(f"{source} [axes]: unknown axis '{unknown[0]}'; expected: "
-                        f"{', '.join(REQUIRED_AXES + OPTIONAL_AXES)}")
+        raise SpecError(
+            f"{source} [axes]: unknown axis '{unknown[0]}'; expected: {', '.join(REQUIRED_AXES + OPTIONAL_AXES)}"
+        )
     missing = [k for k in REQUIRED_AXES if k not in axes_raw]
     if missing:
         raise SpecError(f"{source} [axes]: missing axis '{missing[0]}'")
@@ -214,27 +226,37 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
     if not isinstance(engine["chunk_points"], int) or engine["chunk_points"] < 1:
         raise SpecError(f"{source} [engine]: 'chunk_points' must be a positive integer")
     if engine["precision"] not in ("float32", "float64"):
-        raise SpecError(f"{source} [engine]: 'precision' must be \"float32\" or \"float64\"")
+        raise SpecError(f'{source} [engine]: \'precision\' must be "float32" or "float64"')
 
     gpus = load_gpus()
-    checks = {"model": _check_model, "gpu": _check_gpu(gpus), "weight_dtype": _check_dtype,
-              "kv_dtype": _check_names("KV-cache number format", KV_DTYPE_BYTES),
-              "compute_dtype": _check_names("compute precision", COMPUTE_NAMES),
-              "profile": _check_profile, "scenario": _check_scenario,
-              "expert_parallel": _check_names("expert-parallel setting", EXPERT_PARALLEL),
-              "pp": lambda where, value: None, "dp": lambda where, value: None}
+    checks = {
+        "model": _check_model,
+        "gpu": _check_gpu(gpus),
+        "weight_dtype": _check_dtype,
+        "kv_dtype": _check_names("KV-cache number format", KV_DTYPE_BYTES),
+        "compute_dtype": _check_names("compute precision", COMPUTE_NAMES),
+        "profile": _check_profile,
+        "scenario": _check_scenario,
+        "expert_parallel": _check_names("expert-parallel setting", EXPERT_PARALLEL),
+        "pp": lambda where, value: None,
+        "dp": lambda where, value: None,
+    }
     axes: dict[str, list[Any]] = {}
     for dim in REQUIRED_AXES + OPTIONAL_AXES:
         if dim not in axes_raw:
             continue
         where = f"{source} [axes] {dim}"
-        axes[dim] = (_numeric_axis(where, axes_raw[dim]) if dim in NUMERIC_AXES
-                     else _name_axis(where, axes_raw[dim], checks[dim]))
+        axes[dim] = (
+            _numeric_axis(where, axes_raw[dim])
+            if dim in NUMERIC_AXES
+            else _name_axis(where, axes_raw[dim], checks[dim])
+        )
     fixed = {k: fixed_raw.get(k, DEFAULTS[k]) for k in OPTIONAL_AXES if k not in axes}
     for key, value in fixed.items():
         checks[key](f"{source} [fixed] {key}", value)
-    spec = SweepSpec(name, str(raw.get("description", "")), axes, fixed, engine["chunk_points"],
-                     engine["precision"], source, raw)
+    spec = SweepSpec(
+        name, str(raw.get("description", "")), axes, fixed, engine["chunk_points"], engine["precision"], source, raw
+    )
     if spec.n_points > MAX_POINTS:
         raise SpecError(f"{source}: {spec.n_points:.3g} design points exceed the limit of {MAX_POINTS:.0e}")
     return spec

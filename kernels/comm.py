@@ -69,11 +69,19 @@ def allreduces(model: ModelSpec, dep: Deployment) -> Scalar:
     return ALLREDUCES_PER_BLOCK * model.n_layers - dropped
 
 
-def _allreduce_bandwidth_s(gpu: GPUSpec, dep: Deployment, profile: EngineProfile, n_ar: Scalar,
-                           message: Scalar) -> Scalar:
+def _allreduce_bandwidth_s(
+    gpu: GPUSpec, dep: Deployment, profile: EngineProfile, n_ar: Scalar, message: Scalar
+) -> Scalar:
     """n_ar all-reduces of ``message`` bytes over the P GPUs: n_ar f (P-1)/P message / W_tp [s]."""
-    return _unless_none(n_ar, n_ar * profile.allreduce_volume_factor * (dep.tp - 1.0) / dep.tp * message
-                        / group_link_bytes_per_s(gpu, dep.tp))
+    return _unless_none(
+        n_ar,
+        n_ar
+        * profile.allreduce_volume_factor
+        * (dep.tp - 1.0)
+        / dep.tp
+        * message
+        / group_link_bytes_per_s(gpu, dep.tp),
+    )
 
 
 def _unless_none(count: Scalar, time_s: Scalar) -> Scalar:
@@ -82,8 +90,7 @@ def _unless_none(count: Scalar, time_s: Scalar) -> Scalar:
     return jnp.where(count > 0.0, time_s, 0.0)
 
 
-def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
-              tokens: Scalar) -> CommTime:
+def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, tokens: Scalar) -> CommTime:
     """Communication of one pass that carries ``tokens`` tokens through every block of one rank.
 
     t = n_ar ( alpha + f (P-1)/P n D b / W_tp )                                    all-reduces
@@ -100,8 +107,10 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
     n_ar = jnp.where(dep.tp > 1.0, allreduces(model, dep), 0.0)  # one GPU communicates nothing
     group = expert_group(dep)
     a2a = 2.0 * model.n_moe_layers * uses_all_to_all(model, dep)
-    a2a_bw = _unless_none(a2a, a2a * message / dep.tp * model.experts_per_token * (group - 1.0) / group
-                          / group_link_bytes_per_s(gpu, group))
+    a2a_bw = _unless_none(
+        a2a,
+        a2a * message / dep.tp * model.experts_per_token * (group - 1.0) / group / group_link_bytes_per_s(gpu, group),
+    )
     hops = dep.pp - 1.0
     p2p_bw = _unless_none(hops, hops * message / group_link_bytes_per_s(gpu, dep.tp * dep.pp))
     bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, message) + a2a_bw + p2p_bw
@@ -109,8 +118,7 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
     return CommTime(bandwidth, latency, bandwidth + latency)
 
 
-def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
-                   tokens: Scalar) -> CommTime:
+def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, tokens: Scalar) -> CommTime:
     """The 2L all-reduces alone of one pass over ``tokens`` tokens (the article's tensor-parallel
     term, reported per token)."""
     n_ar = jnp.where(dep.tp > 1.0, ALLREDUCES_PER_BLOCK * model.n_layers, 0.0)

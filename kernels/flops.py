@@ -49,8 +49,9 @@ def ffn_width(model: ModelSpec) -> Scalar:
     F_tok = (L - L_moe) F + L_moe (k F_e + F_s)
     """
     moe = model.n_moe_layers
-    return ((model.n_layers - moe) * model.d_ffn
-            + moe * (model.experts_per_token * model.d_ffn_expert + model.d_ffn_shared))
+    return (model.n_layers - moe) * model.d_ffn + moe * (
+        model.experts_per_token * model.d_ffn_expert + model.d_ffn_shared
+    )
 
 
 def op_flops(model: ModelSpec, n: Scalar, pairs: Scalar, pairs_window: Scalar, absorbed: Scalar) -> OpFlops:
@@ -123,8 +124,9 @@ class PassFlops(NamedTuple):
     total: Scalar
 
 
-def pass_flops(model: ModelSpec, n: Scalar, pairs: Scalar, pairs_window: Scalar, logits: Scalar,
-               absorbed: Scalar) -> PassFlops:
+def pass_flops(
+    model: ModelSpec, n: Scalar, pairs: Scalar, pairs_window: Scalar, logits: Scalar, absorbed: Scalar
+) -> PassFlops:
     """FLOPs of a pass over ``n`` new tokens, its attention pairs, ``logits`` LM-head rows.
 
     Prefill needs logits for its last token only (logits = 1); each decode step for one.
@@ -134,15 +136,15 @@ def pass_flops(model: ModelSpec, n: Scalar, pairs: Scalar, pairs_window: Scalar,
     attention = b.qk + b.softmax + b.av
     elementwise = b.rmsnorm + b.rope + b.silu + b.product
     lm_head = 2.0 * model.d_model * model.vocab * logits
-    return PassFlops(weights, attention, elementwise, lm_head,
-                     weights + attention + elementwise + lm_head)
+    return PassFlops(weights, attention, elementwise, lm_head, weights + attention + elementwise + lm_head)
 
 
 def prefill_flops(model: ModelSpec, seq_len: Scalar, causal: Scalar) -> PassFlops:
     """FLOPs of the prefill of one prompt of T tokens (the LM head on the last token only)."""
     one = jnp.ones_like(seq_len)
-    return pass_flops(model, seq_len, attention_pairs(seq_len, causal),
-                      window_pairs(seq_len, model.window, causal), one, 0.0 * one)
+    return pass_flops(
+        model, seq_len, attention_pairs(seq_len, causal), window_pairs(seq_len, model.window, causal), one, 0.0 * one
+    )
 
 
 def decode_flops(model: ModelSpec, context_len: Scalar) -> PassFlops:

@@ -29,8 +29,9 @@ def kv_elems_per_token_per_layer(model: ModelSpec, tp: Scalar) -> Scalar:
     e_kv = 2 ceil(K / P) H (one K and one V per KV head), or c + r for MLA: the latent and the
     RoPE key are shared by all heads, so tensor parallelism replicates them on every GPU.
     """
-    return jnp.where(is_mla(model), model.kv_lora_rank + model.qk_rope_head_dim,
-                     2.0 * kv_heads_per_gpu(model, tp) * model.d_head)
+    return jnp.where(
+        is_mla(model), model.kv_lora_rank + model.qk_rope_head_dim, 2.0 * kv_heads_per_gpu(model, tp) * model.d_head
+    )
 
 
 def cached_layer_tokens(model: ModelSpec, seq_len: Scalar) -> Scalar:
@@ -42,14 +43,17 @@ def cached_layer_tokens(model: ModelSpec, seq_len: Scalar) -> Scalar:
     return full * seq_len + model.n_window_layers * jnp.minimum(seq_len, model.window)
 
 
-def kv_cache_bytes(model: ModelSpec, seq_len: Scalar, batch: Scalar,
-                   kv_bytes_per_elem: Scalar) -> Scalar:
+def kv_cache_bytes(model: ModelSpec, seq_len: Scalar, batch: Scalar, kv_bytes_per_elem: Scalar) -> Scalar:
     """Bytes of K and V cache held for ``batch`` sequences of ``seq_len`` tokens, all GPUs [byte].
 
     M_kv = e_kv(1) * b_kv * ((L - L_w) T + L_w min(T, W)) * B;  dense: 2 * L * K * H * T * B * b_kv
     """
-    return (kv_elems_per_token_per_layer(model, jnp.ones_like(seq_len)) * kv_bytes_per_elem
-            * cached_layer_tokens(model, seq_len) * batch)
+    return (
+        kv_elems_per_token_per_layer(model, jnp.ones_like(seq_len))
+        * kv_bytes_per_elem
+        * cached_layer_tokens(model, seq_len)
+        * batch
+    )
 
 
 def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Scalar) -> Scalar:
@@ -61,8 +65,7 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: 
     return model.n_layers * kv_elems_per_token_per_layer(model, tp) * kv_bytes_per_elem
 
 
-def kv_bytes_per_seq_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Scalar,
-                             seq_len: Scalar) -> Scalar:
+def kv_bytes_per_seq_per_gpu(model: ModelSpec, tp: Scalar, kv_bytes_per_elem: Scalar, seq_len: Scalar) -> Scalar:
     """KV-cache bytes of one sequence of T tokens on each GPU [byte]: e_kv(P) b_kv cached_layer_tokens."""
     return kv_elems_per_token_per_layer(model, tp) * kv_bytes_per_elem * cached_layer_tokens(model, seq_len)
 
@@ -78,8 +81,7 @@ class MemoryPlan(NamedTuple):
     weights_fit: BoolScalar  # the weights alone fit in usable memory
 
 
-def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
-                seq_len: Scalar) -> MemoryPlan:
+def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, seq_len: Scalar) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 
     B_max = min( floor((u * M_gpu - M_w,gpu) / (pp * M_seq(T))), B_engine )   per micro-batch

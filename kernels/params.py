@@ -95,8 +95,7 @@ def param_counts(model: ModelSpec) -> ParamCounts:
     mlp = (model.n_layers - moe) * mlp_params_per_layer(model) + moe * 3.0 * model.d_model * model.d_ffn_shared
     experts = moe * model.n_experts * expert_params(model)
     router = moe * model.n_experts * (model.d_model + model.router_bias)
-    norms = ((model.n_norms * model.n_layers + 1.0) * model.d_model
-             + model.n_layers * model.qk_norm * 2.0 * model.d_head)
+    norms = (model.n_norms * model.n_layers + 1.0) * model.d_model + model.n_layers * model.qk_norm * 2.0 * model.d_head
     lm_head = (1.0 - model.tied_embeddings) * model.vocab * model.d_model
     total = embedding + attention + mlp + experts + router + norms + lm_head
     active = total - moe * (model.n_experts - model.experts_per_token) * expert_params(model)
@@ -108,8 +107,9 @@ def weight_bytes(model: ModelSpec, weight_bytes_per_elem: Scalar) -> Scalar:
     return param_counts(model).total * weight_bytes_per_elem
 
 
-def weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_elem: Scalar, tp: Scalar, pp: Scalar,
-                         expert_gpus: Scalar) -> Scalar:
+def weight_bytes_per_gpu(
+    model: ModelSpec, weight_bytes_per_elem: Scalar, tp: Scalar, pp: Scalar, expert_gpus: Scalar
+) -> Scalar:
     """Bytes of weights each GPU holds [byte]: the stage's share of the layers (1/pp), of it 1/P
     for everything but the routed experts, which are spread over ``expert_gpus`` GPUs (P, or
     P * dp under expert parallelism).
@@ -129,6 +129,7 @@ def idle_experts(model: ModelSpec, tokens: Scalar) -> Scalar:
     1 - k/E. Real routers are imbalanced, so more experts stay idle (this is a bound from below).
     Zero for a dense model (E = 0). Needs n >= 1.
     """
+
     def moe() -> Scalar:
         safe_e = jnp.where(model.n_experts > 0.0, model.n_experts, 1.0)
         # exp(n log1p(-k/E)), not a power: the logarithm depends on the model only, so a sweep takes

@@ -52,14 +52,12 @@ class Metrics(NamedTuple):
     allreduce_s_per_token: Scalar  # bandwidth term of one token's all-reduces [s]
 
 
-def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
-                   profile: EngineProfile) -> MemoryPlan:
+def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> MemoryPlan:
     """Memory plan for sequences at their longest: I + O - 1 tokens (the last token is never cached)."""
     return memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0)
 
 
-def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
-                profile: EngineProfile) -> BoolScalar:
+def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
     """Heads split evenly, every pipeline stage has a layer, the precision exists, one sequence
     fits (and C fit, for concurrency)."""
     plan = request_memory(model, gpu, dep, wl, profile)
@@ -71,8 +69,7 @@ def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     return heads_split & stages_have_layers & has_peak & fits & concurrency_fits
 
 
-def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
-             profile: EngineProfile) -> Metrics:
+def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Metrics:
     """All metrics of one design point (rank-0 in, rank-0 out), as if it could run.
 
     Times and rates are computed even where ``feasible`` is False (the article's "70B on one
@@ -111,13 +108,24 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     )
 
 
-TIMED_FIELDS = ("batch_in_flight", "prefill_s", "decode_s", "ttft_s", "ttft_min_s", "tpot_s", "e2e_s", "output_tok_s",
-                "output_tok_s_per_gpu", "user_tok_s", "usd_per_mtok_output", "usd_per_mtok_input")
+TIMED_FIELDS = (
+    "batch_in_flight",
+    "prefill_s",
+    "decode_s",
+    "ttft_s",
+    "ttft_min_s",
+    "tpot_s",
+    "e2e_s",
+    "output_tok_s",
+    "output_tok_s_per_gpu",
+    "user_tok_s",
+    "usd_per_mtok_output",
+    "usd_per_mtok_input",
+)
 """Metrics that exist only for a point that can run."""
 
 
 def mask_infeasible(metrics: Metrics) -> Metrics:
     """NaN for every time, rate and price of a point that cannot run; the grid stays rectangular."""
-    masked = {name: jnp.where(metrics.feasible, getattr(metrics, name), jnp.nan)
-              for name in TIMED_FIELDS}
+    masked = {name: jnp.where(metrics.feasible, getattr(metrics, name), jnp.nan) for name in TIMED_FIELDS}
     return metrics._replace(**masked)

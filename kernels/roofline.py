@@ -41,8 +41,7 @@ def matmul_efficiency(profile: EngineProfile, tokens: Scalar) -> Scalar:
     return profile.matmul_eff * tokens / (tokens + profile.matmul_tokens_half)
 
 
-def kv_read_efficiency(model: ModelSpec, gpu: GPUSpec, dep: Deployment,
-                       profile: EngineProfile) -> Scalar:
+def kv_read_efficiency(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> Scalar:
     """Achieved fraction of bandwidth when reading the KV cache in one decode step [1].
 
     e_kv = e_max * w / (w + w_half), w = B * ceil(K/P) / n_SM: attention kernels parallelise over
@@ -64,12 +63,12 @@ class PhaseTime(NamedTuple):
 
 
 def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar) -> PhaseTime:
-    return PhaseTime(compute_s, memory_s, comm_s, overhead_s,
-                     overhead_s + jnp.maximum(compute_s, memory_s) + comm_s)
+    return PhaseTime(compute_s, memory_s, comm_s, overhead_s, overhead_s + jnp.maximum(compute_s, memory_s) + comm_s)
 
 
-def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile,
-                  tokens: Scalar | None = None) -> Scalar:
+def weight_read_s(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, tokens: Scalar | None = None
+) -> Scalar:
     """Time for the GPUs of one rank to stream the weights a pass over ``tokens`` tokens uses,
     stage after stage [s].
 
@@ -86,8 +85,11 @@ def weight_read_s(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engi
     s_per_param = dep.weight_bytes_per_elem / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
     experts = param_counts(model).experts
     # Split so that only the idle experts' term depends on the tokens (a sweep's batch axis).
-    return ((all_streamed_params(model, profile.reads_embedding) - experts) / dep.tp + experts / group
-            - idle_expert_params(model) * idle_experts(model, expert_group_tokens(dep, tokens)) / group) * s_per_param
+    return (
+        (all_streamed_params(model, profile.reads_embedding) - experts) / dep.tp
+        + experts / group
+        - idle_expert_params(model) * idle_experts(model, expert_group_tokens(dep, tokens)) / group
+    ) * s_per_param
 
 
 class PrefillTerms(NamedTuple):
@@ -102,8 +104,9 @@ class PrefillTerms(NamedTuple):
     overhead_s: Scalar  # fixed per-pass cost [s]
 
 
-def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
-                  profile: EngineProfile) -> PrefillTerms:
+def prefill_terms(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile
+) -> PrefillTerms:
     """Prefill of k prompts of I tokens, split over P GPUs.
 
     T_math(k) = [ F_d (k I + n_half) / (I e_mm) + k F_attn / e_attn ] / (P * peak)
@@ -119,22 +122,28 @@ def prefill_terms(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
     dense = (f.weights + f.lm_head + f.elementwise) / profile.matmul_eff
     kv_write = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len)
     comm = comm_time(model, gpu, dep, profile, wl.input_len)
-    return PrefillTerms(dense * profile.matmul_tokens_half / (wl.input_len * peak),
-                        (dense + f.attention / profile.attn_eff) / peak,
-                        weight_read_s(model, gpu, dep, profile, wl.input_len),
-                        kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
-                        comm.latency_s, comm.bandwidth_s, profile.prefill_overhead_s)
+    return PrefillTerms(
+        dense * profile.matmul_tokens_half / (wl.input_len * peak),
+        (dense + f.attention / profile.attn_eff) / peak,
+        weight_read_s(model, gpu, dep, profile, wl.input_len),
+        kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
+        comm.latency_s,
+        comm.bandwidth_s,
+        profile.prefill_overhead_s,
+    )
 
 
 def prefill_pass(terms: PrefillTerms, prompts: Scalar) -> PhaseTime:
     """One prefill pass over ``prompts`` prompts."""
-    return _phase(terms.compute_0_s + terms.compute_per_prompt_s * prompts,
-                  terms.memory_0_s + terms.memory_per_prompt_s * prompts,
-                  terms.comm_0_s + terms.comm_per_prompt_s * prompts, terms.overhead_s)
+    return _phase(
+        terms.compute_0_s + terms.compute_per_prompt_s * prompts,
+        terms.memory_0_s + terms.memory_per_prompt_s * prompts,
+        terms.comm_0_s + terms.comm_per_prompt_s * prompts,
+        terms.overhead_s,
+    )
 
 
-def prefill_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload,
-                 profile: EngineProfile) -> PhaseTime:
+def prefill_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> PhaseTime:
     """Prefill of all B prompts in one pass."""
     return prefill_pass(prefill_terms(model, gpu, dep, wl, profile), dep.batch)
 
@@ -145,10 +154,15 @@ def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
 
     (1/b) sum_k [ overhead + comm_0 + k comm_1 + max(c_0 + k c_1, m_0 + k m_1) ]
     """
-    roof = sum_max_affine(terms.compute_0_s, terms.compute_per_prompt_s, terms.memory_0_s,
-                          terms.memory_per_prompt_s, jnp.ones_like(prompts), prompts)
-    return (terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0)
-            + roof / prompts)
+    roof = sum_max_affine(
+        terms.compute_0_s,
+        terms.compute_per_prompt_s,
+        terms.memory_0_s,
+        terms.memory_per_prompt_s,
+        jnp.ones_like(prompts),
+        prompts,
+    )
+    return terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0) + roof / prompts
 
 
 class DecodeStep(NamedTuple):
@@ -183,8 +197,9 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     dense = pass_flops(model, one, zero, zero, one, one)
     per_pair = pass_flops(model, zero, one, zero, zero, one).attention
     per_window_pair = pass_flops(model, zero, zero, one, zero, one).attention
-    dense_s = dep.batch * (dense.weights + dense.lm_head + dense.elementwise) / (
-        matmul_efficiency(profile, dep.batch) * peak)
+    dense_s = (
+        dep.batch * (dense.weights + dense.lm_head + dense.elementwise) / (matmul_efficiency(profile, dep.batch) * peak)
+    )
     attn_peak = profile.attn_eff * peak
     per_token_s = dep.batch * per_pair / attn_peak
     per_window_token_s = dep.batch * per_window_pair / attn_peak
@@ -192,18 +207,26 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     kv_layer_token = dep.batch * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
     full_layers = model.n_layers - model.n_window_layers
     comm = comm_time(model, gpu, dep, profile, dep.batch).total_s
-    return DecodeStep(dense_s + per_token_s + per_window_token_s, per_token_s,
-                      weight_read_s(model, gpu, dep, profile, dep.batch),
-                      full_layers * kv_layer_token / kv_bw, comm, profile.step_overhead_s,
-                      per_window_token_s, model.n_window_layers * kv_layer_token / kv_bw, model.window)
+    return DecodeStep(
+        dense_s + per_token_s + per_window_token_s,
+        per_token_s,
+        weight_read_s(model, gpu, dep, profile, dep.batch),
+        full_layers * kv_layer_token / kv_bw,
+        comm,
+        profile.step_overhead_s,
+        per_window_token_s,
+        model.n_window_layers * kv_layer_token / kv_bw,
+        model.window,
+    )
 
 
 def _step_phase(step: DecodeStep, context_len: Scalar, window_context: Scalar) -> PhaseTime:
-    return _phase(step.compute_0_s + step.compute_per_token_s * context_len
-                  + step.compute_per_window_token_s * window_context,
-                  step.memory_0_s + step.memory_per_token_s * context_len
-                  + step.memory_per_window_token_s * window_context,
-                  step.comm_s, step.overhead_s)
+    return _phase(
+        step.compute_0_s + step.compute_per_token_s * context_len + step.compute_per_window_token_s * window_context,
+        step.memory_0_s + step.memory_per_token_s * context_len + step.memory_per_window_token_s * window_context,
+        step.comm_s,
+        step.overhead_s,
+    )
 
 
 def decode_step_time(step: DecodeStep, context_len: Scalar) -> PhaseTime:
@@ -229,8 +252,7 @@ def decode_step_mean(step: DecodeStep, first: Scalar, count: Scalar) -> PhaseTim
     return _step_phase(step, first + 0.5 * (count - 1.0), window_context_sum(step, first, count) / count)
 
 
-def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar,
-                   count: Scalar) -> Scalar:
+def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar, count: Scalar) -> Scalar:
     """Sum of max(a1 + b1 t, a2 + b2 t) over the integers t = first, ..., first + count - 1.
 
     max(f, g) = g + max(f - g, 0), and d = f - g = a + b t is affine, positive on one side of its
@@ -282,8 +304,9 @@ def _decode_time_full(step: DecodeStep, first_context: Scalar, steps: Scalar) ->
     mean_context = first_context + 0.5 * (steps - 1.0)
     math = steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
     mem = steps * (step.memory_0_s + step.memory_per_token_s * mean_context)
-    excess = sum_positive_affine(step.compute_0_s - step.memory_0_s,
-                                 step.compute_per_token_s - step.memory_per_token_s, first_context, steps)
+    excess = sum_positive_affine(
+        step.compute_0_s - step.memory_0_s, step.compute_per_token_s - step.memory_per_token_s, first_context, steps
+    )
     comm = steps * step.comm_s
     overhead = steps * step.overhead_s
     return PhaseTime(math, mem, comm, overhead, overhead + mem + excess + comm)
@@ -294,10 +317,13 @@ def _decode_time_split(step: DecodeStep, first_context: Scalar, steps: Scalar) -
     s = _below_window(step, first_context, steps)
     mean_context = first_context + 0.5 * (steps - 1.0)
     window_sum = window_context_sum(step, first_context, steps)
-    math = (steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
-            + step.compute_per_window_token_s * window_sum)
-    mem = (steps * (step.memory_0_s + step.memory_per_token_s * mean_context)
-           + step.memory_per_window_token_s * window_sum)
+    math = (
+        steps * (step.compute_0_s + step.compute_per_token_s * mean_context)
+        + step.compute_per_window_token_s * window_sum
+    )
+    mem = (
+        steps * (step.memory_0_s + step.memory_per_token_s * mean_context) + step.memory_per_window_token_s * window_sum
+    )
     a = step.compute_0_s - step.memory_0_s
     b = step.compute_per_token_s - step.memory_per_token_s
     bw = step.compute_per_window_token_s - step.memory_per_window_token_s

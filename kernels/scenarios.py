@@ -21,8 +21,16 @@ import jax
 import jax.numpy as jnp
 
 from kernels._types import Scalar
-from kernels.roofline import (PhaseTime, decode_step, decode_step_mean, decode_time, mean_first_token_s,
-                              prefill_pass, prefill_terms, prefill_time)
+from kernels.roofline import (
+    PhaseTime,
+    decode_step,
+    decode_step_mean,
+    decode_time,
+    mean_first_token_s,
+    prefill_pass,
+    prefill_terms,
+    prefill_time,
+)
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 SCENARIOS = ("static", "concurrency", "max_throughput")
@@ -34,7 +42,8 @@ class Timeline(NamedTuple):
 
     prefill: PhaseTime  # one prefill pass of the running batch (static) or one prompt (steady)
     decode: PhaseTime  # all decode steps of one running batch (static) or of one request (steady)
-    in_flight: Scalar  # sequences decoded together: per micro-batch, all of the deployment after deployment_timeline [sequence]
+    # sequences decoded together: per micro-batch; of the whole deployment after deployment_timeline [sequence]
+    in_flight: Scalar
     ttft_s: Scalar  # mean over requests [s]
     ttft_min_s: Scalar  # the first request served [s]
     tpot_s: Scalar  # mean decode step seen by a request [s]
@@ -63,19 +72,24 @@ class Wave(NamedTuple):
     first_served_s: Scalar  # its first request's time to first token
 
 
-def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-          batch: Scalar) -> Wave:
+def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, batch: Scalar) -> Wave:
     d = _with_batch(dep, batch)
     terms = prefill_terms(model, gpu, d, wl, profile)
     prefill = prefill_pass(terms, batch)
     decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
-    return Wave(prefill, decode, prefill.total_s + has_decode * decode.total_s,
-                mean_first_token_s(terms, batch), prefill_pass(terms, jnp.ones_like(terms.overhead_s)).total_s)
+    return Wave(
+        prefill,
+        decode,
+        prefill.total_s + has_decode * decode.total_s,
+        mean_first_token_s(terms, batch),
+        prefill_pass(terms, jnp.ones_like(terms.overhead_s)).total_s,
+    )
 
 
-def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-           max_batch: Scalar) -> Timeline:
+def static(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+) -> Timeline:
     """B requests at once, in waves of B_run = min(B, B_max).
 
     A wave of b requests lasts W(b) = P(b) + D(b). Served first come first served, its k-th
@@ -114,12 +128,23 @@ def static(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
     elapsed = n_full * w_run + has_rem * w_rem + stagger
     prefill_s = n_full * p_run.total_s + has_rem * p_rem.total_s
-    return Timeline(p_run, d_run, b_run, ttft + 0.5 * stagger, run.first_served_s, tpot, e2e + 0.5 * stagger, elapsed,
-                    dep.batch * wl.output_len / elapsed, dep.batch * wl.input_len / prefill_s)
+    return Timeline(
+        p_run,
+        d_run,
+        b_run,
+        ttft + 0.5 * stagger,
+        run.first_served_s,
+        tpot,
+        e2e + 0.5 * stagger,
+        elapsed,
+        dep.batch * wl.output_len / elapsed,
+        dep.batch * wl.input_len / prefill_s,
+    )
 
 
-def steady(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-           concurrency: Scalar) -> Timeline:
+def steady(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, concurrency: Scalar
+) -> Timeline:
     """C requests always in flight (continuous batching), steady state.
 
     Per request: one single-prompt prefill P(1); O - 1 decode steps of all C sequences at the mean
@@ -136,23 +161,34 @@ def steady(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profil
     e2e = single.total_s + has_decode * (steps * step.total_s + others) + (1.0 - has_decode) * others
     tpot = step.total_s + others / steps
     decode = PhaseTime(*(steps * x for x in step))
-    return Timeline(single, decode, c, single.total_s, single.total_s, tpot, e2e, e2e,
-                    c * wl.output_len / e2e, wl.input_len / single.total_s)
+    return Timeline(
+        single,
+        decode,
+        c,
+        single.total_s,
+        single.total_s,
+        tpot,
+        e2e,
+        e2e,
+        c * wl.output_len / e2e,
+        wl.input_len / single.total_s,
+    )
 
 
-def timeline(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile,
-             max_batch: Scalar) -> Timeline:
+def timeline(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+) -> Timeline:
     """The scenario chosen by ``dep.scenario`` (a code into SCENARIOS).
 
     ``lax.cond``: where a sweep holds the scenario fixed, only its branch runs; where scenario is
     an axis, ``vmap`` turns the cond into a select of both.
     """
+
     def steady_branch() -> Timeline:
         fill = jnp.where(max_batch >= 1.0, max_batch, dep.batch)  # nothing fits: the batch as given
         return steady(model, gpu, dep, wl, profile, jnp.where(dep.scenario == 2.0, fill, dep.batch))
 
-    one = jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch),
-                       steady_branch)
+    one = jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch), steady_branch)
     return deployment_timeline(one, dep)
 
 
@@ -166,5 +202,6 @@ def deployment_timeline(one: Timeline, dep: Deployment) -> Timeline:
     are per request.
     """
     copies = dep.pp * dep.dp
-    return one._replace(in_flight=copies * one.in_flight, output_tok_s=copies * one.output_tok_s,
-                        input_tok_s=copies * one.input_tok_s)
+    return one._replace(
+        in_flight=copies * one.in_flight, output_tok_s=copies * one.output_tok_s, input_tok_s=copies * one.input_tok_s
+    )

@@ -78,10 +78,24 @@ class ModelSpec:
     n_window_layers: Leaf  # L_w, blocks with sliding-window (or chunked) attention [1]
 
 
-DENSE_DEFAULTS = dict(n_norms=2.0, qk_norm=0.0, n_experts=0.0, experts_per_token=0.0, d_ffn_expert=0.0,
-                      d_ffn_shared=0.0, n_moe_layers=0.0, expert_bias=0.0, router_bias=0.0, kv_lora_rank=0.0,
-                      q_lora_rank=0.0, qk_rope_head_dim=0.0, qk_nope_head_dim=0.0, v_head_dim=0.0, window=0.0,
-                      n_window_layers=0.0)
+DENSE_DEFAULTS = dict(
+    n_norms=2.0,
+    qk_norm=0.0,
+    n_experts=0.0,
+    experts_per_token=0.0,
+    d_ffn_expert=0.0,
+    d_ffn_shared=0.0,
+    n_moe_layers=0.0,
+    expert_bias=0.0,
+    router_bias=0.0,
+    kv_lora_rank=0.0,
+    q_lora_rank=0.0,
+    qk_rope_head_dim=0.0,
+    qk_nope_head_dim=0.0,
+    v_head_dim=0.0,
+    window=0.0,
+    n_window_layers=0.0,
+)
 """Values of the ModelSpec extension fields for a dense model with full attention (Llama)."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,8 +64,9 @@ class EconAccessor:
                 raise SpecError(f"{dim}={value}: not on the axis; values: {coord.values.tolist()}")
         return self._ds.sel(cast)
 
-    def best(self, metric: str, over: Sequence[str], *conditions: str, maximize: bool = False,
-             columns: Sequence[str] = ()) -> pd.DataFrame:
+    def best(
+        self, metric: str, over: Sequence[str], *conditions: str, maximize: bool = False, columns: Sequence[str] = ()
+    ) -> pd.DataFrame:
         """For each combination of the other dims, the point over ``over`` that minimises (or
         maximises) ``metric`` among feasible points meeting ``conditions``; one row each.
 

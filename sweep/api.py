@@ -19,18 +19,21 @@ __all__ = ["compute", "explain", "load_sweep", "open_sweep", "plot", "run_sweep"
 def plot(ds: xr.Dataset, kind: str, sel: dict | None = None):
     """A figure of the sweep (``sweep plot``): see ``sweep.plots.KINDS``."""
     from sweep.plots import plot as _plot
+
     return _plot(ds, kind, sel or {})
 
 
 def write_report(spec_or_store, out):
     """A self-contained HTML report (``sweep report``)."""
     from sweep.report import write_report as _write
+
     return _write(spec_or_store, out)
 
 
 def serve(store, port: int = 5006):
     """The Panel explorer on 127.0.0.1 (``sweep explore``)."""
     from sweep.explore import serve as _serve
+
     return _serve(store, port)
 
 

@@ -38,7 +38,9 @@ def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, A
         "name": "bench",
         "description": "sweep bench: every catalogue model and GPU, dense grids of batch and lengths",
         "axes": {
-            "model": model_keys(), "gpu": list(load_gpus()), "tp": [1, 2, 4, 8],
+            "model": model_keys(),
+            "gpu": list(load_gpus()),
+            "tp": [1, 2, 4, 8],
             "batch": {"start": 1, "stop": 1024, "num": 64},
             "input_len": {"start": 128, "stop": 131072, "num": 64},
             "output_len": {"start": 16, "stop": 4096, "num": output_points},
@@ -74,8 +76,9 @@ def reference_rate(spec: SweepSpec, samples: int, seed: int = 0) -> float:
     points = [{dim: values[rng.integers(len(values))] for dim, values in spec.axes.items()} for _ in range(samples)]
     start = time.perf_counter()
     for p in points:
-        reference.evaluate(models[p["model"]], gpu_dicts[p["gpu"]], profile, p["tp"], p["batch"],
-                           p["input_len"], p["output_len"])
+        reference.evaluate(
+            models[p["model"]], gpu_dicts[p["gpu"]], profile, p["tp"], p["batch"], p["input_len"], p["output_len"]
+        )
     return samples / (time.perf_counter() - start)
 
 
@@ -88,8 +91,11 @@ def end_to_end(spec_raw: dict[str, Any], scheduler: str | None = None) -> dict[s
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
         extra = ["--scheduler", scheduler] if scheduler else []
-        subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(spec_path), "-o", str(store_path), "-q",
-                        *extra], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "sweep.cli", "run", str(spec_path), "-o", str(store_path), "-q", *extra],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         wall = time.perf_counter() - start
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         size = sum(f.stat().st_size for f in store_path.rglob("*") if f.is_file())
@@ -103,6 +109,7 @@ def _to_toml(raw: dict[str, Any]) -> str:
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
         return json.dumps(v)
+
     lines = [f"name = {value(raw['name'])}", f"description = {value(raw['description'])}"]
     for table in ("axes", "engine"):
         lines.append(f"[{table}]")
@@ -113,16 +120,22 @@ def _to_toml(raw: dict[str, Any]) -> str:
 def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: str | None = None) -> dict[str, float]:
     """All three measurements; the end-to-end grid is sized to at least ``min_points``. With
     ``scheduler`` the same end-to-end sweep also runs on Dask and the ratio of wall times is given."""
-    per_output = math.prod(len(v) if isinstance(v, list) else v["num"]
-                           for k, v in bench_spec(1)["axes"].items() if k != "output_len")
+    per_output = math.prod(
+        len(v) if isinstance(v, list) else v["num"] for k, v in bench_spec(1)["axes"].items() if k != "output_len"
+    )
     raw = bench_spec(max(1, math.ceil(min_points / per_output)))
     spec = validate(raw, "sweep bench")
     rate = in_memory_rate(spec)
     e2e = end_to_end(raw)
     ref = reference_rate(spec, reference_samples)
-    out = {"in_memory_points_per_s": rate, "end_to_end_points": float(spec.n_points), **e2e,
-           "reference_points_per_s": ref, "speedup_vs_reference": rate / ref,
-           "cpu_count": float(os.cpu_count() or 0)}
+    out = {
+        "in_memory_points_per_s": rate,
+        "end_to_end_points": float(spec.n_points),
+        **e2e,
+        "reference_points_per_s": ref,
+        "speedup_vs_reference": rate / ref,
+        "cpu_count": float(os.cpu_count() or 0),
+    }
     if scheduler:
         dask_s = end_to_end(raw, scheduler)["end_to_end_s"]
         out.update(dask_end_to_end_s=dask_s, dask_over_single_process=dask_s / e2e["end_to_end_s"])

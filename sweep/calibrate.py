@@ -20,14 +20,29 @@ from kernels.specs import EngineProfile
 from sweep.measurements import Measurement
 from sweep.predict import Points, build_points, predict, with_terms
 
-FREE_TERMS = ("matmul_eff", "matmul_tokens_half", "attn_eff", "weight_bw_eff", "kv_bw_eff",
-              "kv_parallel_half", "step_overhead_s", "prefill_overhead_s", "allreduce_latency_s")
+FREE_TERMS = (
+    "matmul_eff",
+    "matmul_tokens_half",
+    "attn_eff",
+    "weight_bw_eff",
+    "kv_bw_eff",
+    "kv_parallel_half",
+    "step_overhead_s",
+    "prefill_overhead_s",
+    "allreduce_latency_s",
+)
 """Terms fitted by default; the conventions, usable memory and engine limits stay as the base says."""
 
 FIT_BOUNDS = {
-    "matmul_eff": (0.05, 1.0), "matmul_tokens_half": (0.0, 2048.0), "attn_eff": (0.05, 1.0),
-    "weight_bw_eff": (0.05, 1.0), "kv_bw_eff": (0.05, 1.0), "kv_parallel_half": (0.0, 64.0),
-    "step_overhead_s": (0.0, 0.02), "prefill_overhead_s": (0.0, 0.5), "allreduce_latency_s": (0.0, 1e-4),
+    "matmul_eff": (0.05, 1.0),
+    "matmul_tokens_half": (0.0, 2048.0),
+    "attn_eff": (0.05, 1.0),
+    "weight_bw_eff": (0.05, 1.0),
+    "kv_bw_eff": (0.05, 1.0),
+    "kv_parallel_half": (0.0, 64.0),
+    "step_overhead_s": (0.0, 0.02),
+    "prefill_overhead_s": (0.0, 0.5),
+    "allreduce_latency_s": (0.0, 1e-4),
 }
 """Search box of each free term: inside its physical range (grids.profiles.TERMS), narrowed to
 values a GPU serving engine can have (e.g. a per-step overhead under 20 ms)."""
@@ -51,16 +66,16 @@ def log_error_loss(profile: EngineProfile, points: Points) -> jax.Array:
     return jnp.mean(jnp.where(ok, err * err, 1.0))
 
 
-def fit(rows: list[Measurement], base: EngineProfile, free: tuple[str, ...] = FREE_TERMS,
-        starts: int = 6, seed: int = 0) -> FitResult:
+def fit(
+    rows: list[Measurement], base: EngineProfile, free: tuple[str, ...] = FREE_TERMS, starts: int = 6, seed: int = 0
+) -> FitResult:
     """Best profile over ``starts`` L-BFGS-B runs from deterministic points of the search box."""
     points = build_points(rows)
     lo = np.array([FIT_BOUNDS[n][0] for n in free])
     hi = np.array([FIT_BOUNDS[n][1] for n in free])
 
     def loss_of_unit(z):
-        return log_error_loss(with_terms(base, free, jnp.asarray(lo) + (jnp.asarray(hi) - jnp.asarray(lo)) * z),
-                              points)
+        return log_error_loss(with_terms(base, free, jnp.asarray(lo) + (jnp.asarray(hi) - jnp.asarray(lo)) * z), points)
 
     value_and_grad = jax.jit(jax.value_and_grad(loss_of_unit))
 
@@ -72,8 +87,9 @@ def fit(rows: list[Measurement], base: EngineProfile, free: tuple[str, ...] = FR
     inits = [np.full(len(free), 0.5)] + [rng.uniform(0.05, 0.95, len(free)) for _ in range(starts - 1)]
     best, iterations = None, 0
     for z0 in inits:
-        res = scipy.optimize.minimize(objective, z0, jac=True, method="L-BFGS-B",
-                                      bounds=[(0.0, 1.0)] * len(free), options={"maxiter": 500})
+        res = scipy.optimize.minimize(
+            objective, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(free), options={"maxiter": 500}
+        )
         iterations += int(res.nit)
         if best is None or res.fun < best.fun:
             best = res
@@ -86,6 +102,9 @@ def errors(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """MAPE and largest absolute error as fractions, over points that could be predicted."""
     ok = np.isfinite(predicted)
     rel = np.abs(predicted[ok] / measured[ok] - 1.0)
-    return {"mape": float(rel.mean()) if ok.any() else math.nan,
-            "max_abs_pct_error": float(rel.max()) if ok.any() else math.nan,
-            "points": int(len(measured)), "predicted_points": int(ok.sum())}
+    return {
+        "mape": float(rel.mean()) if ok.any() else math.nan,
+        "max_abs_pct_error": float(rel.max()) if ok.any() else math.nan,
+        "points": int(len(measured)),
+        "predicted_points": int(ok.sum()),
+    }

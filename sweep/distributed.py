@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from grids.errors import SpecError
 from grids.sweeps import SweepSpec
@@ -41,8 +41,9 @@ def parse_scheduler(text: str) -> tuple[str, int | str]:
         return "local", int(n) if n else (os.cpu_count() or 1)
     if "://" in text:
         return "address", text
-    raise SpecError(f"argument --scheduler: expected local, local:N or a scheduler address like "
-                    f"tcp://HOST:8786, got {text!r}")
+    raise SpecError(
+        f"argument --scheduler: expected local, local:N or a scheduler address like tcp://HOST:8786, got {text!r}"
+    )
 
 
 @contextmanager
@@ -52,8 +53,17 @@ def client_for(scheduler: str) -> Iterator[object]:
 
     kind, value = parse_scheduler(scheduler)
     if kind == "local":
-        with LocalCluster(n_workers=int(value), threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, env=WORKER_ENV) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=int(value),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                env=WORKER_ENV,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
     else:
         with Client(str(value), timeout="30s") as client:
@@ -79,8 +89,10 @@ def warm_task(spec: SweepSpec, chunk_points: int | None) -> None:
 def warm_workers(client, spec: SweepSpec, chunk_points: int | None) -> list:
     """Start warming every worker now; returns the futures (the caller need not wait for them)."""
     workers = list(client.scheduler_info()["workers"])
-    return [client.submit(warm_task, spec, chunk_points, workers=[w], allow_other_workers=False, pure=False)
-            for w in workers]
+    return [
+        client.submit(warm_task, spec, chunk_points, workers=[w], allow_other_workers=False, pure=False)
+        for w in workers
+    ]
 
 
 def chunk_task(spec: SweepSpec, url: str, chunk_points: int | None, chunk_id: tuple[int, ...]) -> int:
@@ -95,13 +107,15 @@ def chunk_task(spec: SweepSpec, url: str, chunk_points: int | None, chunk_id: tu
     return math.prod(s.stop - s.start for s in plan.region(chunk_id))
 
 
-def run_chunks(client, spec: SweepSpec, url: str, chunk_points: int | None, todo: list[tuple[int, ...]],
-               bar) -> None:
+def run_chunks(client, spec: SweepSpec, url: str, chunk_points: int | None, todo: list[tuple[int, ...]], bar) -> None:
     """Submit every missing chunk as a task and wait for all; progress as they complete."""
     from distributed import as_completed
 
-    futures = [client.submit(chunk_task, spec, url, chunk_points, c, key=f"sweep-chunk-{'-'.join(map(str, c))}",
-                             pure=False, retries=2)
-               for c in todo]
+    futures = [
+        client.submit(
+            chunk_task, spec, url, chunk_points, c, key=f"sweep-chunk-{'-'.join(map(str, c))}", pure=False, retries=2
+        )
+        for c in todo
+    ]
     for future in as_completed(futures):
         bar.update(future.result())

@@ -11,22 +11,24 @@ import functools
 import itertools
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from grids.dtypes import compute_code, default_compute
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
-from grids.dtypes import compute_code, default_compute
 from grids.sweeps import DTYPE_BYTES, EXPERT_PARALLEL, KV_DTYPE_BYTES, SweepSpec
-from kernels.point import Metrics, evaluate, mask_infeasible
 from kernels.params import param_counts
+from kernels.point import Metrics, evaluate, mask_infeasible
 from kernels.scenarios import SCENARIOS
 from kernels.specs import Deployment, Workload
+
 
 def use_compilation_cache() -> None:
     """Keep compiled chunk programs on disk (``$SWEEP_JAX_CACHE``, default ~/.cache/llm-econ-sweep/jax),
@@ -41,7 +43,6 @@ STORED = tuple(f for f in Metrics._fields if f != "params_total")
 """Metrics stored on the full grid; params_total depends on the model only and is stored once."""
 
 
-
 TILE_BYTES = int(os.environ.get("SWEEP_TILE_BYTES", 2 * 2**20))
 """Bytes of one metric over a tile: the points a compiled chunk evaluates at once (vmapped, 524,288
 in float32); the chunk's outer dims loop over such tiles (``lax.map``), so that a tile's ~20 live
@@ -53,8 +54,13 @@ compile). Two processes sharing the cache (a local Dask cluster's workers) ran a
 with full, half and quarter tiles."""
 
 
-def lift(point_fn: Callable[[dict[str, Any]], Any], dims: tuple[str, ...], keys: tuple[str, ...],
-         shape: tuple[int, ...] | None = None, tile_points: int = TILE_BYTES // 4) -> Callable:
+def lift(
+    point_fn: Callable[[dict[str, Any]], Any],
+    dims: tuple[str, ...],
+    keys: tuple[str, ...],
+    shape: tuple[int, ...] | None = None,
+    tile_points: int = TILE_BYTES // 4,
+) -> Callable:
     """jit of ``point_fn`` lifted over ``dims``, one map per dim, mapping only that dim's entry of
     the input dict; entries of ``keys`` not in ``dims`` are broadcast (fixed values).
 
@@ -97,9 +103,11 @@ def _loop_batch_sizes(dims: tuple[str, ...], shape: tuple[int, ...] | None, tile
 
 def _loop(fn: Callable, dim: str, batch_size: int | None) -> Callable:
     """Map ``fn`` over ``dim`` with ``lax.map`` (a loop; ``batch_size`` entries vmapped per step)."""
+
     def mapped(inputs: dict[str, Any]) -> Any:
         rest = {k: v for k, v in inputs.items() if k != dim}
         return jax.lax.map(lambda x: fn({**rest, dim: x}), inputs[dim], batch_size=batch_size)
+
     return mapped
 
 
@@ -108,10 +116,18 @@ def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
     weight = inputs["weight_dtype"]
     # compute_dtype -1 ("auto"): the weight format's own compute precision (grids/dtypes.toml).
     compute = jnp.where(inputs["compute_dtype"] < 0.0, weight[1], inputs["compute_dtype"])
-    dep = Deployment(tp=inputs["tp"], batch=inputs["batch"], weight_bytes_per_elem=weight[0],
-                     kv_bytes_per_elem=inputs["kv_dtype"], act_bytes_per_elem=jnp.full_like(weight[0], 2.0),
-                     compute_dtype=compute, scenario=inputs["scenario"], pp=inputs["pp"], dp=inputs["dp"],
-                     expert_parallel=inputs["expert_parallel"])
+    dep = Deployment(
+        tp=inputs["tp"],
+        batch=inputs["batch"],
+        weight_bytes_per_elem=weight[0],
+        kv_bytes_per_elem=inputs["kv_dtype"],
+        act_bytes_per_elem=jnp.full_like(weight[0], 2.0),
+        compute_dtype=compute,
+        scenario=inputs["scenario"],
+        pp=inputs["pp"],
+        dp=inputs["dp"],
+        expert_parallel=inputs["expert_parallel"],
+    )
     wl = Workload(input_len=inputs["input_len"], output_len=inputs["output_len"])
     m = mask_infeasible(evaluate(inputs["model"], inputs["gpu"], dep, wl, inputs["profile"]))
     out = {name: getattr(m, name) for name in STORED}
@@ -152,11 +168,25 @@ def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
     return jnp.asarray(names, dtype=dtype)
 
 
-INPUT_KEYS = ("model", "gpu", "tp", "batch", "input_len", "output_len", "weight_dtype", "kv_dtype", "compute_dtype",
-              "profile", "scenario", "pp", "dp", "expert_parallel")
+INPUT_KEYS = (
+    "model",
+    "gpu",
+    "tp",
+    "batch",
+    "input_len",
+    "output_len",
+    "weight_dtype",
+    "kv_dtype",
+    "compute_dtype",
+    "profile",
+    "scenario",
+    "pp",
+    "dp",
+    "expert_parallel",
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lifted_point(dims: tuple[str, ...], shape: tuple[int, ...], itemsize: int) -> Callable:
     """The compiled chunk function for these dims, chunk shape and float width [byte], shared by
     every sweep with the same, so a second such sweep compiles nothing."""
@@ -244,7 +274,9 @@ def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     # indexing ~60 device arrays costs ~15 ms of dispatch per chunk (measured).
     values = jax.tree.map(np.asarray, values)
     chunks = chunk_shape(spec.shape, chunk_points or spec.chunk_points)
-    return Plan(spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize), dtype)
+    return Plan(
+        spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize), dtype
+    )
 
 
 def params_by_model(spec: SweepSpec) -> np.ndarray:

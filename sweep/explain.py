@@ -18,9 +18,8 @@ from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
 from kernels.params import experts_touched, param_counts
 from kernels.point import evaluate, request_memory
+from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
 from kernels.scenarios import SCENARIOS, decode_steps, timeline
-from kernels.roofline import (BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s,
-                              weight_read_s)
 from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
 
 CONVENTIONS = {"article": "article", "realistic": "roofline"}
@@ -47,10 +46,24 @@ def _scalars(named: Any) -> dict[str, float]:
     return {k: float(v) for k, v in named._asdict().items()}
 
 
-def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_len: int, *,
-            convention: str = "realistic", profile: str | None = None,
-            weight_dtype: str = "bf16", kv_dtype: str = "bf16", scenario: str = "static",
-            compute_dtype: str = "auto", pp: int = 1, dp: int = 1, expert_parallel: bool = False) -> dict[str, Any]:
+def explain(
+    model: str,
+    gpu: str,
+    tp: int,
+    batch: int,
+    input_len: int,
+    output_len: int,
+    *,
+    convention: str = "realistic",
+    profile: str | None = None,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    scenario: str = "static",
+    compute_dtype: str = "auto",
+    pp: int = 1,
+    dp: int = 1,
+    expert_parallel: bool = False,
+) -> dict[str, Any]:
     """Every intermediate of the cost model for one design point, SI units, as a flat dict.
 
     Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
@@ -62,19 +75,39 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
         raise SpecError("argument --profile: the article convention fixes its own profile; drop --profile")
     if scenario not in SCENARIOS:
         raise SpecError(f"argument --scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    for name, dtype, known in (("--weight-dtype", weight_dtype, DTYPE_BYTES), ("--kv-dtype", kv_dtype, KV_DTYPE_BYTES),
-                               ("--compute-dtype", compute_dtype, ("auto",) + COMPUTE_DTYPES)):
+    for name, dtype, known in (
+        ("--weight-dtype", weight_dtype, DTYPE_BYTES),
+        ("--kv-dtype", kv_dtype, KV_DTYPE_BYTES),
+        ("--compute-dtype", compute_dtype, ("auto",) + COMPUTE_DTYPES),
+    ):
         if dtype not in known:
             raise SpecError(f"argument {name}: expected one of {', '.join(known)}, got {dtype!r}")
-    sizes = {n: positive_int(f"--{n.replace('_len', '')}", v) for n, v in
-             (("tp", tp), ("batch", batch), ("input_len", input_len), ("output_len", output_len), ("pp", pp),
-              ("dp", dp))}
+    sizes = {
+        n: positive_int(f"--{n.replace('_len', '')}", v)
+        for n, v in (
+            ("tp", tp),
+            ("batch", batch),
+            ("input_len", input_len),
+            ("output_len", output_len),
+            ("pp", pp),
+            ("dp", dp),
+        )
+    }
     m, g = load_model(model), load_gpu(gpu)
     prof = load_profile(profile or CONVENTIONS[convention])
     compute = compute_code(default_compute(weight_dtype) if compute_dtype == "auto" else compute_dtype)
-    dep = Deployment(_f64(sizes["tp"]), _f64(sizes["batch"]), _f64(DTYPE_BYTES[weight_dtype]),
-                     _f64(KV_DTYPE_BYTES[kv_dtype]), _f64(2.0), _f64(compute), _f64(SCENARIOS.index(scenario)),
-                     _f64(sizes["pp"]), _f64(sizes["dp"]), _f64(1.0 if expert_parallel else 0.0))
+    dep = Deployment(
+        _f64(sizes["tp"]),
+        _f64(sizes["batch"]),
+        _f64(DTYPE_BYTES[weight_dtype]),
+        _f64(KV_DTYPE_BYTES[kv_dtype]),
+        _f64(2.0),
+        _f64(compute),
+        _f64(SCENARIOS.index(scenario)),
+        _f64(sizes["pp"]),
+        _f64(sizes["dp"]),
+        _f64(1.0 if expert_parallel else 0.0),
+    )
     wl = Workload(_f64(sizes["input_len"]), _f64(sizes["output_len"]))
     spec, gspec, pspec = m.spec, g.spec, prof.spec
 
@@ -85,34 +118,59 @@ def explain(model: str, gpu: str, tp: int, batch: int, input_len: int, output_le
     running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
     first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)
     counts = param_counts(spec)
-    ops_prefill = op_flops(spec, wl.input_len, attention_pairs(wl.input_len, pspec.causal_attention),
-                           window_pairs(wl.input_len, spec.window, pspec.causal_attention), _f64(0.0))
-    ops_decode = op_flops(spec, _f64(1.0), wl.input_len + 1.0, jnp.minimum(wl.input_len, spec.window) + 1.0,
-                          _f64(1.0))
+    ops_prefill = op_flops(
+        spec,
+        wl.input_len,
+        attention_pairs(wl.input_len, pspec.causal_attention),
+        window_pairs(wl.input_len, spec.window, pspec.causal_attention),
+        _f64(0.0),
+    )
+    ops_decode = op_flops(spec, _f64(1.0), wl.input_len + 1.0, jnp.minimum(wl.input_len, spec.window) + 1.0, _f64(1.0))
     comm_token = allreduce_time(spec, gspec, dep, pspec, _f64(1.0))
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
-    out = dict(model=m.key, gpu=g.key, tp=tp, batch=batch, input_len=input_len, output_len=output_len,
-               convention=convention, profile=prof.name, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-               compute_dtype=COMPUTE_DTYPES[int(compute)], scenario=scenario, pp=pp, dp=dp,
-               expert_parallel=bool(expert_parallel), gpus=tp * pp * dp)
+    out = dict(
+        model=m.key,
+        gpu=g.key,
+        tp=tp,
+        batch=batch,
+        input_len=input_len,
+        output_len=output_len,
+        convention=convention,
+        profile=prof.name,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        compute_dtype=COMPUTE_DTYPES[int(compute)],
+        scenario=scenario,
+        pp=pp,
+        dp=dp,
+        expert_parallel=bool(expert_parallel),
+        gpus=tp * pp * dp,
+    )
     out.update(_scalars(metrics))
     out["feasible"] = bool(metrics.feasible)
     out["bottleneck"] = BOTTLENECKS[int(metrics.bottleneck)]
     out.update({f"params_{k}": v for k, v in _scalars(counts).items()})
     out.update(
         weight_bytes_total=float(counts.total) * DTYPE_BYTES[weight_dtype],
-        kv_cache_bytes_total=float(kv_cache_bytes(spec, wl.input_len + wl.output_len - 1.0, dep.batch,
-                                                  dep.kv_bytes_per_elem)),
-        peak_flop_per_s=peak, hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
+        kv_cache_bytes_total=float(
+            kv_cache_bytes(spec, wl.input_len + wl.output_len - 1.0, dep.batch, dep.kv_bytes_per_elem)
+        ),
+        peak_flop_per_s=peak,
+        hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
         usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
         prefill_flops_by_op=_scalars(ops_prefill),
         decode_flops_by_op=_scalars(ops_decode),
         experts_touched_per_layer=float(experts_touched(spec, expert_group_tokens(dep, running.batch))),
-        prefill_compute_s=float(prefill.compute_s), prefill_memory_s=float(prefill.memory_s),
-        prefill_comm_s=float(prefill.comm_s), prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
+        prefill_compute_s=float(prefill.compute_s),
+        prefill_memory_s=float(prefill.memory_s),
+        prefill_comm_s=float(prefill.comm_s),
+        prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
         weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),
-        decode_step_compute_s=float(first_step.compute_s), decode_step_memory_s=float(first_step.memory_s),
-        decode_step_comm_s=float(first_step.comm_s), decode_step_s=float(first_step.total_s), decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
+        decode_step_compute_s=float(first_step.compute_s),
+        decode_step_memory_s=float(first_step.memory_s),
+        decode_step_comm_s=float(first_step.comm_s),
+        decode_step_s=float(first_step.total_s),
+        decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
         decode_steps=float(decode_steps(wl)),
         allreduce_latency_s_per_token=float(comm_token.latency_s),
         decode_tok_s=float(tl.in_flight) / float(metrics.tpot_s),
@@ -132,11 +190,15 @@ def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
     if math.isnan(out["peak_flop_per_s"]):
         return f"{out['gpu']} has no {out['compute_dtype']} tensor path"
     if out["kv_budget_bytes_per_gpu"] <= 0:
-        return (f"the weights alone ({out['weight_bytes'] / 1e9:.1f} GB per GPU) exceed the usable "
-                f"memory of {out['gpu']}; try a larger tp")
+        return (
+            f"the weights alone ({out['weight_bytes'] / 1e9:.1f} GB per GPU) exceed the usable "
+            f"memory of {out['gpu']}; try a larger tp"
+        )
     if out["max_batch"] < 1:
-        return (f"beside the weights ({out['weight_bytes'] / 1e9:.1f} GB per GPU) not even one sequence of "
-                f"{out['input_len'] + out['output_len'] - 1} tokens fits")
+        return (
+            f"beside the weights ({out['weight_bytes'] / 1e9:.1f} GB per GPU) not even one sequence of "
+            f"{out['input_len'] + out['output_len'] - 1} tokens fits"
+        )
     if out["scenario"] == "concurrency" and out["max_batch"] < out["batch"]:
         return f"{out['batch']} requests in flight do not fit: at most {out['max_batch']:g} do"
     return "a time is not finite (e.g. no interconnect for tp > 1)"

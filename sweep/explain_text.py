@@ -11,7 +11,8 @@ def render(d: dict[str, Any]) -> str:
     """The breakdown of ``sweep.explain.explain`` as numbered steps, like the article."""
     lines = [
         f"{d['model']} on {_gpus(d)}, batch {d['batch']}, {d['input_len']} prompt + "
-        f"{d['output_len']} output tokens, scenario {d['scenario']}  [convention {d['convention']}, profile {d['profile']}, "
+        f"{d['output_len']} output tokens, scenario {d['scenario']}  "
+        f"[convention {d['convention']}, profile {d['profile']}, "
         f"weights {d['weight_dtype']}, KV {d['kv_dtype']}]",
         "",
         "1. Parameters",
@@ -21,9 +22,11 @@ def render(d: dict[str, Any]) -> str:
         f"({gigabytes(d['weight_bytes'])} per GPU)",
     ]
     if d["params_experts"] > 0:
-        lines.append(f"   routed experts {si(d['params_experts'], '')}, router {si(d['params_router'], '')}; "
-                     f"active per token {d['params_active']:,.0f}; a decode step of the batch touches "
-                     f"{d['experts_touched_per_layer']:.2f} experts per MoE layer (uniform routing)")
+        lines.append(
+            f"   routed experts {si(d['params_experts'], '')}, router {si(d['params_router'], '')}; "
+            f"active per token {d['params_active']:,.0f}; a decode step of the batch touches "
+            f"{d['experts_touched_per_layer']:.2f} experts per MoE layer (uniform routing)"
+        )
     lines += [
         "",
         f"2. Prefill FLOPs of one {d['input_len']}-token prompt, summed over all layers",
@@ -61,8 +64,10 @@ def render(d: dict[str, Any]) -> str:
         f"Bottleneck: {d['bottleneck']}",
     ]
     if not d["feasible"]:
-        lines.append(f"NOT FEASIBLE: {d['infeasible_reason']}. Times above are what it would take if it fit;"
-                     " a sweep stores NaN here.")
+        lines.append(
+            f"NOT FEASIBLE: {d['infeasible_reason']}. Times above are what it would take if it fit;"
+            " a sweep stores NaN here."
+        )
     return "\n".join(lines)
 
 

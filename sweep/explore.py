@@ -27,17 +27,20 @@ SKIP_VARIABLES = ("feasible", "bottleneck", "params_total")
 
 def variables(ds: xr.Dataset) -> dict[str, str]:
     """Plottable variables: 'long name (unit)' -> name, in schema order."""
-    return {var_label(ds, name): name for name in ds.data_vars
-            if name not in SKIP_VARIABLES and ds[name].ndim == len(ds.dims)}
+    return {
+        var_label(ds, name): name
+        for name in ds.data_vars
+        if name not in SKIP_VARIABLES and ds[name].ndim == len(ds.dims)
+    }
 
 
 def _numeric_dims(ds: xr.Dataset) -> list[str]:
-    return [d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer) and ds.sizes[d] > 1] or \
-        [d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer)]
+    return [d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer) and ds.sizes[d] > 1] or [
+        d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer)
+    ]
 
 
-def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: bool,
-           sel: dict[str, Any]) -> Any:
+def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: bool, sel: dict[str, Any]) -> Any:
     """``variable`` against ``x``, one line per value of ``by`` (or one line), the other dims at ``sel``."""
     free = (x,) if by in (NONE, x) else (x, by)
     fixed = {d: v for d, v in sel.items() if d not in free}
@@ -45,8 +48,12 @@ def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: boo
     sub = to_display(picked.ds[variable].load())
     xs = sub[x].values
     x_dim = hv.Dimension(x, label=var_label(ds, x))
-    y_dim = hv.Dimension(variable, label=f"{sub.attrs.get('long_name', variable)} ({sub.attrs['units']})"
-                         if sub.attrs["units"] else sub.attrs.get("long_name", variable))
+    y_dim = hv.Dimension(
+        variable,
+        label=f"{sub.attrs.get('long_name', variable)} ({sub.attrs['units']})"
+        if sub.attrs["units"]
+        else sub.attrs.get("long_name", variable),
+    )
     groups = [(None, sub)] if by in (NONE, x) else [(v, sub.sel({by: v})) for v in sub[by].values]
     parts = []
     for i, (value, line) in enumerate(groups):
@@ -56,12 +63,14 @@ def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: boo
         name = variable if value is None else f"{by}={value}"
         parts += [curve(frame, x_dim, y_dim, name, color(i)), scatter(frame, x_dim, y_dim, name, color(i), size=6)]
     if not any(np.isfinite(p.dimension_values(1)).any() for p in parts):
-        note = hv.Text(float(np.sqrt(xs.min() * xs.max())) if logx else float(xs.mean()), 0.5,
-                       "no feasible point at this selection")
+        note = hv.Text(
+            float(np.sqrt(xs.min() * xs.max())) if logx else float(xs.mean()),
+            0.5,
+            "no feasible point at this selection",
+        )
         parts.append(note)
     main = f"{sub.attrs.get('long_name', variable)} vs {ds[x].attrs.get('long_name', x)}"
-    return finish(hv.Overlay(parts), main, picked, x_dim.label, y_dim.label, logx=logx, logy=logy,
-                  legend="right")
+    return finish(hv.Overlay(parts), main, picked, x_dim.label, y_dim.label, logx=logx, logy=logy, legend="right")
 
 
 LABEL = "label" if "label" in pn.widgets.Select.param else "name"
@@ -105,12 +114,13 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
     first = "output_tok_s" if "output_tok_s" in names.values() else next(iter(names.values()))
     variable = _widget(pn.widgets.Select, "variable", options=names, value=first)
     x = _widget(pn.widgets.Select, "x axis", options=numeric, value=x0)
-    by = _widget(pn.widgets.Select, "one line per", options=[NONE] + [d for d in ds.dims if ds.sizes[d] > 1],
-                 value=by0)
+    by = _widget(pn.widgets.Select, "one line per", options=[NONE] + [d for d in ds.dims if ds.sizes[d] > 1], value=by0)
     logx = _widget(pn.widgets.Checkbox, "log x axis", value=True)
     logy = _widget(pn.widgets.Checkbox, "log y axis", value=True)
-    dims = {d: _widget(pn.widgets.Select, _widget_name(ds, d), options=ds[d].values.tolist(), value=start[d])
-            for d in ds.dims}
+    dims = {
+        d: _widget(pn.widgets.Select, _widget_name(ds, d), options=ds[d].values.tolist(), value=start[d])
+        for d in ds.dims
+    }
 
     def show_widgets(*_: Any) -> None:
         for d, widget in dims.items():
@@ -124,10 +134,21 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
         return figure(ds, variable, x, by, logx, logy, sel)
 
     plot = pn.bind(view, variable=variable, x=x, by=by, logx=logx, logy=logy, **dims)
-    controls = pn.Column(pn.pane.Markdown("### Figure"), variable, x, by, logx, logy,
-                         pn.pane.Markdown("### Other dimensions (held at one value)"), *dims.values(), width=300)
-    heading = pn.pane.Markdown(f"## {title or ds.attrs.get('title', 'sweep explorer')}\n"
-                               f"{ds.attrs.get('description', '')}  \nGB = 1e9 bytes; infeasible points are gaps.")
+    controls = pn.Column(
+        pn.pane.Markdown("### Figure"),
+        variable,
+        x,
+        by,
+        logx,
+        logy,
+        pn.pane.Markdown("### Other dimensions (held at one value)"),
+        *dims.values(),
+        width=300,
+    )
+    heading = pn.pane.Markdown(
+        f"## {title or ds.attrs.get('title', 'sweep explorer')}\n"
+        f"{ds.attrs.get('description', '')}  \nGB = 1e9 bytes; infeasible points are gaps."
+    )
     return pn.Column(heading, pn.Row(controls, pn.pane.HoloViews(plot, backend="bokeh")))
 
 
@@ -137,5 +158,12 @@ def serve(store: str | Path, port: int = 5006, show: bool = False, **kwargs: Any
 
     ds = open_sweep(store)
     origin = [f"127.0.0.1:{port}", f"localhost:{port}"]
-    return pn.serve({"/": lambda: app(ds)}, port=port, address="127.0.0.1", show=show,
-                    websocket_origin=origin, title=ds.attrs.get("title", "sweep explorer"), **kwargs)
+    return pn.serve(
+        {"/": lambda: app(ds)},
+        port=port,
+        address="127.0.0.1",
+        show=show,
+        websocket_origin=origin,
+        title=ds.attrs.get("title", "sweep explorer"),
+        **kwargs,
+    )

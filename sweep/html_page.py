@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import holoviews as hv
 from bokeh.embed import components
@@ -37,8 +38,9 @@ def _inline_bundle(models: Sequence[Any]) -> Any:
     """
     bundle = bundle_for_objs_and_resources(models, INLINE)
     used = {type(obj) for model in models for obj in model.references()}
-    external = [url for cls in used for attr in ("__javascript__", "__css__")
-                for url in (getattr(cls, attr, None) or [])]
+    external = [
+        url for cls in used for attr in ("__javascript__", "__css__") for url in (getattr(cls, attr, None) or [])
+    ]
     if external:
         raise RuntimeError(f"figure needs files that cannot be inlined: {external}")
     bundle.js_files, bundle.css_files = [], []
@@ -49,8 +51,14 @@ def _render(fig: Any) -> Any:
     return hv.render(fig, backend="bokeh")
 
 
-def figure_page(figures: Sequence[tuple[str, Any]], title: str, before: str = "", between: Sequence[str] = (),
-                after: str = "", kinds: Sequence[str] = ()) -> str:
+def figure_page(
+    figures: Sequence[tuple[str, Any]],
+    title: str,
+    before: str = "",
+    between: Sequence[str] = (),
+    after: str = "",
+    kinds: Sequence[str] = (),
+) -> str:
     """One HTML page: ``before``, then each (caption_html, figure) in a ``div.figure`` (with
     ``data-kind`` from ``kinds``), ``between[i]`` after figure i, then ``after``.
 
@@ -71,7 +79,8 @@ def figure_page(figures: Sequence[tuple[str, Any]], title: str, before: str = ""
         body.append(f'<div class="figure" data-kind="{kind}">{inner}</div>')
         if i < len(between):
             body.append(between[i])
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n"
-            f"{resources}\n</head>\n<body>\n{before}\n" + "\n".join(body)
-            + f"\n{after}\n{script}\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n"
+        f"{resources}\n</head>\n<body>\n{before}\n" + "\n".join(body) + f"\n{after}\n{script}\n</body>\n</html>\n"
+    )

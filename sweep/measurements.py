@@ -73,8 +73,10 @@ def load_csv(path: Path) -> list[Measurement]:
         reader = csv.DictReader(handle)
         missing = [c for c in CSV_REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
-            raise SpecError(f"{path}: missing column '{missing[0]}'; expected header "
-                            f"{','.join(CSV_REQUIRED)}[,precision,engine,source]")
+            raise SpecError(
+                f"{path}: missing column '{missing[0]}'; expected header "
+                f"{','.join(CSV_REQUIRED)}[,precision,engine,source]"
+            )
         rows = []
         for line, row in enumerate(reader, start=2):
             where = f"{path} line {line}"
@@ -87,14 +89,22 @@ def load_csv(path: Path) -> list[Measurement]:
                 raise SpecError(f"{where}: precision must be one of {', '.join(PRECISION_BYTES)}")
             _check_keys(where, row["model"], row["gpu"])
             tp = _positive(where, "tp", row["tp"])
-            rows.append(Measurement(
-                model=row["model"], gpu=row["gpu"], tp=int(tp),
-                batch=_positive(where, "batch", row["batch"], allow_empty=row["scenario"] == "max_throughput"),
-                input_len=_positive(where, "input_len", row["input_len"]),
-                output_len=_positive(where, "output_len", row["output_len"]),
-                scenario=row["scenario"], metric=row["metric"], value=_positive(where, "value", row["value"]),
-                precision=precision, file=str(path),
-                extra={k: row.get(k, "") for k in ("engine", "source") if row.get(k)}))
+            rows.append(
+                Measurement(
+                    model=row["model"],
+                    gpu=row["gpu"],
+                    tp=int(tp),
+                    batch=_positive(where, "batch", row["batch"], allow_empty=row["scenario"] == "max_throughput"),
+                    input_len=_positive(where, "input_len", row["input_len"]),
+                    output_len=_positive(where, "output_len", row["output_len"]),
+                    scenario=row["scenario"],
+                    metric=row["metric"],
+                    value=_positive(where, "value", row["value"]),
+                    precision=precision,
+                    file=str(path),
+                    extra={k: row.get(k, "") for k in ("engine", "source") if row.get(k)},
+                )
+            )
     if not rows:
         raise SpecError(f"{path}: no measurements")
     return rows
@@ -114,20 +124,28 @@ def load_benchmark_json(path: Path, model: str | None, gpu: str | None, tp: int 
     for batch, r in results.items():
         where = f"{path} results[{batch}]"
         try:
-            rows.append(Measurement(
-                model=model, gpu=gpu, tp=tp, batch=_positive(where, "batch", batch),
-                input_len=_positive(where, "avg_input_tokens", str(r["avg_input_tokens"])),
-                output_len=_positive(where, "avg_output_tokens", str(r["avg_output_tokens"])),
-                scenario="static", metric="output_tok_s",
-                value=_positive(where, "tokens_per_second_in_batch", str(r["tokens_per_second_in_batch"])),
-                file=str(path)))
+            rows.append(
+                Measurement(
+                    model=model,
+                    gpu=gpu,
+                    tp=tp,
+                    batch=_positive(where, "batch", batch),
+                    input_len=_positive(where, "avg_input_tokens", str(r["avg_input_tokens"])),
+                    output_len=_positive(where, "avg_output_tokens", str(r["avg_output_tokens"])),
+                    scenario="static",
+                    metric="output_tok_s",
+                    value=_positive(where, "tokens_per_second_in_batch", str(r["tokens_per_second_in_batch"])),
+                    file=str(path),
+                )
+            )
         except (KeyError, TypeError) as err:
             raise SpecError(f"{where}: missing field {err}") from None
     return rows
 
 
-def load_measurements(paths: list[str], model: str | None = None, gpu: str | None = None,
-                      tp: int | None = None) -> list[Measurement]:
+def load_measurements(
+    paths: list[str], model: str | None = None, gpu: str | None = None, tp: int | None = None
+) -> list[Measurement]:
     """Every measurement of the given files (.csv canonical, .json benchmark)."""
     rows: list[Measurement] = []
     for name in paths:

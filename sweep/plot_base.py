@@ -8,8 +8,9 @@ explorer) and matplotlib (PNG export, offline: no browser or downloaded driver i
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import holoviews as hv
 import numpy as np
@@ -28,9 +29,28 @@ ARTICLE_DEFAULTS: dict[str, int] = {"input_len": 2048, "output_len": 300}
 WIDTH, HEIGHT = 900, 460
 """Bokeh figure size [px]; the matplotlib figure has the same aspect ratio."""
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#e7969c", "#637939", "#8c6d31", "#843c39", "#7b4173",
-           "#3182bd", "#31a354", "#756bb1", "#636363")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#e7969c",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+)
 """Categorical colours: Tableau 10 followed by darker and lighter picks of d3's Category20b/c."""
 
 
@@ -113,8 +133,9 @@ def _smallest_feasible_tp(ds: xr.Dataset) -> Any:
     return min(values)
 
 
-def pick(ds: xr.Dataset, sel: Mapping[str, Any] | None, free: Sequence[str],
-         prefer: Mapping[str, Any] | None = None) -> Picked:
+def pick(
+    ds: xr.Dataset, sel: Mapping[str, Any] | None, free: Sequence[str], prefer: Mapping[str, Any] | None = None
+) -> Picked:
     """Keep the ``free`` dims (those the figure shows), one value of every other dim.
 
     ``sel`` maps dims to a value or a list ('h100-sxm,h200' works too); a list is allowed only for
@@ -154,8 +175,9 @@ def mark_single_valued(picked: Picked, original: xr.Dataset) -> Picked:
     return picked
 
 
-def select(ds: xr.Dataset, sel: Mapping[str, Any] | None, free: Sequence[str],
-           prefer: Mapping[str, Any] | None = None) -> Picked:
+def select(
+    ds: xr.Dataset, sel: Mapping[str, Any] | None, free: Sequence[str], prefer: Mapping[str, Any] | None = None
+) -> Picked:
     """``pick`` then load the (small) result into memory."""
     picked = mark_single_valued(pick(ds, sel, free, prefer), ds)
     picked.ds = picked.ds.load()
@@ -191,8 +213,12 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     mantissas = (1, 2, 3, 5, 7) if span < 1.3 else (1, 2, 5) if span < 3.1 else (1,)
     step = 1 if span < 8 else int(np.ceil(span / 7))
     first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
-    return [float(m * 10.0**e) for e in range(first, last + 1, step) for m in mantissas
-            if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)]
+    return [
+        float(m * 10.0**e)
+        for e in range(first, last + 1, step)
+        for m in mantissas
+        if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)
+    ]
 
 
 def _extent(obj: Any, index: int) -> tuple[float, float]:
@@ -242,14 +268,32 @@ def _bokeh_hook(subtitle: str) -> Any:
                 legend.location = "top_left"
         if subtitle and not any(getattr(t, "name", "") == "subtitle" for t in fig.above):
             for line in reversed(subtitle.split("\n")):
-                fig.add_layout(Title(text=line, name="subtitle", text_font_style="normal",
-                                     text_font_size="10pt", text_color="#555555"), "above")
+                fig.add_layout(
+                    Title(
+                        text=line,
+                        name="subtitle",
+                        text_font_style="normal",
+                        text_font_size="10pt",
+                        text_color="#555555",
+                    ),
+                    "above",
+                )
 
     return hook
 
 
-def finish(obj: Any, main: str, picked: Picked | None, xlabel: str, ylabel: str, *,
-           logx: bool = False, logy: bool = False, legend: str = "right", **common: Any) -> Any:
+def finish(
+    obj: Any,
+    main: str,
+    picked: Picked | None,
+    xlabel: str,
+    ylabel: str,
+    *,
+    logx: bool = False,
+    logy: bool = False,
+    legend: str = "right",
+    **common: Any,
+) -> Any:
     """Title, axis labels, log axes (ticks from ``log_ticks`` unless given) and size of a figure,
     for bokeh and matplotlib alike."""
     for axis, is_log in (("xticks", logx), ("yticks", logy)):
@@ -257,28 +301,59 @@ def finish(obj: Any, main: str, picked: Picked | None, xlabel: str, ylabel: str,
             lo, hi = _extent(obj, 0 if axis == "xticks" else 1)
             common[axis] = log_ticks(lo / 1.25, hi * 1.25)
     labelled = {a: bool(common.get(a)) and isinstance(common[a][0], tuple) for a in ("xticks", "yticks")}
-    opts = dict(xlabel=xlabel, ylabel=ylabel, logx=logx, logy=logy, show_grid=True, show_legend=True,
-                legend_position=legend, legend_limit=200, padding=0.05, **common)
+    opts = dict(
+        xlabel=xlabel,
+        ylabel=ylabel,
+        logx=logx,
+        logy=logy,
+        show_grid=True,
+        show_legend=True,
+        legend_position=legend,
+        legend_limit=200,
+        padding=0.05,
+        **common,
+    )
     subtitle = picked.subtitle() if picked is not None and picked.chosen else ""
-    obj = obj.opts(backend="bokeh", title=main, width=WIDTH, height=HEIGHT, fontscale=1.05, toolbar="right",
-                   hooks=[_bokeh_hook(subtitle)], **opts)
+    obj = obj.opts(
+        backend="bokeh",
+        title=main,
+        width=WIDTH,
+        height=HEIGHT,
+        fontscale=1.05,
+        toolbar="right",
+        hooks=[_bokeh_hook(subtitle)],
+        **opts,
+    )
     hook = _mpl_hook(logx and not labelled["xticks"], logy and not labelled["yticks"])
-    obj = obj.opts(backend="matplotlib", title=title(main, picked), fig_inches=(WIDTH / 100, HEIGHT / 100),
-                   aspect="auto", fontscale=1.1, hooks=[hook], **opts)
+    obj = obj.opts(
+        backend="matplotlib",
+        title=title(main, picked),
+        fig_inches=(WIDTH / 100, HEIGHT / 100),
+        aspect="auto",
+        fontscale=1.1,
+        hooks=[hook],
+        **opts,
+    )
     return obj
 
 
-def curve(data: Any, kdim: Any, vdim: Any, label: str, color: str, dash: bool = False,
-          width: float = 2.5) -> hv.Curve:
+def curve(data: Any, kdim: Any, vdim: Any, label: str, color: str, dash: bool = False, width: float = 2.5) -> hv.Curve:
     """A line, styled for both backends (``dash``: a dashed line)."""
     c = hv.Curve(data, kdim, vdim, label=label)
-    c = c.opts(backend="bokeh", color=color, line_width=width, line_dash="dashed" if dash else "solid",
-               tools=["hover"])
+    c = c.opts(backend="bokeh", color=color, line_width=width, line_dash="dashed" if dash else "solid", tools=["hover"])
     return c.opts(backend="matplotlib", color=color, linewidth=width * 0.8, linestyle="--" if dash else "-")
 
 
-def scatter(data: Any, kdim: Any, vdims: Any, label: str, color: str, size: float = 8,
-            marker: str = "circle", alpha: float = 1.0) -> hv.Scatter:
+def scatter(
+    data: Any,
+    kdim: Any,
+    vdims: Any,
+    label: str,
+    color: str,
+    size: float = 8,
+    marker: str = "circle",
+    alpha: float = 1.0,
+) -> hv.Scatter:
     """Points, styled for both backends; ``marker`` in circle, square, triangle, diamond."""
     mpl_marker = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}[marker]
     s = hv.Scatter(data, kdim, vdims, label=label)
@@ -286,12 +361,19 @@ def scatter(data: Any, kdim: Any, vdims: Any, label: str, color: str, size: floa
     return s.opts(backend="matplotlib", color=color, s=size * size * 0.8, marker=mpl_marker, alpha=alpha)
 
 
-def labels(data: Any, kdims: Sequence[Any], vdim: Any, size: int = 9, color: str = "#333333",
-           align: str = "left", baseline: str = "middle") -> hv.Labels:
+def labels(
+    data: Any,
+    kdims: Sequence[Any],
+    vdim: Any,
+    size: int = 9,
+    color: str = "#333333",
+    align: str = "left",
+    baseline: str = "middle",
+) -> hv.Labels:
     """Text at given positions (place it beside a point by scaling its coordinates on log axes)."""
     lab = hv.Labels(data, kdims, vdim)
-    lab = lab.opts(backend="bokeh", text_font_size=f"{size}pt", text_color=color, text_align=align,
-                   text_baseline=baseline)
+    lab = lab.opts(
+        backend="bokeh", text_font_size=f"{size}pt", text_color=color, text_align=align, text_baseline=baseline
+    )
     mpl_va = {"middle": "center", "bottom": "bottom", "top": "top"}[baseline]
-    return lab.opts(backend="matplotlib", size=size, color=color, horizontalalignment=align,
-                    verticalalignment=mpl_va)
+    return lab.opts(backend="matplotlib", size=size, color=color, horizontalalignment=align, verticalalignment=mpl_va)

@@ -12,8 +12,9 @@ visual performance model", CACM 52(4), 2009.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import holoviews as hv
 import numpy as np
@@ -22,8 +23,8 @@ import xarray as xr
 
 from grids.errors import SpecError
 from grids.gpus import load_gpus
-from sweep.plot_kinds import KIND_DESCRIPTIONS
 from sweep.plot_base import Picked, color, curve, finish, labels, scatter, select
+from sweep.plot_kinds import KIND_DESCRIPTIONS
 from sweep.plot_units import GPU_FIELDS, label, log2_ticks, var_label
 
 Sel = Mapping[str, Any] | None
@@ -33,12 +34,14 @@ def _hline(y: float, text: str, x: float, color_: str = "#555555") -> hv.Overlay
     """A dashed horizontal reference line with its label at (x, y), just above the line."""
     line = hv.HLine(y).opts(backend="bokeh", color=color_, line_dash="dotted", line_width=1.5)
     line = line.opts(backend="matplotlib", color=color_, linestyle=":", linewidth=1.2)
-    return line * labels(pd.DataFrame({"x": [x], "y": [y * 1.06], "t": [text]}), ["x", "y"], "t",
-                         color=color_, baseline="bottom")
+    return line * labels(
+        pd.DataFrame({"x": [x], "y": [y * 1.06], "t": [text]}), ["x", "y"], "t", color=color_, baseline="bottom"
+    )
 
 
-def _vline(x: float, text: str, y: float, color_: str = "#555555", align: str = "left",
-           span: tuple[float, float] | None = None) -> hv.Overlay:
+def _vline(
+    x: float, text: str, y: float, color_: str = "#555555", align: str = "left", span: tuple[float, float] | None = None
+) -> hv.Overlay:
     """A dotted vertical reference line with its label beside it at height y; given the x ``span``
     of a log axis, the label goes on the side with more room."""
     if span is not None and np.log(x) > 0.5 * (np.log(span[0]) + np.log(span[1])):
@@ -46,8 +49,9 @@ def _vline(x: float, text: str, y: float, color_: str = "#555555", align: str = 
     line = hv.VLine(x).opts(backend="bokeh", color=color_, line_dash="dotted", line_width=1.5)
     line = line.opts(backend="matplotlib", color=color_, linestyle=":", linewidth=1.2)
     shift = 1.04 if align == "left" else 1 / 1.04
-    return line * labels(pd.DataFrame({"x": [x * shift], "y": [y], "t": [text]}), ["x", "y"], "t",
-                         color=color_, align=align)
+    return line * labels(
+        pd.DataFrame({"x": [x * shift], "y": [y], "t": [text]}), ["x", "y"], "t", color=color_, align=align
+    )
 
 
 def _gpu_table(key: str) -> dict[str, Any]:
@@ -87,10 +91,20 @@ def kv_vs_context(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
         lines.append(curve(frame, x_dim, y_dim, " = ".join(names), color(i)))
         dots.append(scatter(frame, x_dim, y_dim, " = ".join(names), color(i), size=6))
     gpu = _gpu_table(str(_scalar(picked, "gpu")))
-    fig = hv.Overlay(lines + dots) * _hline(gpu["hbm_bytes"] / 1e9, f"{gpu['name']}: {gpu['hbm_bytes'] / 1e9:.0f} GB",
-                                            float(context.min()))
-    return finish(fig, "KV cache vs context length", picked, x_dim.label, y_dim.label, logx=True, logy=True,
-                  xticks=log2_ticks(context), legend="right")
+    fig = hv.Overlay(lines + dots) * _hline(
+        gpu["hbm_bytes"] / 1e9, f"{gpu['name']}: {gpu['hbm_bytes'] / 1e9:.0f} GB", float(context.min())
+    )
+    return finish(
+        fig,
+        "KV cache vs context length",
+        picked,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        logy=True,
+        xticks=log2_ticks(context),
+        legend="right",
+    )
 
 
 def throughput_vs_batch(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
@@ -109,18 +123,32 @@ def throughput_vs_batch(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     user = pd.DataFrame({"batch": batch, "tok_s": sub["user_tok_s"].values})
     if not np.isfinite(total["tok_s"].values).any():
         raise SpecError(f"throughput-vs-batch: no batch can run at {picked.subtitle()}; choose another selection")
-    fig = (curve(total, x_dim, y_dim, "total, whole replica", color(0))
-           * scatter(total, x_dim, y_dim, "total, whole replica", color(0), size=6)
-           * curve(user, x_dim, y_dim, "per user (1 / TPOT)", color(1), dash=True)
-           * scatter(user, x_dim, y_dim, "per user (1 / TPOT)", color(1), size=6))
+    fig = (
+        curve(total, x_dim, y_dim, "total, whole replica", color(0))
+        * scatter(total, x_dim, y_dim, "total, whole replica", color(0), size=6)
+        * curve(user, x_dim, y_dim, "per user (1 / TPOT)", color(1), dash=True)
+        * scatter(user, x_dim, y_dim, "per user (1 / TPOT)", color(1), size=6)
+    )
     fits = float(np.nanmax(sub["max_batch"].values))
     if batch.min() <= fits < batch.max():
         y = float(np.sqrt(np.nanmin(user["tok_s"]) * np.nanmax(total["tok_s"])))
-        fig = fig * _vline(fits, f"largest batch that fits: {fits:,.0f}\n(larger ones run in waves)", y,
-                           span=(batch.min(), batch.max()))
-    return finish(fig, "Throughput vs batch size", picked, x_dim.label,
-                  y_dim.label, logx=True, logy=True, xticks=log2_ticks(batch, lambda v: f"{v:,.0f}"),
-                  legend="right")
+        fig = fig * _vline(
+            fits,
+            f"largest batch that fits: {fits:,.0f}\n(larger ones run in waves)",
+            y,
+            span=(batch.min(), batch.max()),
+        )
+    return finish(
+        fig,
+        "Throughput vs batch size",
+        picked,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        logy=True,
+        xticks=log2_ticks(batch, lambda v: f"{v:,.0f}"),
+        legend="right",
+    )
 
 
 def kv_per_sequence(sub: xr.Dataset) -> xr.DataArray:
@@ -155,21 +183,38 @@ def kv_vs_weights(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     w = pd.DataFrame({"batch": batch, "gb": np.full_like(batch, weights_gb)})
     both = pd.DataFrame({"batch": batch, "gb": kv_gb + weights_gb})
     crossover = weights_gb / per_seq_gb
-    fig = (curve(w, x_dim, y_dim, "weights", color(0)) * curve(kv, x_dim, y_dim, "KV cache of the batch", color(3))
-           * scatter(kv, x_dim, y_dim, "KV cache of the batch", color(3), size=6)
-           * curve(both, x_dim, y_dim, "weights + KV cache", "#444444", dash=True, width=1.5))
+    fig = (
+        curve(w, x_dim, y_dim, "weights", color(0))
+        * curve(kv, x_dim, y_dim, "KV cache of the batch", color(3))
+        * scatter(kv, x_dim, y_dim, "KV cache of the batch", color(3), size=6)
+        * curve(both, x_dim, y_dim, "weights + KV cache", "#444444", dash=True, width=1.5)
+    )
     gpu = _gpu_table(str(_scalar(picked, "gpu")))
     fig = fig * _hline(gpu["hbm_bytes"] / 1e9, f"{gpu['name']}: {gpu['hbm_bytes'] / 1e9:.0f} GB", batch.min())
     if batch.min() <= crossover <= batch.max():
-        fig = fig * _vline(crossover, f"KV cache = weights at batch ≈ {crossover:,.0f}", float(kv_gb.min()),
-                           color_=color(3), span=(batch.min(), batch.max()))
+        fig = fig * _vline(
+            crossover,
+            f"KV cache = weights at batch ≈ {crossover:,.0f}",
+            float(kv_gb.min()),
+            color_=color(3),
+            span=(batch.min(), batch.max()),
+        )
         main = f"The KV cache overtakes the weights at batch ≈ {crossover:,.0f}"
     elif crossover > batch.max():
         main = f"KV cache below the weights up to batch {batch.max():,.0f} (equal at ≈ {crossover:,.0f})"
     else:
         main = f"KV cache above the weights from batch {batch.min():,.0f} (equal at ≈ {crossover:,.3g})"
-    return finish(fig, main, picked, x_dim.label, y_dim.label, logx=True, logy=True,
-                  xticks=log2_ticks(batch, lambda v: f"{v:,.0f}"), legend="right")
+    return finish(
+        fig,
+        main,
+        picked,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        logy=True,
+        xticks=log2_ticks(batch, lambda v: f"{v:,.0f}"),
+        legend="right",
+    )
 
 
 def prefill_share(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
@@ -197,8 +242,17 @@ def prefill_share(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
         frame = pd.DataFrame({"input_len": prompt, "share": share.sel(output_len=out).values})
         name = f"{int(out):,} output token{'' if int(out) == 1 else 's'}"
         parts += [curve(frame, x_dim, y_dim, name, color(i)), scatter(frame, x_dim, y_dim, name, color(i), size=6)]
-    return finish(hv.Overlay(parts), "Share of request time spent in prefill", picked, x_dim.label,
-                  y_dim.label, logx=True, xticks=log2_ticks(prompt), ylim=(0, 105), legend="right")
+    return finish(
+        hv.Overlay(parts),
+        "Share of request time spent in prefill",
+        picked,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        xticks=log2_ticks(prompt),
+        ylim=(0, 105),
+        legend="right",
+    )
 
 
 def _spread_labels(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -224,15 +278,29 @@ def gpu_catalog(ds: xr.Dataset | None = None, sel: Sel = None) -> hv.Overlay:
     GPUs of ``ds`` (if given) are drawn larger.
     """
     in_sweep = set(ds["gpu"].values.tolist()) if ds is not None and "gpu" in ds.dims else set()
-    rows = [dict(key=k, name=e.table["name"], vendor=e.table["vendor"], bw=e.table["hbm_bytes_per_s"] / 1e12,
-                 mem=e.table["hbm_bytes"] / 1e9, price=e.table["usd_per_hour"],
-                 bf16=e.table["flop_per_s_bf16"] / 1e12) for k, e in load_gpus().items()]
+    rows = [
+        dict(
+            key=k,
+            name=e.table["name"],
+            vendor=e.table["vendor"],
+            bw=e.table["hbm_bytes_per_s"] / 1e12,
+            mem=e.table["hbm_bytes"] / 1e9,
+            price=e.table["usd_per_hour"],
+            bf16=e.table["flop_per_s_bf16"] / 1e12,
+        )
+        for k, e in load_gpus().items()
+    ]
     frame = pd.DataFrame(rows)
     (bw_name, bw_unit), (mem_name, mem_unit) = GPU_FIELDS["hbm_bytes_per_s"], GPU_FIELDS["hbm_bytes"]
     x_dim = hv.Dimension("bw", label=label(bw_name, bw_unit))
     y_dim = hv.Dimension("mem", label=label(mem_name, mem_unit))
-    vdims = [y_dim, "key", "name", hv.Dimension("price", label="$/GPU-hour"),
-             hv.Dimension("bf16", label="bf16 TFLOP/s")]
+    vdims = [
+        y_dim,
+        "key",
+        "name",
+        hv.Dimension("price", label="$/GPU-hour"),
+        hv.Dimension("bf16", label="bf16 TFLOP/s"),
+    ]
     parts = []
     for i, vendor in enumerate(frame["vendor"].unique()):
         rows_v = frame[frame["vendor"] == vendor]
@@ -241,8 +309,18 @@ def gpu_catalog(ds: xr.Dataset | None = None, sel: Sel = None) -> hv.Overlay:
     text = frame.assign(bw=frame["bw"] * 1.05, mem=_spread_labels(frame["bw"].values, frame["mem"].values))
     fig = hv.Overlay(parts) * labels(text, ["bw", "mem"], "key", size=9)
     main = "GPU catalogue: memory size vs bandwidth"
-    return finish(fig, main, None, x_dim.label, y_dim.label, logx=True, logy=True, legend="top_left",
-                  xlim=(0.2, 14), ylim=(18, 700))
+    return finish(
+        fig,
+        main,
+        None,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        logy=True,
+        legend="top_left",
+        xlim=(0.2, 14),
+        ylim=(18, 700),
+    )
 
 
 def pareto_front(speed: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -278,20 +356,30 @@ def cost_vs_speed(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
             continue
         any_point = True
         front = g.iloc[pareto_front(g["speed"].values, g["cost"].values)]
-        parts += [curve(front, x_dim, vdims, str(gpu), color(i)),
-                  scatter(front, x_dim, vdims, str(gpu), color(i), size=6),
-                  scatter(g, x_dim, vdims, str(gpu), color(i), size=4, alpha=0.3)]
+        parts += [
+            curve(front, x_dim, vdims, str(gpu), color(i)),
+            scatter(front, x_dim, vdims, str(gpu), color(i), size=6),
+            scatter(g, x_dim, vdims, str(gpu), color(i), size=4, alpha=0.3),
+        ]
     if not any_point:
         raise SpecError(f"cost-vs-speed: no feasible point with a price at {picked.subtitle()}; choose another --sel")
     speed = sub["user_tok_s"].values
     lo, hi = min(float(np.nanmin(speed)), 30.0) / 1.15, float(np.nanmax(speed)) * 1.15
     fig = hv.Overlay(parts) * _vline(30.0, "30 tokens/s per user", float(np.nanmax(sub["usd_per_mtok_output"])) / 1.5)
-    return finish(fig, "Cost vs per-user speed: the Pareto front over tp and batch", picked,
-                  x_dim.label, y_dim.label, logx=True, logy=True, legend="right", xlim=(lo, hi))
+    return finish(
+        fig,
+        "Cost vs per-user speed: the Pareto front over tp and batch",
+        picked,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        logy=True,
+        legend="right",
+        xlim=(lo, hi),
+    )
 
 
-PEAK_FIELD = {"bf16": "flop_per_s_bf16", "fp16": "flop_per_s_bf16", "fp8": "flop_per_s_fp8",
-              "int8": "flop_per_s_int8"}
+PEAK_FIELD = {"bf16": "flop_per_s_bf16", "fp16": "flop_per_s_bf16", "fp8": "flop_per_s_fp8", "int8": "flop_per_s_int8"}
 """Catalogue peak used with each weight format (fp8/int8 weights run W8A8 kernels, as sweep.engine)."""
 
 
@@ -321,8 +409,10 @@ def roofline(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     static = picked.value("scenario", ds, "static") == "static"
     b_prefill = in_flight if static else np.ones_like(batch)
     weights = sub["weight_bytes"].values
-    ai = {"prefill": b_prefill * sub["prefill_flops"].values / tp / (weights + b_prefill * kv_seq_prompt),
-          "decode": in_flight * sub["decode_flops"].values / tp / (weights + in_flight * kv_seq_prompt)}
+    ai = {
+        "prefill": b_prefill * sub["prefill_flops"].values / tp / (weights + b_prefill * kv_seq_prompt),
+        "decode": in_flight * sub["decode_flops"].values / tp / (weights + in_flight * kv_seq_prompt),
+    }
     x_dim = hv.Dimension("ai", label="arithmetic intensity (FLOP/byte)")
     y_dim = hv.Dimension("tflops", label="attainable compute (TFLOP/s)")
     ridge = peak / bw
@@ -331,8 +421,9 @@ def roofline(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     roof = pd.DataFrame({"ai": grid, "tflops": np.minimum(peak, grid * bw) / 1e12})
     parts = [curve(roof, x_dim, y_dim, f"roofline: {peak / 1e12:,.0f} TFLOP/s, {bw / 1e12:.2f} TB/s", "#333333")]
     for i, (phase, marker) in enumerate((("prefill", "square"), ("decode", "circle"))):
-        frame = pd.DataFrame({"ai": ai[phase], "tflops": np.minimum(peak, ai[phase] * bw) / 1e12,
-                              "batch": batch, "in_flight": in_flight})
+        frame = pd.DataFrame(
+            {"ai": ai[phase], "tflops": np.minimum(peak, ai[phase] * bw) / 1e12, "batch": batch, "in_flight": in_flight}
+        )
         name = f"{phase} {'pass' if phase == 'prefill' else 'step'}, one per batch size"
         parts.append(scatter(frame, x_dim, [y_dim, "batch", "in_flight"], name, color(i), size=9, marker=marker))
     shown = pd.DataFrame({"ai": ai["decode"], "b": in_flight}).drop_duplicates("b").sort_values("ai")
@@ -344,19 +435,38 @@ def roofline(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
             keep.append(j)
             last = value
     shown = shown.iloc[keep]
-    text = pd.DataFrame({"ai": shown["ai"] / 1.25, "tflops": np.minimum(peak, shown["ai"] * bw) / 1e12 * 1.5,
-                         "t": [f"B={b:,.0f}" for b in shown["b"]]})  # above-left: the empty side of the roof
+    text = pd.DataFrame(
+        {
+            "ai": shown["ai"] / 1.25,
+            "tflops": np.minimum(peak, shown["ai"] * bw) / 1e12 * 1.5,
+            "t": [f"B={b:,.0f}" for b in shown["b"]],
+        }
+    )  # above-left: the empty side of the roof
     parts.append(labels(text, ["ai", "tflops"], "t", size=8, color=color(1), align="right"))
     fig = hv.Overlay(parts) * _vline(ridge, f"ridge {ridge:,.0f} FLOP/byte", peak / 1e12 / 30)
-    return finish(fig, f"Roofline of {gpu['name']} ({dtype})",
-                  picked, x_dim.label, y_dim.label, logx=True, logy=True, legend="right")
+    return finish(
+        fig,
+        f"Roofline of {gpu['name']} ({dtype})",
+        picked,
+        x_dim.label,
+        y_dim.label,
+        logx=True,
+        logy=True,
+        legend="right",
+    )
 
 
 KINDS: dict[str, tuple[Callable[..., Any], str]] = {
-    name: (fn, KIND_DESCRIPTIONS[name]) for name, fn in (
-        ("kv-vs-context", kv_vs_context), ("throughput-vs-batch", throughput_vs_batch),
-        ("kv-vs-weights", kv_vs_weights), ("prefill-share", prefill_share), ("gpu-catalog", gpu_catalog),
-        ("cost-vs-speed", cost_vs_speed), ("roofline", roofline))
+    name: (fn, KIND_DESCRIPTIONS[name])
+    for name, fn in (
+        ("kv-vs-context", kv_vs_context),
+        ("throughput-vs-batch", throughput_vs_batch),
+        ("kv-vs-weights", kv_vs_weights),
+        ("prefill-share", prefill_share),
+        ("gpu-catalog", gpu_catalog),
+        ("cost-vs-speed", cost_vs_speed),
+        ("roofline", roofline),
+    )
 }
 """Figure kinds: name -> (function, one-line description)."""
 
@@ -381,5 +491,6 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
         renderer.save(fig, str(path.with_suffix("")), fmt="png")
     else:
         from sweep.html_page import figure_page
+
         path.write_text(figure_page([("", fig)], title=path.stem), encoding="utf-8")
     return path

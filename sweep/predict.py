@@ -37,18 +37,27 @@ def build_points(rows: list[Measurement]) -> Points:
     models = {k: load_model(k).spec for k in {r.model for r in rows}}
     f = lambda values: jnp.asarray(np.asarray(values, dtype=np.float64))  # noqa: E731
     dep = Deployment(
-        tp=f([r.tp for r in rows]), batch=f([1.0 if np.isnan(r.batch) else r.batch for r in rows]),
+        tp=f([r.tp for r in rows]),
+        batch=f([1.0 if np.isnan(r.batch) else r.batch for r in rows]),
         weight_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
         kv_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
         act_bytes_per_elem=f([2.0] * len(rows)),
         # The format's own tensor-core precision, as in sweeps (fp8 weights run fp8 matmuls).
         compute_dtype=f([compute_code(default_compute(r.precision)) for r in rows]),
-        scenario=f([SCENARIOS.index(r.scenario) for r in rows]), pp=f([1.0] * len(rows)), dp=f([1.0] * len(rows)),
-        expert_parallel=f([0.0] * len(rows)))
+        scenario=f([SCENARIOS.index(r.scenario) for r in rows]),
+        pp=f([1.0] * len(rows)),
+        dp=f([1.0] * len(rows)),
+        expert_parallel=f([0.0] * len(rows)),
+    )
     wl = Workload(f([r.input_len for r in rows]), f([r.output_len for r in rows]))
-    return Points(stack_specs([models[r.model] for r in rows], jnp.float64),
-                  stack_specs([gpus[r.gpu].spec for r in rows], jnp.float64), dep, wl,
-                  np.asarray([METRICS.index(r.metric) for r in rows]), np.asarray([r.value for r in rows]))
+    return Points(
+        stack_specs([models[r.model] for r in rows], jnp.float64),
+        stack_specs([gpus[r.gpu].spec for r in rows], jnp.float64),
+        dep,
+        wl,
+        np.asarray([METRICS.index(r.metric) for r in rows]),
+        np.asarray([r.value for r in rows]),
+    )
 
 
 def _metric(m, dep: Deployment, code):

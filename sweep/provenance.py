@@ -29,8 +29,7 @@ def engine_version() -> str:
 def git_commit() -> str:
     """The commit of the checkout the engine runs from ('unknown' outside a git checkout)."""
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -51,8 +50,14 @@ def catalogue_hashes(spec: SweepSpec) -> dict[str, str]:
 
 def spec_identity(spec: SweepSpec, chunks: tuple[int, ...]) -> str:
     """A hash of everything that decides a store's content and layout (not its creation time)."""
-    payload = dict(axes=spec.axes, fixed=spec.fixed, precision=spec.precision, chunks=list(chunks),
-                   catalogue=catalogue_hashes(spec), engine=engine_version())
+    payload = dict(
+        axes=spec.axes,
+        fixed=spec.fixed,
+        precision=spec.precision,
+        chunks=list(chunks),
+        catalogue=catalogue_hashes(spec),
+        engine=engine_version(),
+    )
     return _sha(json.dumps(payload, sort_keys=True, default=str).encode())
 
 
@@ -67,10 +72,11 @@ def provenance(spec: SweepSpec, chunks: tuple[int, ...]) -> dict[str, object]:
         jax_enable_x64=int(bool(jax.config.jax_enable_x64)),
         float_dtype=spec.precision,
         float_note="metrics stored as float32 when float_dtype is float32 (relative error below 1e-6); "
-                   "params_total is float64 (float32 cannot hold parameter counts exactly)",
+        "params_total is float64 (float32 cannot hold parameter counts exactly)",
         catalogue_hashes=json.dumps(catalogue_hashes(spec), sort_keys=True),
-        sweep_spec=json.dumps(dict(axes=spec.axes, fixed=spec.fixed, precision=spec.precision,
-                                   source=spec.source), default=str),
+        sweep_spec=json.dumps(
+            dict(axes=spec.axes, fixed=spec.fixed, precision=spec.precision, source=spec.source), default=str
+        ),
         spec_identity=spec_identity(spec, chunks),
-        created_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )

@@ -17,9 +17,24 @@ import math
 PEAK_FIELDS = ("flop_per_s_bf16", "flop_per_s_fp8", "flop_per_s_int8", "flop_per_s_fp4")
 
 
-DENSE = dict(n_norms=2, qk_norm=0, n_experts=0, experts_per_token=0, d_ffn_expert=0, d_ffn_shared=0,
-             n_moe_layers=0, expert_bias=0, router_bias=0, kv_lora_rank=0, q_lora_rank=0, qk_rope_head_dim=0,
-             qk_nope_head_dim=0, v_head_dim=0, window=0, n_window_layers=0)
+DENSE = dict(
+    n_norms=2,
+    qk_norm=0,
+    n_experts=0,
+    experts_per_token=0,
+    d_ffn_expert=0,
+    d_ffn_shared=0,
+    n_moe_layers=0,
+    expert_bias=0,
+    router_bias=0,
+    kv_lora_rank=0,
+    q_lora_rank=0,
+    qk_rope_head_dim=0,
+    qk_nope_head_dim=0,
+    v_head_dim=0,
+    window=0,
+    n_window_layers=0,
+)
 """Values of the MoE, MLA and sliding-window fields for a dense model (a dict may leave them out)."""
 
 
@@ -75,15 +90,29 @@ def flops_by_op(m: dict, n: float, pairs: float, absorbed: bool = False) -> dict
     if c:
         qc, r, nope, dv = (_get(m, k) for k in MLA_DIMS)
         q = 2 * n * D * qc + 2 * n * qc * N * (nope + r) if qc else 2 * n * D * N * (nope + r)
-        attn = {"q": q, "k": 2 * n * D * (c + r), "v": 2 * n * N * c * (nope + dv), "o": 2 * n * N * dv * D,
-                "qk": 2 * pairs * N * ((c + r) if absorbed else (nope + r)),
-                "av": 2 * pairs * N * (c if absorbed else dv)}
+        attn = {
+            "q": q,
+            "k": 2 * n * D * (c + r),
+            "v": 2 * n * N * c * (nope + dv),
+            "o": 2 * n * N * dv * D,
+            "qk": 2 * pairs * N * ((c + r) if absorbed else (nope + r)),
+            "av": 2 * pairs * N * (c if absorbed else dv),
+        }
     else:
-        attn = {"q": 2 * n * D * N * H, "k": 2 * n * D * K * H, "v": 2 * n * D * K * H, "o": 2 * n * N * H * D,
-                "qk": 2 * pairs * N * H, "av": 2 * pairs * N * H}
+        attn = {
+            "q": 2 * n * D * N * H,
+            "k": 2 * n * D * K * H,
+            "v": 2 * n * D * K * H,
+            "o": 2 * n * N * H * D,
+            "qk": 2 * pairs * N * H,
+            "av": 2 * pairs * N * H,
+        }
     Fm = _get(m, "experts_per_token") * _get(m, "d_ffn_expert") + _get(m, "d_ffn_shared")
     return {
-        "rmsnorm": _get(m, "n_norms") * (4 * n * D + 2 * n), "rope": 6 * n * D, "softmax": 5 * pairs * N, **attn,
+        "rmsnorm": _get(m, "n_norms") * (4 * n * D + 2 * n),
+        "rope": 6 * n * D,
+        "softmax": 5 * pairs * N,
+        **attn,
         "mlp": 3 * 2 * n * D * F + 6 * n * F,
         "moe": 3 * 2 * n * D * Fm + 6 * n * Fm + 2 * n * D * _get(m, "n_experts"),
     }
@@ -92,8 +121,9 @@ def flops_by_op(m: dict, n: float, pairs: float, absorbed: bool = False) -> dict
 ATTENTION_OPS = ("qk", "softmax", "av")
 
 
-def split_flops(m: dict, n: float, pairs: float, pairs_window: float = 0.0,
-                absorbed: bool = False) -> tuple[float, float]:
+def split_flops(
+    m: dict, n: float, pairs: float, pairs_window: float = 0.0, absorbed: bool = False
+) -> tuple[float, float]:
     """(non-attention FLOPs incl. LM head on one token, attention FLOPs) of one pass, all layers.
 
     Layer by layer: full-attention layers see `pairs`, sliding-window layers `pairs_window`;
@@ -175,8 +205,9 @@ def _prefill(m, gpu, prof, par, batch, input_len, w_bytes, kv_bytes, compute_dty
     e_mm = prof["matmul_eff"] * n_tok / (n_tok + prof["matmul_tokens_half"])
     compute = batch * (other / e_mm + attn / prof["attn_eff"]) / peak
     # MoE: the experts one prompt's S tokens touch are read (a bound from below for more prompts).
-    memory = (_weight_read(m, gpu, prof, par, w_bytes, S)
-              + batch * kv_seq_per_gpu(m, tp, kv_bytes, S) / (bw * prof["kv_bw_eff"]))
+    memory = _weight_read(m, gpu, prof, par, w_bytes, S) + batch * kv_seq_per_gpu(m, tp, kv_bytes, S) / (
+        bw * prof["kv_bw_eff"]
+    )
     return prof["prefill_overhead_s"] + max(compute, memory) + comm(m, gpu, prof, par, n_tok)
 
 
@@ -188,7 +219,7 @@ def _weight_read(m, gpu, prof, par, w_bytes, tokens):
     skipped = (1 - prof["reads_embedding"]) * (0 if m["tied_embeddings"] else m["vocab"] * m["d_model"])
     E, L_moe = _get(m, "n_experts"), _get(m, "n_moe_layers")
     experts = L_moe * E * _expert(m)
-    group, group_tokens = ((par["tp"] * par["dp"], tokens * par["dp"]) if par["ep"] else (par["tp"], tokens))
+    group, group_tokens = (par["tp"] * par["dp"], tokens * par["dp"]) if par["ep"] else (par["tp"], tokens)
     touched = L_moe * (E - _idle_experts(m, group_tokens)) * _expert(m)
     per_gpu = (params(m) - skipped - experts) / par["tp"] + touched / group
     return per_gpu * w_bytes / (gpu["hbm_bytes_per_s"] * prof["weight_bw_eff"])
@@ -205,7 +236,8 @@ def _step_terms(m, gpu, prof, par, batch, context, w_bytes, kv_bytes, compute_dt
     other1, attn1 = split_flops(m, 1, context + 1, window_context + 1, absorbed=True)
     c = batch * (other1 / e_mm1 + attn1 / prof["attn_eff"]) / peak
     mem = _weight_read(m, gpu, prof, par, w_bytes, batch) + batch * kv_seq_per_gpu(m, tp, kv_bytes, context) / (
-        gpu["hbm_bytes_per_s"] * e_kv)
+        gpu["hbm_bytes_per_s"] * e_kv
+    )
     return c, mem
 
 
@@ -226,9 +258,22 @@ def _steady_step(m, gpu, prof, par, batch, contexts, *args):
     return _step_fixed(m, gpu, prof, par, batch) + max(c, mem)
 
 
-def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len: float, output_len: float,
-             w_bytes: float = 2.0, kv_bytes: float = 2.0, compute_dtype: int = 0,
-             scenario: str = "static", pp: float = 1, dp: float = 1, expert_parallel: bool = False) -> dict[str, float]:
+def evaluate(
+    m: dict,
+    gpu: dict,
+    prof: dict,
+    tp: float,
+    batch: float,
+    input_len: float,
+    output_len: float,
+    w_bytes: float = 2.0,
+    kv_bytes: float = 2.0,
+    compute_dtype: int = 0,
+    scenario: str = "static",
+    pp: float = 1,
+    dp: float = 1,
+    expert_parallel: bool = False,
+) -> dict[str, float]:
     """Latency, throughput and cost of one design point, request by request.
 
     With pipeline or data parallelism, pp * dp engines (micro-batches) each serve `batch`
@@ -261,8 +306,13 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
             p, d = _prefill(m, gpu, prof, par, b, input_len, *args), decode(b)
             in_flight = in_flight or b
             for k in range(1, int(b) + 1):  # the k-th prompt's first token: a pass over k prompts
-                requests.append((clock + _prefill(m, gpu, prof, par, k, input_len, *args),
-                                 clock + p + (d if output_len > 1 else 0.0), d / steps))
+                requests.append(
+                    (
+                        clock + _prefill(m, gpu, prof, par, k, input_len, *args),
+                        clock + p + (d if output_len > 1 else 0.0),
+                        d / steps,
+                    )
+                )
             clock += p + (d if output_len > 1 else 0.0)
             prefill_time += p
             left -= int(b)
@@ -288,12 +338,28 @@ def evaluate(m: dict, gpu: dict, prof: dict, tp: float, batch: float, input_len:
     gpus = tp * pp * dp
     price = gpu["usd_per_hour"] * gpus
     peak = gpu[PEAK_FIELDS[compute_dtype]]
-    feasible = (m["n_heads"] % tp == 0 and pp <= m["n_layers"] and usable > 0 and max_batch >= 1
-                and math.isfinite(peak) and (scenario != "concurrency" or batch <= max_batch))
+    feasible = (
+        m["n_heads"] % tp == 0
+        and pp <= m["n_layers"]
+        and usable > 0
+        and max_batch >= 1
+        and math.isfinite(peak)
+        and (scenario != "concurrency" or batch <= max_batch)
+    )
     return {
-        "feasible": feasible, "params_total": n_params, "weight_bytes": w_gpu,
-        "kv_cache_bytes": kv_seq * pp * in_flight, "max_batch": max_batch, "batch_in_flight": engines * in_flight,
-        "ttft_s": ttft, "ttft_min_s": first, "tpot_s": tpot, "e2e_s": e2e, "output_tok_s": rate,
-        "output_tok_s_per_gpu": rate / gpus, "user_tok_s": 1 / tpot, "usd_per_mtok_output": price / (rate * 3600) * 1e6,
+        "feasible": feasible,
+        "params_total": n_params,
+        "weight_bytes": w_gpu,
+        "kv_cache_bytes": kv_seq * pp * in_flight,
+        "max_batch": max_batch,
+        "batch_in_flight": engines * in_flight,
+        "ttft_s": ttft,
+        "ttft_min_s": first,
+        "tpot_s": tpot,
+        "e2e_s": e2e,
+        "output_tok_s": rate,
+        "output_tok_s_per_gpu": rate / gpus,
+        "user_tok_s": 1 / tpot,
+        "usd_per_mtok_output": price / (rate * 3600) * 1e6,
         "usd_per_mtok_input": price / (in_rate * 3600) * 1e6,
     }

@@ -3,12 +3,13 @@ configurations, and the provenance. BokehJS is inlined, so the page opens offlin
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 import xarray as xr
@@ -34,15 +35,18 @@ def load_dataset(source: str | Path | SweepSpec | xr.Dataset) -> tuple[xr.Datase
         return source, []
     if isinstance(source, SweepSpec):
         from sweep.api import compute
+
         return compute(source), []
     path = Path(source)
     if path.is_dir() or path.suffix == ".zarr":
         from sweep.store import IncompleteStoreWarning, open_sweep
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IncompleteStoreWarning)
             ds = open_sweep(path)
         return ds, [str(w.message) for w in caught if issubclass(w.category, IncompleteStoreWarning)]
     from sweep.api import compute
+
     return compute(load_sweep(str(source))), []
 
 
@@ -56,8 +60,10 @@ def best_table(ds: xr.Dataset, targets: Sequence[str] = TARGETS) -> pd.DataFrame
 def _table_html(ds: xr.Dataset, table: pd.DataFrame) -> str:
     """The best-configuration table in display units, its header naming each unit."""
     if table.empty:
-        return (f"<p><strong>No configuration meets the targets</strong> ({html.escape(' and '.join(TARGETS))}): "
-                "every feasible point of this sweep is too slow per user or too slow to its first token.</p>")
+        return (
+            f"<p><strong>No configuration meets the targets</strong> ({html.escape(' and '.join(TARGETS))}): "
+            "every feasible point of this sweep is too slow per user or too slow to its first token.</p>"
+        )
     keys = [c for c in table.columns if c in ds.dims]
     metrics = ["usd_per_mtok_output", *TABLE_COLUMNS]
     head = "".join(f'<th class="text">{html.escape(k)}</th>' for k in keys)
@@ -77,8 +83,9 @@ def _table_html(ds: xr.Dataset, table: pd.DataFrame) -> str:
     if len(table) > MAX_ROWS:
         notes.append(f"first {MAX_ROWS} of {len(table)} rows shown; `sweep query` lists all")
     if len(table) < total:
-        notes.append(f"{total - len(table)} of {total} combinations have no configuration meeting the targets "
-                     "and are not listed")
+        notes.append(
+            f"{total - len(table)} of {total} combinations have no configuration meeting the targets and are not listed"
+        )
     note = f"<p>{html.escape('; '.join(notes))}.</p>" if notes else ""
     return f'<table class="best"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{note}'
 
@@ -87,8 +94,12 @@ def _compact(value: object, indent: str = "") -> str:
     """JSON with one line per key of the outer dicts, inner values on one line each."""
     if not isinstance(value, dict):
         return json.dumps(value)
-    return "\n".join(f"{indent}{key}:\n{_compact(item, indent + '  ')}" if isinstance(item, dict)
-                     else f"{indent}{key}: {json.dumps(item)}" for key, item in value.items())
+    return "\n".join(
+        f"{indent}{key}:\n{_compact(item, indent + '  ')}"
+        if isinstance(item, dict)
+        else f"{indent}{key}: {json.dumps(item)}"
+        for key, item in value.items()
+    )
 
 
 def _provenance_html(ds: xr.Dataset) -> str:
@@ -96,12 +107,12 @@ def _provenance_html(ds: xr.Dataset) -> str:
     for key, value in ds.attrs.items():
         text = str(value)
         if key in ("sweep_spec", "catalogue_hashes"):
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 text = _compact(json.loads(text))
-            except (TypeError, ValueError):
-                pass
-        rows.append(f'<tr><th class="text">{html.escape(key)}</th><td><pre style="margin:0;white-space:pre-wrap">'
-                    f"{html.escape(text)}</pre></td></tr>")
+        rows.append(
+            f'<tr><th class="text">{html.escape(key)}</th><td><pre style="margin:0;white-space:pre-wrap">'
+            f"{html.escape(text)}</pre></td></tr>"
+        )
     return f'<table class="provenance">{"".join(rows)}</table>'
 
 
@@ -120,14 +131,16 @@ def build_report(ds: xr.Dataset, notes: Sequence[str] = (), title: str | None = 
     points = math.prod(ds.sizes.values())
     warn = "".join(f'<p class="error">{html.escape(n)}</p>' for n in notes)
     table = _table_html(ds, best_table(ds))
-    before = (f"<h1>{html.escape(title)}</h1>\n<p class=\"lede\">{html.escape(ds.attrs.get('description', ''))}</p>"
-              f"{warn}<p>{points:,} design points over {len(ds.dims)} dimensions:</p>{_dims_html(ds)}"
-              f"<h2>Best configurations</h2><p>For each combination of the other dimensions, the (gpu, tp, batch) "
-              f"with the lowest cost per million output tokens among feasible points with "
-              f"{html.escape(' and '.join(TARGETS))} (time to first token at most 1 s). Units are shown in each "
-              f"column header; GB means 1e9 bytes.</p>{table}<h2>Figures</h2><p>Each figure holds the dimensions "
-              f"it does not show at one value, named under its title; values marked * are defaults. "
-              f"Figures are interactive: drag to pan, scroll to zoom, click a legend entry to hide a line.</p>")
+    before = (
+        f'<h1>{html.escape(title)}</h1>\n<p class="lede">{html.escape(ds.attrs.get("description", ""))}</p>'
+        f"{warn}<p>{points:,} design points over {len(ds.dims)} dimensions:</p>{_dims_html(ds)}"
+        f"<h2>Best configurations</h2><p>For each combination of the other dimensions, the (gpu, tp, batch) "
+        f"with the lowest cost per million output tokens among feasible points with "
+        f"{html.escape(' and '.join(TARGETS))} (time to first token at most 1 s). Units are shown in each "
+        f"column header; GB means 1e9 bytes.</p>{table}<h2>Figures</h2><p>Each figure holds the dimensions "
+        f"it does not show at one value, named under its title; values marked * are defaults. "
+        f"Figures are interactive: drag to pan, scroll to zoom, click a legend entry to hide a line.</p>"
+    )
     figures, kinds = [], []
     for kind, (_fn, description) in KINDS.items():
         caption = f"<h3>{html.escape(kind)}</h3><p>{html.escape(description)}.</p>"

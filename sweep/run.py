@@ -20,9 +20,16 @@ def default_store(spec: SweepSpec) -> str:
     return str(OUTPUTS / f"{spec.name}.zarr")
 
 
-def run_sweep(spec: SweepSpec | str, out: str | Path | None = None, *, overwrite: bool = False,
-              progress: bool = True, chunk_points: int | None = None, max_chunks: int | None = None,
-              scheduler: str | None = None) -> str:
+def run_sweep(
+    spec: SweepSpec | str,
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    chunk_points: int | None = None,
+    max_chunks: int | None = None,
+    scheduler: str | None = None,
+) -> str:
     """Evaluate every missing chunk of ``spec`` into ``out`` (default outputs/<name>.zarr; any
     fsspec URL). Returns the store's location.
 
@@ -42,16 +49,23 @@ def run_sweep(spec: SweepSpec | str, out: str | Path | None = None, *, overwrite
         return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
 
 
-def _run(spec: SweepSpec, url: str, overwrite: bool, progress: bool, chunk_points: int | None,
-         max_chunks: int | None, client) -> str:
+def _run(
+    spec: SweepSpec, url: str, overwrite: bool, progress: bool, chunk_points: int | None, max_chunks: int | None, client
+) -> str:
     plan = make_plan(spec, chunk_points)
     if store.create(url, plan, overwrite) == "complete":
         return url
     done = store.done_chunks(url)
     todo = [c for c in plan.chunk_ids() if not done[c]][:max_chunks]
     points = sum(math.prod(s.stop - s.start for s in plan.region(c)) for c in todo)
-    bar = tqdm(total=points, unit="pt", unit_scale=True, disable=not progress, smoothing=0.1,
-               desc=f"{spec.name} ({len(todo)} of {plan.n_chunks} chunks)")
+    bar = tqdm(
+        total=points,
+        unit="pt",
+        unit_scale=True,
+        disable=not progress,
+        smoothing=0.1,
+        desc=f"{spec.name} ({len(todo)} of {plan.n_chunks} chunks)",
+    )
     if client is None:
         _run_in_process(plan, url, todo, bar)
     else:
@@ -73,6 +87,7 @@ def _run_in_process(plan: Plan, url: str, todo: list[tuple[int, ...]], bar: tqdm
             if pending is not None:
                 pending.result()
             pending = writer.submit(store.write_chunk, root, plan, chunk_id, results)
-            pending.add_done_callback(lambda _f, n=next(iter(results.values())).size: bar.update(n))
+            points = next(iter(results.values())).size
+            pending.add_done_callback(lambda _f, n=points: bar.update(n))
         if pending is not None:
             pending.result()

@@ -97,8 +97,9 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
         except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError):
             raise SpecError(f"{url}: exists and is not a sweep store; choose another -o or pass --overwrite") from None
         if attrs.get("spec_identity") != spec_identity(plan.spec, plan.chunks):
-            raise SpecError(f"{url}: holds a different sweep (spec, catalogue or chunking changed); "
-                            "pass --overwrite to replace it")
+            raise SpecError(
+                f"{url}: holds a different sweep (spec, catalogue or chunking changed); pass --overwrite to replace it"
+            )
         return "complete" if attrs.get("sweep_complete") else "resume"
     if _exists(url):
         _remove(url)
@@ -145,10 +146,13 @@ def open_sweep(path: str | Path, *, allow_incomplete: bool = True) -> xr.Dataset
         raise SpecError(f"{url}: not a sweep store ({err})") from None
     if not ds.attrs.get("sweep_complete"):
         done = int(done_chunks(url).sum())
-        message = (f"{url}: incomplete sweep, {done} of {ds.attrs.get('chunks_total')} chunks written; "
-                   "unwritten points read as NaN. Rerun `sweep run` with the same spec to finish it.")
+        message = (
+            f"{url}: incomplete sweep, {done} of {ds.attrs.get('chunks_total')} chunks written; "
+            "unwritten points read as NaN. Rerun `sweep run` with the same spec to finish it."
+        )
         if not allow_incomplete:
             raise SpecError(message)
         import warnings
+
         warnings.warn(message, IncompleteStoreWarning, stacklevel=2)
     return ds

@@ -26,12 +26,13 @@ def pair_files(files: list[str], models: list[str], gpus: list[str], tps: list[i
     rows: list[Measurement] = []
     for flag, values in (("--model", models), ("--gpu", gpus), ("--tp", tps)):
         if len(values) not in (0, 1, len(json_files)):
-            raise SpecError(f"argument {flag}: give it once, or once per JSON file ({len(json_files)}), "
-                            f"got {len(values)}")
+            raise SpecError(
+                f"argument {flag}: give it once, or once per JSON file ({len(json_files)}), got {len(values)}"
+            )
     k = 0
     for name in files:
         if name.endswith(".json"):
-            pick = lambda vals: (vals[0] if len(vals) == 1 else vals[k]) if vals else None  # noqa: E731
+            pick = lambda vals, k=k: (vals[0] if len(vals) == 1 else vals[k]) if vals else None
             rows += load_measurements([name], pick(models), pick(gpus), pick(tps))
             k += 1
         else:
@@ -55,13 +56,33 @@ def report(rows: list[Measurement], profile: str | None) -> dict[str, Any]:
     for f in files:
         idx = np.array([r.file == f for r in rows])
         out["files"][f] = errors(main[idx], points.measured[idx])
-    out["datasheet"] = {**errors(preds[DATASHEET], points.measured),
-                        "files": {f: errors(preds[DATASHEET][np.array([r.file == f for r in rows])],
-                                            points.measured[np.array([r.file == f for r in rows])]) for f in files}}
-    out["points"] = [dict(model=r.model, gpu=r.gpu, tp=r.tp, batch=_nullable(r.batch), input_len=r.input_len,
-                          output_len=r.output_len, scenario=r.scenario, metric=r.metric, measured=r.value,
-                          predicted=_nullable(p), datasheet=_nullable(d), file=r.file)
-                     for r, p, d in zip(rows, main, preds[DATASHEET])]
+    out["datasheet"] = {
+        **errors(preds[DATASHEET], points.measured),
+        "files": {
+            f: errors(
+                preds[DATASHEET][np.array([r.file == f for r in rows])],
+                points.measured[np.array([r.file == f for r in rows])],
+            )
+            for f in files
+        },
+    }
+    out["points"] = [
+        dict(
+            model=r.model,
+            gpu=r.gpu,
+            tp=r.tp,
+            batch=_nullable(r.batch),
+            input_len=r.input_len,
+            output_len=r.output_len,
+            scenario=r.scenario,
+            metric=r.metric,
+            measured=r.value,
+            predicted=_nullable(p),
+            datasheet=_nullable(d),
+            file=r.file,
+        )
+        for r, p, d in zip(rows, main, preds[DATASHEET])
+    ]
     return out
 
 
@@ -69,8 +90,9 @@ def _sha(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def calibrate(rows: list[Measurement], base: str, free: tuple[str, ...], out: Path, name: str,
-              description: str, command: str) -> dict[str, Any]:
+def calibrate(
+    rows: list[Measurement], base: str, free: tuple[str, ...], out: Path, name: str, description: str, command: str
+) -> dict[str, Any]:
     """Fit ``free`` terms of profile ``base`` to ``rows`` and write the profile to ``out``."""
     unknown = [t for t in free if t not in FIT_BOUNDS]
     if unknown:
@@ -85,22 +107,45 @@ def calibrate(rows: list[Measurement], base: str, free: tuple[str, ...], out: Pa
         per_file[f] = errors(pred[idx], points.measured[idx])
     today = datetime.date.today().isoformat()
     values = {t: float(getattr(result.profile, t)) for t in TERMS}
-    at_bound = [t for t in free if min(abs(values[t] - FIT_BOUNDS[t][0]), abs(values[t] - FIT_BOUNDS[t][1]))
-                <= 1e-6 * max(1.0, abs(FIT_BOUNDS[t][1]))]
-    sources = {t: (f"fitted by sweep calibrate on {len(rows)} measurements ({today}); search range "
-                   f"[{FIT_BOUNDS[t][0]:g}, {FIT_BOUNDS[t][1]:g}] {TERMS[t].units}"
-                   + ("; AT A BOUND of its range" if t in at_bound else ""))
-               if t in free else base_entry.data["terms"][t]["source"] for t in TERMS}
+    at_bound = [
+        t
+        for t in free
+        if min(abs(values[t] - FIT_BOUNDS[t][0]), abs(values[t] - FIT_BOUNDS[t][1]))
+        <= 1e-6 * max(1.0, abs(FIT_BOUNDS[t][1]))
+    ]
+    sources = {
+        t: (
+            f"fitted by sweep calibrate on {len(rows)} measurements ({today}); search range "
+            f"[{FIT_BOUNDS[t][0]:g}, {FIT_BOUNDS[t][1]:g}] {TERMS[t].units}"
+            + ("; AT A BOUND of its range" if t in at_bound else "")
+        )
+        if t in free
+        else base_entry.data["terms"][t]["source"]
+        for t in TERMS
+    }
     overall = errors(pred, points.measured)
     fit_record = {
-        "command": command, "date": today, "base_profile": base_entry.name, "free_terms": ",".join(free),
-        "loss_mean_sq_log_error": result.loss, "starts": float(result.starts),
-        "mape": overall["mape"], "max_abs_pct_error": overall["max_abs_pct_error"], "points": float(len(rows)),
-        "files": {f: f"sha256 {_sha(f)}: MAPE {e['mape']:.4f}, max {e['max_abs_pct_error']:.4f}, "
-                     f"{e['points']} points" for f, e in per_file.items()},
+        "command": command,
+        "date": today,
+        "base_profile": base_entry.name,
+        "free_terms": ",".join(free),
+        "loss_mean_sq_log_error": result.loss,
+        "starts": float(result.starts),
+        "mape": overall["mape"],
+        "max_abs_pct_error": overall["max_abs_pct_error"],
+        "points": float(len(rows)),
+        "files": {
+            f: f"sha256 {_sha(f)}: MAPE {e['mape']:.4f}, max {e['max_abs_pct_error']:.4f}, {e['points']} points"
+            for f, e in per_file.items()
+        },
     }
     write_profile(out, name, description, values, sources, fit_record)
-    return {"profile": str(out), "terms": {t: values[t] for t in free}, "units": {t: TERMS[t].units for t in free},
-            "at_bound": at_bound, "mape": overall["mape"], "max_abs_pct_error": overall["max_abs_pct_error"],
-            "files": per_file}
-
+    return {
+        "profile": str(out),
+        "terms": {t: values[t] for t in free},
+        "units": {t: TERMS[t].units for t in free},
+        "at_bound": at_bound,
+        "mape": overall["mape"],
+        "max_abs_pct_error": overall["max_abs_pct_error"],
+        "files": per_file,
+    }

@@ -20,5 +20,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser):
-    parser.addoption("--regen-golden", action="store_true", default=False,
-                     help="rewrite tests/golden/golden-sweep.zarr from the current code (say why in the commit)")
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/golden-sweep.zarr from the current code (say why in the commit)",
+    )

@@ -14,8 +14,16 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("SWEEP_CHROMIUM", "/usr/bin/chromium"))
 """Debian's chromium; SWEEP_CHROMIUM names another Chromium binary."""
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 OUTPUTS = Path(__file__).resolve().parents[2] / "outputs"
 
 
@@ -91,8 +99,7 @@ def canvas_ink(locator) -> list[dict]:
 
 def drawn(locator, min_ink: int = 300) -> bool:
     """Whether some canvas under ``locator`` is at least 100 x 100 px with ``min_ink`` drawn samples."""
-    return any(c["w"] >= 100 and c["h"] >= 100 and c["cssw"] > 0 and c["ink"] >= min_ink
-               for c in canvas_ink(locator))
+    return any(c["w"] >= 100 and c["h"] >= 100 and c["cssw"] > 0 and c["ink"] >= min_ink for c in canvas_ink(locator))
 
 
 def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.25) -> None:

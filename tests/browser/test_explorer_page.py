@@ -47,8 +47,7 @@ def explorer(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = tmp_path / "explore.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until(lambda: _answers(url, proc, log), 90, f"the explorer to answer on {url}", poll_s=0.5)

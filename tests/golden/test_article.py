@@ -38,7 +38,9 @@ def test_prefill_flops_2048():
     # norms, RoPE, SiLU and the product add 0.016%.
     f = prefill_flops(M, f64(2048.0), f64(0.0))
     np.testing.assert_allclose(float(f.total), 291.48e12, rtol=1e-3)
-    assert float(f.weights + f.attention) - float(80 * (2048 * 2048 * 64 * 5)) == 291_477_955_543_040 - 80 * 1_342_177_280
+    assert (
+        float(f.weights + f.attention) - float(80 * (2048 * 2048 * 64 * 5)) == 291_477_955_543_040 - 80 * 1_342_177_280
+    )
 
 
 def test_kv_cache_bytes():
@@ -75,13 +77,30 @@ def test_allreduce_tp4():
 def test_two_h100_leave_19_gb_for_kv():
     # Article: on 2 x H100 the weights fill 141/160 = 88% of memory, leaving 19 GB for KV cache.
     from kernels.memory import memory_plan
+
     plan = memory_plan(M, G, specs.deployment(2, 1), P, f64(2048.0))
     np.testing.assert_allclose(2 * float(plan.kv_budget_bytes_per_gpu), 160e9 - 141.107e9, rtol=1e-4)
 
 
 def _explain(*extra):
-    cmd = [sys.executable, "-m", "sweep.cli", "explain", "--model", "llama-3.3-70b", "--gpu", "h100-sxm",
-           "--batch", "1", "--output", "1", "--convention", "article", "--json", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sweep.cli",
+        "explain",
+        "--model",
+        "llama-3.3-70b",
+        "--gpu",
+        "h100-sxm",
+        "--batch",
+        "1",
+        "--output",
+        "1",
+        "--convention",
+        "article",
+        "--json",
+        *extra,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 

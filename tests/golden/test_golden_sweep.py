@@ -34,5 +34,6 @@ def test_golden_sweep_unchanged(request):
     assert golden.sizes == ds.sizes
     for name in golden.data_vars:
         # float64 sweep: the same formulas give the same numbers to a few ulps.
-        xr.testing.assert_allclose(ds[name].load().reset_coords(drop=True), golden[name].reset_coords(drop=True),
-                                   rtol=1e-12, atol=0)
+        xr.testing.assert_allclose(
+            ds[name].load().reset_coords(drop=True), golden[name].reset_coords(drop=True), rtol=1e-12, atol=0
+        )

@@ -19,13 +19,36 @@ from kernels.params import param_counts
 from kernels.specs import EngineProfile, GPUSpec, ModelSpec
 from tests import specs
 
-MODELS = ("llama-3.1-8b", "llama-3.3-70b", "llama-3.1-405b", "llama-2-7b", "llama-2-13b", "llama-2-70b",
-          "mistral-7b", "qwen2.5-7b", "qwen2.5-72b")
-GPUS = ("h100-sxm", "h100-pcie", "h200", "b200", "a100-sxm-80gb", "a100-sxm-40gb", "a100-pcie-80gb",
-        "l40s", "l4", "rtx-4090", "mi300x", "mi325x", "apple-m3-ultra")
+MODELS = (
+    "llama-3.1-8b",
+    "llama-3.3-70b",
+    "llama-3.1-405b",
+    "llama-2-7b",
+    "llama-2-13b",
+    "llama-2-70b",
+    "mistral-7b",
+    "qwen2.5-7b",
+    "qwen2.5-72b",
+)
+GPUS = (
+    "h100-sxm",
+    "h100-pcie",
+    "h200",
+    "b200",
+    "a100-sxm-80gb",
+    "a100-sxm-40gb",
+    "a100-pcie-80gb",
+    "l40s",
+    "l4",
+    "rtx-4090",
+    "mi300x",
+    "mi325x",
+    "apple-m3-ultra",
+)
 
 
 # --- the shipped catalogue -------------------------------------------------------------------
+
 
 def test_catalogue_models_load_with_sources():
     keys = model_keys()
@@ -94,6 +117,7 @@ def test_article_profile_is_the_article_convention():
 
 # --- bad model configs -----------------------------------------------------------------------
 
+
 def _config(**changes) -> dict:
     """Llama 3.1 8B's config.json with fields changed (None deletes a field)."""
     config = json.loads((MODELS_DIR / "llama-3.1-8b.json").read_text())
@@ -140,19 +164,22 @@ def test_config_not_an_object(tmp_path):
     _raises(lambda: load_model(str(path)), str(path), "JSON object")
 
 
-@pytest.mark.parametrize("changes, fragments", [
-    (dict(hidden_size=None), ("'hidden_size'", "missing")),
-    (dict(num_hidden_layers=0), ("'num_hidden_layers'", "positive")),
-    (dict(num_hidden_layers=-32), ("'num_hidden_layers'", "positive")),
-    (dict(intermediate_size=14336.5), ("'intermediate_size'", "whole number")),
-    (dict(vocab_size="128256"), ("'vocab_size'", "number")),
-    (dict(num_key_value_heads=5), ("num_attention_heads", "num_key_value_heads", "multiple")),
-    (dict(hidden_size=4100), ("hidden_size", "num_attention_heads", "head_dim")),
-    (dict(tie_word_embeddings="no"), ("'tie_word_embeddings'",)),
-    (dict(num_local_experts=8), ("mixture-of-experts", "num_local_experts", "num_experts_per_tok")),
-    (dict(num_local_experts=8, num_experts_per_tok=9), ("num_experts_per_tok", "exceeds")),
-    (dict(num_local_experts=8, num_experts_per_tok=2.5), ("'num_experts_per_tok'", "whole number")),
-])
+@pytest.mark.parametrize(
+    "changes, fragments",
+    [
+        (dict(hidden_size=None), ("'hidden_size'", "missing")),
+        (dict(num_hidden_layers=0), ("'num_hidden_layers'", "positive")),
+        (dict(num_hidden_layers=-32), ("'num_hidden_layers'", "positive")),
+        (dict(intermediate_size=14336.5), ("'intermediate_size'", "whole number")),
+        (dict(vocab_size="128256"), ("'vocab_size'", "number")),
+        (dict(num_key_value_heads=5), ("num_attention_heads", "num_key_value_heads", "multiple")),
+        (dict(hidden_size=4100), ("hidden_size", "num_attention_heads", "head_dim")),
+        (dict(tie_word_embeddings="no"), ("'tie_word_embeddings'",)),
+        (dict(num_local_experts=8), ("mixture-of-experts", "num_local_experts", "num_experts_per_tok")),
+        (dict(num_local_experts=8, num_experts_per_tok=9), ("num_experts_per_tok", "exceeds")),
+        (dict(num_local_experts=8, num_experts_per_tok=2.5), ("'num_experts_per_tok'", "whole number")),
+    ],
+)
 def test_bad_config_names_file_and_field(tmp_path, changes, fragments):
     path = _write_config(tmp_path, _config(**changes))
     _raises(lambda: load_model(str(path)), str(path), *fragments)
@@ -162,7 +189,11 @@ def test_shipped_moe_configs_load():
     # Mixtral 8x7B config.json: 8 local experts, top-2, expert width 14336 on all 32 layers.
     spec = load_model("mixtral-8x7b").spec
     assert [float(getattr(spec, k)) for k in ("n_experts", "experts_per_token", "d_ffn_expert", "n_moe_layers")] == [
-        8, 2, 14336, 32]
+        8,
+        2,
+        14336,
+        32,
+    ]
     assert not (MODELS_DIR / "pending").exists()
 
 
@@ -173,6 +204,7 @@ def test_unknown_model_key_lists_known_keys():
 
 
 # --- bad GPU tables --------------------------------------------------------------------------
+
 
 def test_unknown_gpu_key_lists_known_keys():
     message = _raises(lambda: load_gpu("h900"), "'h900'")
@@ -204,16 +236,19 @@ def test_gpu_toml_round_trip(tmp_path):
     assert float(spec.hbm_bytes_per_s) == 3.35e12 and math.isnan(float(spec.flop_per_s_fp4))
 
 
-@pytest.mark.parametrize("drop, changes, fragments", [
-    (("hbm_bytes_per_s",), {}, ("missing field 'hbm_bytes_per_s'",)),
-    (("source",), {}, ("'source'",)),
-    ((), dict(hbm_bandwidth=3.35e12), ("unknown field 'hbm_bandwidth'",)),
-    ((), dict(hbm_bytes_per_s=-3.35e12), ("'hbm_bytes_per_s'", "positive")),
-    ((), dict(link_bytes_per_s=-450e9), ("'link_bytes_per_s'", "positive")),
-    ((), dict(hbm_bytes=float("nan")), ("'hbm_bytes'", "nan")),
-    ((), dict(n_sm=131.5), ("'n_sm'", "whole number")),
-    ((), dict(usd_per_hour="2.99"), ("'usd_per_hour'", "number")),
-])
+@pytest.mark.parametrize(
+    "drop, changes, fragments",
+    [
+        (("hbm_bytes_per_s",), {}, ("missing field 'hbm_bytes_per_s'",)),
+        (("source",), {}, ("'source'",)),
+        ((), dict(hbm_bandwidth=3.35e12), ("unknown field 'hbm_bandwidth'",)),
+        ((), dict(hbm_bytes_per_s=-3.35e12), ("'hbm_bytes_per_s'", "positive")),
+        ((), dict(link_bytes_per_s=-450e9), ("'link_bytes_per_s'", "positive")),
+        ((), dict(hbm_bytes=float("nan")), ("'hbm_bytes'", "nan")),
+        ((), dict(n_sm=131.5), ("'n_sm'", "whole number")),
+        ((), dict(usd_per_hour="2.99"), ("'usd_per_hour'", "number")),
+    ],
+)
 def test_bad_gpu_table_names_file_entry_and_field(tmp_path, drop, changes, fragments):
     path = _write_gpu_toml(tmp_path, drop=drop, **changes)
     _raises(lambda: load_gpus(path), str(path), "[test-gpu]", *fragments)
@@ -227,6 +262,7 @@ def test_gpu_file_not_toml(tmp_path):
 
 
 # --- bad profiles ----------------------------------------------------------------------------
+
 
 def _write_profile(tmp_path, drop_source=None, **values):
     """The roofline profile with term values replaced (and one term's source dropped)."""
@@ -247,10 +283,18 @@ def test_profile_toml_round_trip(tmp_path):
     assert float(spec.matmul_eff) == 0.7 and float(spec.max_num_seqs) == math.inf
 
 
-@pytest.mark.parametrize("term, value", [
-    ("matmul_eff", 1.5), ("matmul_eff", 0.0), ("kv_bw_eff", -0.2), ("mem_usable_frac", 1.01),
-    ("step_overhead_s", -1e-3), ("allreduce_volume_factor", 3.0), ("max_num_seqs", 0.0),
-])
+@pytest.mark.parametrize(
+    "term, value",
+    [
+        ("matmul_eff", 1.5),
+        ("matmul_eff", 0.0),
+        ("kv_bw_eff", -0.2),
+        ("mem_usable_frac", 1.01),
+        ("step_overhead_s", -1e-3),
+        ("allreduce_volume_factor", 3.0),
+        ("max_num_seqs", 0.0),
+    ],
+)
 def test_profile_term_outside_physical_range(tmp_path, term, value):
     path = _write_profile(tmp_path, **{term: value})
     _raises(lambda: load_profile(str(path)), str(path), f"'{term}'", "physical range")

@@ -37,8 +37,9 @@ print(json.dumps({"loaded": sorted(m for m in sys.modules if m.split(".")[0] in 
 
 @pytest.mark.slow
 def test_kernels_leave_xarray_and_zarr_unloaded():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     result = json.loads(out.stdout)
     assert result["loaded"] == []
     # Evaluate really ran: 2 V D + L (2 D N H + 2 D K H + 3 D F + 2 D) + D for the toy model

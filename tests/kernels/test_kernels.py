@@ -17,33 +17,63 @@ from tests import specs
 from tests.specs import f64
 
 # Architectures as in each model's Hugging Face config.json (copies in grids/models/).
-LLAMA_31_8B = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_head=128, d_ffn=14336,
-                   vocab=128256, tied_embeddings=0, qkv_bias=0)
-QWEN25_7B = dict(n_layers=28, d_model=3584, n_heads=28, n_kv_heads=4, d_head=128, d_ffn=18944,
-                 vocab=152064, tied_embeddings=0, qkv_bias=1)
-MISTRAL_7B_V03 = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_head=128, d_ffn=14336,
-                      vocab=32768, tied_embeddings=0, qkv_bias=0)
+LLAMA_31_8B = dict(
+    n_layers=32,
+    d_model=4096,
+    n_heads=32,
+    n_kv_heads=8,
+    d_head=128,
+    d_ffn=14336,
+    vocab=128256,
+    tied_embeddings=0,
+    qkv_bias=0,
+)
+QWEN25_7B = dict(
+    n_layers=28,
+    d_model=3584,
+    n_heads=28,
+    n_kv_heads=4,
+    d_head=128,
+    d_ffn=18944,
+    vocab=152064,
+    tied_embeddings=0,
+    qkv_bias=1,
+)
+MISTRAL_7B_V03 = dict(
+    n_layers=32,
+    d_model=4096,
+    n_heads=32,
+    n_kv_heads=8,
+    d_head=128,
+    d_ffn=14336,
+    vocab=32768,
+    tied_embeddings=0,
+    qkv_bias=0,
+)
 ROOFLINE = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
 
 
-@pytest.mark.parametrize("arch, expected", [
-    # meta-llama/Llama-3.1-8B model card: "8.03B" parameters. By hand:
-    # 2 * 128,256 * 4,096 (embedding + LM head) = 1,050,673,152
-    # + 32 * (2 * 4096^2 [q, o] + 2 * 4096 * 1024 [k, v] + 3 * 4096 * 14336 [MLP] + 2 * 4096 [norms])
-    #   = 32 * 218,112,000 = 6,979,584,000
-    # + 4,096 (final norm)                                         = 8,030,261,248.
-    (LLAMA_31_8B, 8_030_261_248),
-    # Qwen/Qwen2.5-7B model card: "7.61B" parameters (q, k, v carry biases). By hand:
-    # 2 * 152,064 * 3,584 (embedding + LM head) = 1,089,994,752
-    # + 28 * (2 * 3584^2 + 2 * 3584 * 512 + (3584 + 2 * 512) [biases] + 3 * 3584 * 18944 + 2 * 3584)
-    #   = 28 * 233,057,792 = 6,525,618,176
-    # + 3,584 (final norm)                                         = 7,615,616,512.
-    (QWEN25_7B, 7_615_616_512),
-    # mistralai/Mistral-7B-v0.3 model card: "7.25B" parameters (vocabulary extended to 32,768).
-    # By hand: 2 * 32,768 * 4,096 = 268,435,456 + 6,979,584,000 (same blocks as Llama 3.1 8B)
-    # + 4,096                                                      = 7,248,023,552.
-    (MISTRAL_7B_V03, 7_248_023_552),
-])
+@pytest.mark.parametrize(
+    "arch, expected",
+    [
+        # meta-llama/Llama-3.1-8B model card: "8.03B" parameters. By hand:
+        # 2 * 128,256 * 4,096 (embedding + LM head) = 1,050,673,152
+        # + 32 * (2 * 4096^2 [q, o] + 2 * 4096 * 1024 [k, v] + 3 * 4096 * 14336 [MLP] + 2 * 4096 [norms])
+        #   = 32 * 218,112,000 = 6,979,584,000
+        # + 4,096 (final norm)                                         = 8,030,261,248.
+        (LLAMA_31_8B, 8_030_261_248),
+        # Qwen/Qwen2.5-7B model card: "7.61B" parameters (q, k, v carry biases). By hand:
+        # 2 * 152,064 * 3,584 (embedding + LM head) = 1,089,994,752
+        # + 28 * (2 * 3584^2 + 2 * 3584 * 512 + (3584 + 2 * 512) [biases] + 3 * 3584 * 18944 + 2 * 3584)
+        #   = 28 * 233,057,792 = 6,525,618,176
+        # + 3,584 (final norm)                                         = 7,615,616,512.
+        (QWEN25_7B, 7_615_616_512),
+        # mistralai/Mistral-7B-v0.3 model card: "7.25B" parameters (vocabulary extended to 32,768).
+        # By hand: 2 * 32,768 * 4,096 = 268,435,456 + 6,979,584,000 (same blocks as Llama 3.1 8B)
+        # + 4,096                                                      = 7,248,023,552.
+        (MISTRAL_7B_V03, 7_248_023_552),
+    ],
+)
 def test_param_counts_of_published_models(arch, expected):
     assert float(param_counts(specs.model(arch)).total) == expected
 
@@ -80,9 +110,13 @@ def test_kv_heads_split_then_replicated(tp, heads):
 
 
 def _h100_70b(tp, batch=1, compute_dtype=0, input_len=2048, output_len=128, profile=ROOFLINE):
-    return evaluate(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100),
-                    specs.deployment(tp, batch, compute_dtype=compute_dtype),
-                    specs.workload(input_len, output_len), specs.profile(profile))
+    return evaluate(
+        specs.model(specs.LLAMA_70B),
+        specs.gpu(specs.H100),
+        specs.deployment(tp, batch, compute_dtype=compute_dtype),
+        specs.workload(input_len, output_len),
+        specs.profile(profile),
+    )
 
 
 def test_tp_not_dividing_heads_is_infeasible():
@@ -109,8 +143,7 @@ def test_mask_infeasible_nans_every_timed_field_and_keeps_the_rest():
         assert math.isfinite(float(getattr(raw, name))), name
         assert math.isnan(float(getattr(masked, name))), name
     for name in set(raw._fields) - set(TIMED_FIELDS):
-        np.testing.assert_array_equal(np.asarray(getattr(masked, name)), np.asarray(getattr(raw, name)),
-                                      err_msg=name)
+        np.testing.assert_array_equal(np.asarray(getattr(masked, name)), np.asarray(getattr(raw, name)), err_msg=name)
     assert float(masked.params_total) == 70_553_706_496
 
 
@@ -144,11 +177,20 @@ def test_second_call_with_new_values_does_not_recompile():
         traces.append(1)
         return evaluate(model, gpu, dep, wl, profile)
 
-    first = point(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), specs.deployment(4, 8),
-                  specs.workload(2048, 128), specs.profile(ROOFLINE))
-    second = point(specs.model(LLAMA_31_8B), specs.gpu(dict(specs.H100, hbm_bytes_per_s=4.8e12)),
-                   specs.deployment(1, 32, w_bytes=1.0, compute_dtype=1, scenario=2), specs.workload(100, 7),
-                   specs.profile(specs.ARTICLE))
+    first = point(
+        specs.model(specs.LLAMA_70B),
+        specs.gpu(specs.H100),
+        specs.deployment(4, 8),
+        specs.workload(2048, 128),
+        specs.profile(ROOFLINE),
+    )
+    second = point(
+        specs.model(LLAMA_31_8B),
+        specs.gpu(dict(specs.H100, hbm_bytes_per_s=4.8e12)),
+        specs.deployment(1, 32, w_bytes=1.0, compute_dtype=1, scenario=2),
+        specs.workload(100, 7),
+        specs.profile(specs.ARTICLE),
+    )
     assert len(traces) == 1
     assert point._cache_size() == 1
     assert float(first.params_total) == 70_553_706_496

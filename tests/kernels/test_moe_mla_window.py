@@ -32,10 +32,32 @@ def _explain(model: str, **kw) -> dict:
 
 # --- golden parameter counts -------------------------------------------------------------------
 
+
 def test_cli_explain_reports_total_and_active_params():
-    out = subprocess.run([sys.executable, "-m", "sweep.cli", "explain", "--model", "mixtral-8x7b", "--gpu", "h200",
-                          "--tp", "8", "--batch", "1", "--input", "1024", "--output", "1", "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sweep.cli",
+            "explain",
+            "--model",
+            "mixtral-8x7b",
+            "--gpu",
+            "h200",
+            "--tp",
+            "8",
+            "--batch",
+            "1",
+            "--input",
+            "1024",
+            "--output",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     d = json.loads(out.stdout)
     # Mistral AI, "Mixtral of experts" (2023-12-11) and arXiv:2401.04088: 46.7B total parameters,
     # 12.9B used per token (2 of 8 experts). Within 1%.
@@ -47,13 +69,16 @@ def test_cli_explain_reports_total_and_active_params():
     assert d["params_active"] == 46_702_792_704 - 32 * 6 * 176_160_768
 
 
-@pytest.mark.parametrize("model, total, rtol_total, active, rtol_active", [
-    # DeepSeek-V3 model card (huggingface.co/deepseek-ai/DeepSeek-V3): "671B total parameters with
-    # 37B activated for each token", the 61 main layers without the multi-token-prediction module.
-    ("deepseek-v3", 671e9, 0.02, 37e9, 0.03),
-    # Qwen3-235B-A22B model card: "Number of Parameters: 235B in total and 22B activated".
-    ("qwen3-235b-a22b", 235e9, 0.01, 22e9, 0.02),
-])
+@pytest.mark.parametrize(
+    "model, total, rtol_total, active, rtol_active",
+    [
+        # DeepSeek-V3 model card (huggingface.co/deepseek-ai/DeepSeek-V3): "671B total parameters with
+        # 37B activated for each token", the 61 main layers without the multi-token-prediction module.
+        ("deepseek-v3", 671e9, 0.02, 37e9, 0.03),
+        # Qwen3-235B-A22B model card: "Number of Parameters: 235B in total and 22B activated".
+        ("qwen3-235b-a22b", 235e9, 0.01, 22e9, 0.02),
+    ],
+)
 def test_model_card_params(model, total, rtol_total, active, rtol_active):
     d = _explain(model)
     np.testing.assert_allclose(d["params_total"], total, rtol=rtol_total)
@@ -81,6 +106,7 @@ def test_gpt_oss_120b_params():
 
 # --- MLA KV cache --------------------------------------------------------------------------------
 
+
 def test_deepseek_v3_kv_cache_bytes_per_token():
     # DeepSeek-V3 caches the latent (kv_lora_rank 512) and the RoPE key (64) per token and layer:
     # 61 x (512 + 64) x 2 bytes = 70,272 bytes per token in bf16, replicated on every GPU under TP.
@@ -93,6 +119,7 @@ def test_deepseek_v3_kv_cache_bytes_per_token():
 
 # --- sliding windows -----------------------------------------------------------------------------
 
+
 def test_sliding_window_layer_kv_stops_growing_past_window():
     spec = load_model("gpt-oss-120b").spec  # 18 full and 18 sliding layers, window 128
     per_layer_token = 2 * 8 * 64 * 2  # K and V, 8 KV heads of 64, bf16
@@ -102,7 +129,8 @@ def test_sliding_window_layer_kv_stops_growing_past_window():
     assert kv(5000) - kv(1000) == 18 * 4000 * per_layer_token  # past it only the full layers do
     only_window = specs.model(dict(specs.LLAMA_70B, window=1024, n_window_layers=80))
     assert float(kv_cache_bytes(only_window, f64(1024.0), f64(1.0), f64(2.0))) == float(
-        kv_cache_bytes(only_window, f64(100_000.0), f64(1.0), f64(2.0)))
+        kv_cache_bytes(only_window, f64(100_000.0), f64(1.0), f64(2.0))
+    )
 
 
 def test_gemma_3_layers_and_defaults():
@@ -117,8 +145,7 @@ def test_gemma_3_layers_and_defaults():
 def test_window_prefill_pairs_match_explicit_count(seq_len, window, causal):
     # Query i (0-based) sees itself and min(i, W) earlier tokens; the article's convention sees
     # min(T, W + 1) keys per query.
-    want = (sum(min(i, window) + 1 for i in range(seq_len)) if causal
-            else seq_len * min(seq_len, window + 1))
+    want = sum(min(i, window) + 1 for i in range(seq_len)) if causal else seq_len * min(seq_len, window + 1)
     assert float(window_pairs(f64(seq_len), f64(window), f64(causal))) == want
 
 
@@ -150,6 +177,7 @@ def test_window_layer_decode_memory_stops_growing():
 
 # --- MoE weight reads ----------------------------------------------------------------------------
 
+
 def test_moe_decode_weight_read_grows_with_batch():
     spec = load_model("mixtral-8x7b").spec
     counts = param_counts(spec)
@@ -159,18 +187,22 @@ def test_moe_decode_weight_read_grows_with_batch():
     # B tokens touch E (1 - (1 - k/E)^B) experts per layer under uniform routing.
     expert = 3 * 4096 * 14336
     for b, r in zip((2, 4, 16, 64), read[1:]):
-        np.testing.assert_allclose(r, float(counts.active) + 32 * expert * (8 * (1 - 0.75 ** b) - 2), rtol=1e-12)
+        np.testing.assert_allclose(r, float(counts.active) + 32 * expert * (8 * (1 - 0.75**b) - 2), rtol=1e-12)
     assert read == sorted(read) and read[-1] < float(counts.total)
     np.testing.assert_allclose(read[-1], float(counts.total), rtol=1e-6)
 
 
 def test_dense_weight_read_does_not_depend_on_tokens():
     m = specs.model(specs.LLAMA_70B)
-    assert float(streamed_params(m, f64(1.0), f64(1.0))) == float(streamed_params(m, f64(1.0), f64(512.0))) == \
-        70_553_706_496
+    assert (
+        float(streamed_params(m, f64(1.0), f64(1.0)))
+        == float(streamed_params(m, f64(1.0), f64(512.0)))
+        == 70_553_706_496
+    )
 
 
 # --- weight formats ------------------------------------------------------------------------------
+
 
 def test_fp8_halves_weight_bytes_and_memory_bound_decode_step():
     # One GPU (no all-reduce), batch 1: the step reads the weights plus one token of KV cache
@@ -183,11 +215,14 @@ def test_fp8_halves_weight_bytes_and_memory_bound_decode_step():
     np.testing.assert_allclose(fp8["decode_step_s"] / bf16["decode_step_s"], 0.5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("dtype, bits", [
-    ("int4", 4 + 16 / 128),  # GPTQ: one fp16 scale per group of 128 weights = 4.125 bits
-    ("fp4", 4 + 8 / 32),  # MXFP4 (OCP MX v1.0): one E8M0 scale per block of 32 = 4.25 bits
-    ("nvfp4", 4 + 8 / 16),  # NVFP4: one E4M3 scale per block of 16 = 4.5 bits
-])
+@pytest.mark.parametrize(
+    "dtype, bits",
+    [
+        ("int4", 4 + 16 / 128),  # GPTQ: one fp16 scale per group of 128 weights = 4.125 bits
+        ("fp4", 4 + 8 / 32),  # MXFP4 (OCP MX v1.0): one E8M0 scale per block of 32 = 4.25 bits
+        ("nvfp4", 4 + 8 / 16),  # NVFP4: one E4M3 scale per block of 16 = 4.5 bits
+    ],
+)
 def test_4bit_weights_include_scale_overhead(dtype, bits):
     d = _explain("llama-3.1-8b", tp=1, weight_dtype=dtype)
     assert d["weight_bytes"] == 8_030_261_248 * bits / 8
@@ -201,15 +236,29 @@ def test_compute_dtype_without_peak_is_infeasible():
 
 # --- one compile for dense and MoE models with dtype axes ----------------------------------------
 
+
 def test_dense_and_moe_models_with_dtype_axes_compile_once():
-    spec = validate({
-        "name": "mixed", "axes": {
-            "model": ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b", "gemma-3-27b"],
-            "gpu": ["h200", "b200"], "tp": [1, 8], "batch": [1, 64], "input_len": [128, 4096],
-            "output_len": [1, 300], "weight_dtype": ["bf16", "fp8", "int4", "fp4"], "kv_dtype": ["bf16", "fp8"]},
-        "engine": {"chunk_points": 100, "precision": "float64"}}, "test")
+    spec = validate(
+        {
+            "name": "mixed",
+            "axes": {
+                "model": ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b", "gemma-3-27b"],
+                "gpu": ["h200", "b200"],
+                "tp": [1, 8],
+                "batch": [1, 64],
+                "input_len": [128, 4096],
+                "output_len": [1, 300],
+                "weight_dtype": ["bf16", "fp8", "int4", "fp4"],
+                "kv_dtype": ["bf16", "fp8"],
+            },
+            "engine": {"chunk_points": 100, "precision": "float64"},
+        },
+        "test",
+    )
     plan = make_plan(spec)
-    plan.fn = lift(point, plan.dims, INPUT_KEYS, plan.padded_chunks)  # a fresh jit, so its cache holds this sweep's programs only
+    plan.fn = lift(
+        point, plan.dims, INPUT_KEYS, plan.padded_chunks
+    )  # a fresh jit, so its cache holds this sweep's programs only
     for chunk_id in plan.chunk_ids():
         plan.evaluate(chunk_id)
     assert plan.n_chunks > 10 and plan.fn._cache_size() == 1

@@ -13,10 +13,10 @@ import pytest
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
+from grids.sweeps import validate
 from kernels.comm import comm_time
 from kernels.params import param_counts
 from kernels.point import evaluate
-from grids.sweeps import validate
 from sweep.api import compute
 from sweep.explain import explain
 from tests import specs
@@ -57,8 +57,9 @@ def test_pipeline_stage_boundary_crosses_the_network_once_per_pass():
 def test_pipeline_keeps_latency_and_multiplies_throughput_inside_a_node():
     # Llama 3.1 8B, tp 2 x pp 2 = 4 GPUs of one node: a micro-batch's pass sums the stages (the
     # same roofline terms as tp 2 alone) plus one stage boundary; pp micro-batches are in flight.
-    kw = dict(model="llama-3.1-8b", gpu="h100-sxm", tp=2, batch=16, input_len=512, output_len=128,
-              scenario="concurrency")
+    kw = dict(
+        model="llama-3.1-8b", gpu="h100-sxm", tp=2, batch=16, input_len=512, output_len=128, scenario="concurrency"
+    )
     one, two = explain(**kw), explain(**kw, pp=2)
     assert two["tpot_s"] > one["tpot_s"]  # the stage boundary adds a transfer per step
     assert two["tpot_s"] == pytest.approx(one["tpot_s"], rel=1e-3)
@@ -69,8 +70,16 @@ def test_pipeline_keeps_latency_and_multiplies_throughput_inside_a_node():
 def test_data_parallel_ranks_scale_throughput_at_the_same_price_per_token():
     kw = dict(model="llama-3.3-70b", gpu="h100-sxm", tp=4, batch=32, input_len=2048, output_len=256)
     one, three = explain(**kw), explain(**kw, dp=3)
-    for key in ("ttft_s", "tpot_s", "e2e_s", "usd_per_mtok_output", "usd_per_mtok_input", "max_batch",
-                "weight_bytes", "kv_cache_bytes"):
+    for key in (
+        "ttft_s",
+        "tpot_s",
+        "e2e_s",
+        "usd_per_mtok_output",
+        "usd_per_mtok_input",
+        "max_batch",
+        "weight_bytes",
+        "kv_cache_bytes",
+    ):
         assert three[key] == pytest.approx(one[key], rel=1e-12), key
     assert three["output_tok_s"] == pytest.approx(3 * one["output_tok_s"], rel=1e-12)
     assert three["gpus"] == 12 and three["output_tok_s_per_gpu"] == pytest.approx(one["output_tok_s_per_gpu"])
@@ -81,11 +90,19 @@ def test_expert_parallelism_spreads_the_experts_only():
     # 1/32 of the routed experts (256 per layer -> 8 per GPU).
     counts = param_counts(load_model("deepseek-v3").spec)
     experts, rest = float(counts.experts), float(counts.total - counts.experts)
-    got = explain("deepseek-v3", gpu="h200", tp=8, batch=8, input_len=1024, output_len=64, dp=4,
-                  expert_parallel=True, weight_dtype="fp8")
+    got = explain(
+        "deepseek-v3",
+        gpu="h200",
+        tp=8,
+        batch=8,
+        input_len=1024,
+        output_len=64,
+        dp=4,
+        expert_parallel=True,
+        weight_dtype="fp8",
+    )
     assert got["weight_bytes"] == pytest.approx((rest / 8 + experts / 32) * 1.0, rel=1e-12)
-    off = explain("deepseek-v3", gpu="h200", tp=8, batch=8, input_len=1024, output_len=64, dp=4,
-                  weight_dtype="fp8")
+    off = explain("deepseek-v3", gpu="h200", tp=8, batch=8, input_len=1024, output_len=64, dp=4, weight_dtype="fp8")
     assert off["weight_bytes"] == pytest.approx(float(counts.total) / 8, rel=1e-12)
     assert got["max_batch"] > off["max_batch"]  # the memory expert parallelism frees holds KV cache
 
@@ -133,24 +150,53 @@ def test_pipeline_needs_a_layer_per_stage():
 
 
 def test_parallelism_axes_in_one_sweep():
-    ds = compute(validate({
-        "name": "parallel", "axes": {
-            "model": ["llama-3.1-8b", "mixtral-8x7b"], "gpu": ["h100-sxm"], "tp": [1, 2], "batch": [1, 16],
-            "input_len": [512], "output_len": [64], "pp": [1, 2], "dp": [1, 2], "expert_parallel": ["off", "on"]},
-        "engine": {"precision": "float64"}}, "test"))
+    ds = compute(
+        validate(
+            {
+                "name": "parallel",
+                "axes": {
+                    "model": ["llama-3.1-8b", "mixtral-8x7b"],
+                    "gpu": ["h100-sxm"],
+                    "tp": [1, 2],
+                    "batch": [1, 16],
+                    "input_len": [512],
+                    "output_len": [64],
+                    "pp": [1, 2],
+                    "dp": [1, 2],
+                    "expert_parallel": ["off", "on"],
+                },
+                "engine": {"precision": "float64"},
+            },
+            "test",
+        )
+    )
     assert ds.sizes["pp"] == 2 and ds.sizes["expert_parallel"] == 2
     for dim in ("pp", "dp", "expert_parallel"):
         assert ds[dim].attrs["units"] and ds[dim].attrs["long_name"]
     # A dense model ignores expert parallelism; independent data-parallel ranks double throughput.
     dense = ds.sel(model="llama-3.1-8b")
-    np.testing.assert_array_equal(dense.output_tok_s.sel(expert_parallel="on").values,
-                                  dense.output_tok_s.sel(expert_parallel="off").values)
+    np.testing.assert_array_equal(
+        dense.output_tok_s.sel(expert_parallel="on").values, dense.output_tok_s.sel(expert_parallel="off").values
+    )
     off = ds.output_tok_s.sel(expert_parallel="off")
     np.testing.assert_allclose(off.sel(dp=2).values, 2 * off.sel(dp=1).values, rtol=1e-12)
-    point = dict(model="mixtral-8x7b", gpu="h100-sxm", tp=2, batch=16, input_len=512, output_len=64, pp=2, dp=2,
-                 expert_parallel="on")
+    point = dict(
+        model="mixtral-8x7b",
+        gpu="h100-sxm",
+        tp=2,
+        batch=16,
+        input_len=512,
+        output_len=64,
+        pp=2,
+        dp=2,
+        expert_parallel="on",
+    )
     got = ds.sel(**point)
-    want = evaluate(load_model("mixtral-8x7b").spec, H100,
-                    specs.deployment(2, 16, pp=2, dp=2, expert_parallel=1.0),
-                    specs.workload(512, 64), load_profile("roofline").spec)
+    want = evaluate(
+        load_model("mixtral-8x7b").spec,
+        H100,
+        specs.deployment(2, 16, pp=2, dp=2, expert_parallel=1.0),
+        specs.workload(512, 64),
+        load_profile("roofline").spec,
+    )
     np.testing.assert_allclose(float(got.tpot_s), float(want.tpot_s), rtol=1e-12)

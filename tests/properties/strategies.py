@@ -47,16 +47,23 @@ def extensions(draw, n_layers: int) -> dict:
     out: dict = {}
     if draw(st.integers(0, 2)) == 0:
         n_experts = draw(st.integers(1, 64))
-        out.update(n_experts=n_experts, experts_per_token=draw(st.integers(1, n_experts)),
-                   d_ffn_expert=draw(st.integers(16, 4096)),
-                   d_ffn_shared=draw(st.one_of(st.just(0), st.integers(16, 4096))),
-                   n_moe_layers=draw(st.integers(0, n_layers)), expert_bias=draw(st.sampled_from([0, 1])),
-                   router_bias=draw(st.sampled_from([0, 1])))
+        out.update(
+            n_experts=n_experts,
+            experts_per_token=draw(st.integers(1, n_experts)),
+            d_ffn_expert=draw(st.integers(16, 4096)),
+            d_ffn_shared=draw(st.one_of(st.just(0), st.integers(16, 4096))),
+            n_moe_layers=draw(st.integers(0, n_layers)),
+            expert_bias=draw(st.sampled_from([0, 1])),
+            router_bias=draw(st.sampled_from([0, 1])),
+        )
     if draw(st.integers(0, 2)) == 0:
-        out.update(kv_lora_rank=draw(st.integers(16, 1024)),
-                   q_lora_rank=draw(st.one_of(st.just(0), st.integers(16, 2048))),
-                   qk_rope_head_dim=draw(st.integers(0, 128)), qk_nope_head_dim=draw(st.integers(16, 256)),
-                   v_head_dim=draw(st.integers(16, 256)))
+        out.update(
+            kv_lora_rank=draw(st.integers(16, 1024)),
+            q_lora_rank=draw(st.one_of(st.just(0), st.integers(16, 2048))),
+            qk_rope_head_dim=draw(st.integers(0, 128)),
+            qk_nope_head_dim=draw(st.integers(16, 256)),
+            v_head_dim=draw(st.integers(16, 256)),
+        )
     if draw(st.integers(0, 2)) == 0:
         out.update(window=draw(st.integers(1, 8192)), n_window_layers=draw(st.integers(0, n_layers)))
     if draw(st.booleans()):
@@ -113,11 +120,17 @@ def points(draw, max_output: int = 300) -> dict:
     ``output_len`` stays moderate because the reference loops over decode steps.
     """
     return dict(
-        m=draw(architectures()), g=draw(gpus()), p=draw(profiles()),
-        tp=draw(st.sampled_from(TP_VALUES)), batch=draw(st.integers(1, 512)),
-        input_len=draw(st.integers(1, 200_000)), output_len=draw(st.integers(1, max_output)),
-        w_bytes=draw(st.sampled_from([0.5, 1.0, 2.0])), kv_bytes=draw(st.sampled_from([1.0, 2.0])),
+        m=draw(architectures()),
+        g=draw(gpus()),
+        p=draw(profiles()),
+        tp=draw(st.sampled_from(TP_VALUES)),
+        batch=draw(st.integers(1, 512)),
+        input_len=draw(st.integers(1, 200_000)),
+        output_len=draw(st.integers(1, max_output)),
+        w_bytes=draw(st.sampled_from([0.5, 1.0, 2.0])),
+        kv_bytes=draw(st.sampled_from([1.0, 2.0])),
         compute_dtype=draw(st.sampled_from([0, 1, 2, 3])),
-        pp=draw(st.sampled_from([1, 1, 2, 4])), dp=draw(st.sampled_from([1, 1, 2, 4])),
+        pp=draw(st.sampled_from([1, 1, 2, 4])),
+        dp=draw(st.sampled_from([1, 1, 2, 4])),
         expert_parallel=draw(st.booleans()),
     )

@@ -9,7 +9,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -30,8 +29,10 @@ EVALUATE = jax.jit(evaluate)
 def _phases(model, gpu, dep, wl, profile):
     """Prefill pass and the summed decode steps (max(O - 1, 1) of them) of one static batch."""
     steps = jnp.maximum(wl.output_len - 1.0, 1.0)
-    return (prefill_time(model, gpu, dep, wl, profile),
-            decode_time(decode_step(model, gpu, dep, profile), wl.input_len, steps))
+    return (
+        prefill_time(model, gpu, dep, wl, profile),
+        decode_time(decode_step(model, gpu, dep, profile), wl.input_len, steps),
+    )
 
 
 @jax.jit
@@ -42,10 +43,16 @@ def _decode_step_time(model, gpu, dep, profile, context_len):
 def _specs(pt: dict, **over):
     """(model, gpu, deployment, workload, profile) of a drawn point, with fields overridden."""
     pt = {**pt, **over}
-    dep = specs.deployment(pt["tp"], pt["batch"], pt["w_bytes"], pt["kv_bytes"], 2.0, pt["compute_dtype"],
-                           pt.get("scenario", 0))
-    return (specs.model(pt["m"]), specs.gpu(pt["g"]), dep,
-            specs.workload(pt["input_len"], pt["output_len"]), specs.profile(pt["p"]))
+    dep = specs.deployment(
+        pt["tp"], pt["batch"], pt["w_bytes"], pt["kv_bytes"], 2.0, pt["compute_dtype"], pt.get("scenario", 0)
+    )
+    return (
+        specs.model(pt["m"]),
+        specs.gpu(pt["g"]),
+        dep,
+        specs.workload(pt["input_len"], pt["output_len"]),
+        specs.profile(pt["p"]),
+    )
 
 
 def _step_total(pt: dict, context_len: float, **over) -> float:
@@ -102,8 +109,11 @@ def test_more_bandwidth_never_slows_a_step_or_request(pt, factor, scenario):
 def test_cost_times_tokens_is_price(pt, scenario):
     """$/Mtoken * token/s * 3600 s/h / 1e6 = $/h of the replica's GPUs."""
     out = EVALUATE(*_specs(pt, scenario=scenario))
-    np.testing.assert_allclose(float(out.usd_per_mtok_output) * float(out.output_tok_s) * 3600 / 1e6,
-                               pt["g"]["usd_per_hour"] * pt["tp"], rtol=1e-12)
+    np.testing.assert_allclose(
+        float(out.usd_per_mtok_output) * float(out.output_tok_s) * 3600 / 1e6,
+        pt["g"]["usd_per_hour"] * pt["tp"],
+        rtol=1e-12,
+    )
 
 
 @given(points(), _BATCH, _BATCH)
@@ -126,13 +136,32 @@ def test_latency_never_falls_as_batch_grows(pt, b1, b2):
 # Found by hypothesis (shrunk): a compute-bound prefill of 1-token prompts with a thin-matrix
 # penalty (matmul_tokens_half = 25): TTFT 3.4418e-7 s at batch 1, 3.4337e-7 s at batch 2.
 _THIN_PREFILL = dict(
-    m=dict(n_layers=1, d_model=64, n_heads=8, n_kv_heads=1, d_head=32, d_ffn=64, vocab=256,
-           tied_embeddings=0, qkv_bias=0),
-    g=dict(flop_per_s_bf16=20e12, flop_per_s_fp8=20e12, flop_per_s_int8=20e12, flop_per_s_fp4=20e12,
-           hbm_bytes=8e9, hbm_bytes_per_s=100e9, link_bytes_per_s=16e9, network_bytes_per_s=12.5e9,
-           gpus_per_node=1, n_sm=1, tdp_w=50.0, usd_per_hour=1.0),
+    m=dict(
+        n_layers=1, d_model=64, n_heads=8, n_kv_heads=1, d_head=32, d_ffn=64, vocab=256, tied_embeddings=0, qkv_bias=0
+    ),
+    g=dict(
+        flop_per_s_bf16=20e12,
+        flop_per_s_fp8=20e12,
+        flop_per_s_int8=20e12,
+        flop_per_s_fp4=20e12,
+        hbm_bytes=8e9,
+        hbm_bytes_per_s=100e9,
+        link_bytes_per_s=16e9,
+        network_bytes_per_s=12.5e9,
+        gpus_per_node=1,
+        n_sm=1,
+        tdp_w=50.0,
+        usd_per_hour=1.0,
+    ),
     p=dict(specs.ARTICLE, reads_embedding=0, matmul_eff=0.5, matmul_tokens_half=25.0),
-    tp=1, batch=1, input_len=1, output_len=1, w_bytes=0.5, kv_bytes=1.0, compute_dtype=0)
+    tp=1,
+    batch=1,
+    input_len=1,
+    output_len=1,
+    w_bytes=0.5,
+    kv_bytes=1.0,
+    compute_dtype=0,
+)
 
 
 @given(points(), _BATCH, _BATCH)
@@ -148,11 +177,30 @@ def test_ttft_never_falls_as_batch_grows(pt, b1, b2):
 
 def _llama_8b_short_prompts(batch: int):
     """Llama 3.1 8B on one H100, roofline profile, 16-token prompts: a weight-read-bound prefill."""
-    arch = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_head=128, d_ffn=14336,
-                vocab=128256, tied_embeddings=0, qkv_bias=0)
+    arch = dict(
+        n_layers=32,
+        d_model=4096,
+        n_heads=32,
+        n_kv_heads=8,
+        d_head=128,
+        d_ffn=14336,
+        vocab=128256,
+        tied_embeddings=0,
+        qkv_bias=0,
+    )
     prof = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
-    pt = dict(m=arch, g=specs.H100, p=prof, tp=1, batch=batch, input_len=16, output_len=2,
-              w_bytes=2.0, kv_bytes=2.0, compute_dtype=0)
+    pt = dict(
+        m=arch,
+        g=specs.H100,
+        p=prof,
+        tp=1,
+        batch=batch,
+        input_len=16,
+        output_len=2,
+        w_bytes=2.0,
+        kv_bytes=2.0,
+        compute_dtype=0,
+    )
     return EVALUATE(*_specs(pt))
 
 
@@ -207,24 +255,37 @@ INPUT_LENS = (1.0, 100.0, 2048.0, 32768.0, 2e6)  # 2M tokens: one sequence's KV 
 def _grid_point(batch, input_len):
     """Llama 3.3 70B on 8 x H100, roofline profile, 200 output tokens, one (batch, input_len)."""
     dep = dataclasses.replace(specs.deployment(8, 1), batch=batch)
-    prof = specs.profile(dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2,
-                              matmul_tokens_half=64, kv_parallel_half=2, step_overhead_s=1e-3,
-                              allreduce_latency_s=5e-6, mem_usable_frac=0.9))
-    return evaluate(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), dep,
-                    Workload(input_len, f64(200.0)), prof)
+    prof = specs.profile(
+        dict(
+            specs.ARTICLE,
+            causal_attention=1,
+            allreduce_volume_factor=2,
+            matmul_tokens_half=64,
+            kv_parallel_half=2,
+            step_overhead_s=1e-3,
+            allreduce_latency_s=5e-6,
+            mem_usable_frac=0.9,
+        )
+    )
+    return evaluate(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), dep, Workload(input_len, f64(200.0)), prof)
 
 
 def test_vmap_grid_equals_loop_of_points():
     """As diffrax's test_vmap: nested vmaps (batch outer, input_len inner) == a Python loop."""
     grid = jax.jit(jax.vmap(jax.vmap(_grid_point, in_axes=(None, 0)), in_axes=(0, None)))(
-        jnp.asarray(BATCHES), jnp.asarray(INPUT_LENS))
+        jnp.asarray(BATCHES), jnp.asarray(INPUT_LENS)
+    )
     point = jax.jit(_grid_point)
     assert grid.tpot_s.shape == (len(BATCHES), len(INPUT_LENS))
     for i, b in enumerate(BATCHES):
         for j, s in enumerate(INPUT_LENS):
             one = point(f64(b), f64(s))
             for name, value in one._asdict().items():
-                np.testing.assert_allclose(np.asarray(getattr(grid, name)[i, j]), np.asarray(value),
-                                           rtol=1e-12, err_msg=f"{name} at batch {b}, input_len {s}")
+                np.testing.assert_allclose(
+                    np.asarray(getattr(grid, name)[i, j]),
+                    np.asarray(value),
+                    rtol=1e-12,
+                    err_msg=f"{name} at batch {b}, input_len {s}",
+                )
     feasible = np.asarray(grid.feasible)
     assert feasible.any() and not feasible.all()  # the grid spans both kinds of point

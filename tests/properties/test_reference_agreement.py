@@ -10,7 +10,6 @@ import math
 
 import jax
 import numpy as np
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -35,8 +34,7 @@ kernels and the reference compute them with the same float64 operations, so they
 IN_FLIGHT_KEYS = ("batch_in_flight", "kv_cache_bytes")
 """Exact too: counts of sequences, and bytes per token times sequences times tokens."""
 
-TIMED_KEYS = ("ttft_s", "tpot_s", "e2e_s", "output_tok_s", "user_tok_s", "usd_per_mtok_output",
-              "usd_per_mtok_input")
+TIMED_KEYS = ("ttft_s", "tpot_s", "e2e_s", "output_tok_s", "user_tok_s", "usd_per_mtok_output", "usd_per_mtok_input")
 """Times and rates. rtol 1e-12: the kernels sum decode steps as a closed-form arithmetic series
 and the waves of a static batch in closed form; the reference loops over at most 300 steps and
 over every request. They differ by float64 rounding only: at most 1.1e-14 in 1,500 exploratory
@@ -44,34 +42,91 @@ examples, well inside 1e-12."""
 
 
 def _kernel(pt: dict):
-    dep = specs.deployment(pt["tp"], pt["batch"], pt["w_bytes"], pt["kv_bytes"], 2.0, pt["compute_dtype"],
-                           pt.get("scenario", 0), pt.get("pp", 1), pt.get("dp", 1), float(pt.get("expert_parallel", 0)))
-    return EVALUATE(specs.model(pt["m"]), specs.gpu(pt["g"]), dep,
-                    specs.workload(pt["input_len"], pt["output_len"]), specs.profile(pt["p"]))
+    dep = specs.deployment(
+        pt["tp"],
+        pt["batch"],
+        pt["w_bytes"],
+        pt["kv_bytes"],
+        2.0,
+        pt["compute_dtype"],
+        pt.get("scenario", 0),
+        pt.get("pp", 1),
+        pt.get("dp", 1),
+        float(pt.get("expert_parallel", 0)),
+    )
+    return EVALUATE(
+        specs.model(pt["m"]),
+        specs.gpu(pt["g"]),
+        dep,
+        specs.workload(pt["input_len"], pt["output_len"]),
+        specs.profile(pt["p"]),
+    )
 
 
 def _reference(pt: dict) -> dict:
-    return reference.evaluate(pt["m"], pt["g"], pt["p"], pt["tp"], pt["batch"], pt["input_len"],
-                              pt["output_len"], pt["w_bytes"], pt["kv_bytes"], pt["compute_dtype"],
-                              SCENARIOS[pt.get("scenario", 0)], pt.get("pp", 1), pt.get("dp", 1),
-                              pt.get("expert_parallel", False))
+    return reference.evaluate(
+        pt["m"],
+        pt["g"],
+        pt["p"],
+        pt["tp"],
+        pt["batch"],
+        pt["input_len"],
+        pt["output_len"],
+        pt["w_bytes"],
+        pt["kv_bytes"],
+        pt["compute_dtype"],
+        SCENARIOS[pt.get("scenario", 0)],
+        pt.get("pp", 1),
+        pt.get("dp", 1),
+        pt.get("expert_parallel", False),
+    )
 
 
 # Hand-picked edges, besides hypothesis' draws: one output token (no decode phase, TPOT of the
 # step that would follow), tp above the KV heads (heads replicated), the engine's limit binding
 # (a static batch in waves), and one GPU per node with tp > 1 (all-reduces over the network).
-_LLAMA_8B = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_head=128, d_ffn=14336,
-                 vocab=128256, tied_embeddings=0, qkv_bias=0)
+_LLAMA_8B = dict(
+    n_layers=32,
+    d_model=4096,
+    n_heads=32,
+    n_kv_heads=8,
+    d_head=128,
+    d_ffn=14336,
+    vocab=128256,
+    tied_embeddings=0,
+    qkv_bias=0,
+)
 _ROOFLINE = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
-_EDGE = dict(m=_LLAMA_8B, g=specs.H100, p=_ROOFLINE, tp=1, batch=1, input_len=1, output_len=1,
-             w_bytes=2.0, kv_bytes=2.0, compute_dtype=0, scenario=0)
+_EDGE = dict(
+    m=_LLAMA_8B,
+    g=specs.H100,
+    p=_ROOFLINE,
+    tp=1,
+    batch=1,
+    input_len=1,
+    output_len=1,
+    w_bytes=2.0,
+    kv_bytes=2.0,
+    compute_dtype=0,
+    scenario=0,
+)
 
 
 @given(points(), st.sampled_from([0, 1, 2]))
 @example(_EDGE, 0)
 @example(dict(_EDGE, tp=16, batch=512, input_len=20_000, output_len=300), 0)
-@example(dict(_EDGE, g=dict(specs.H100, gpus_per_node=1), p=dict(_ROOFLINE, max_num_seqs=3.0),
-              tp=2, batch=10, input_len=1000, output_len=2), 0)
+@example(
+    dict(
+        _EDGE,
+        g=dict(specs.H100, gpus_per_node=1),
+        p=dict(_ROOFLINE, max_num_seqs=3.0),
+        tp=2,
+        batch=10,
+        input_len=1000,
+        output_len=2,
+    ),
+    0,
+)
 @example(dict(_EDGE, p=dict(_ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 1)
 @example(dict(_EDGE, p=dict(_ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 2)
 @example(dict(_EDGE, m=specs.LLAMA_70B, p=specs.ARTICLE, input_len=2048, output_len=2), 0)
@@ -123,14 +178,14 @@ def test_strategy_reaches_feasible_and_infeasible_points():
 # --- sum_max_affine: sum of max(a1 + b1 t, a2 + b2 t) over t = first, ..., first + count - 1 ----
 
 _SLOPES = st.one_of(st.just(0), st.integers(-1000, 1000))
-_INTERCEPTS = st.integers(-10**6, 10**6)
+_INTERCEPTS = st.integers(-(10**6), 10**6)
 
 
 @st.composite
 def _affine_pairs(draw):
     """(a1, b1, a2, b2, first, count) with integer coefficients; half of the draws put the
     crossing of the two lines inside the summed range, at an integer or between two."""
-    first, count = draw(st.integers(-10**5, 10**6)), draw(st.integers(1, 400))
+    first, count = draw(st.integers(-(10**5), 10**6)), draw(st.integers(1, 400))
     b1, b2, a2 = draw(_SLOPES), draw(_SLOPES), draw(_INTERCEPTS)
     if draw(st.booleans()):
         a1 = draw(_INTERCEPTS)

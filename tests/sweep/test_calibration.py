@@ -19,12 +19,15 @@ from sweep.validate import calibrate, report
 from tests.specs import deployment, workload
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
-FILES = {"8b": (BENCH / "llama_31_8b_2000in_300out.json", "llama-3.1-8b", 1),
-         "70b": (BENCH / "llama_33_70b_2000in_300out.json", "llama-3.3-70b", 4)}
+FILES = {
+    "8b": (BENCH / "llama_31_8b_2000in_300out.json", "llama-3.1-8b", 1),
+    "70b": (BENCH / "llama_33_70b_2000in_300out.json", "llama-3.3-70b", 4),
+}
 VLLM_FREE = ("matmul_eff", "kv_bw_eff", "step_overhead_s", "allreduce_latency_s")
 # shared/ lies beside the checkout (developers and CI); elsewhere these tests skip, never under CI.
-pytestmark = pytest.mark.skipif(not BENCH.exists() and not os.environ.get("CI"),
-                                reason="shared/benchmarks is not beside this checkout")
+pytestmark = pytest.mark.skipif(
+    not BENCH.exists() and not os.environ.get("CI"), reason="shared/benchmarks is not beside this checkout"
+)
 
 
 def _rows(*keys):
@@ -76,8 +79,14 @@ def test_generalises_to_held_out_batch_sizes(train):
 def _throughput(model, batch, input_len, output_len=300, tp=1):
     profile = load_profile("vllm-h100").spec
     from grids.gpus import load_gpu
-    m = evaluate(load_model(model).spec, load_gpu("h100-sxm").spec, deployment(tp, batch),
-                 workload(input_len, output_len), profile)
+
+    m = evaluate(
+        load_model(model).spec,
+        load_gpu("h100-sxm").spec,
+        deployment(tp, batch),
+        workload(input_len, output_len),
+        profile,
+    )
     return m
 
 
@@ -89,10 +98,14 @@ def test_longer_prompts_lower_throughput():
 def test_kv_term_linear_in_context():
     from grids.gpus import load_gpu
     from kernels.roofline import decode_step, decode_step_time
-    step = decode_step(load_model("llama-3.1-8b").spec, load_gpu("h100-sxm").spec, deployment(1, 16),
-                       load_profile("vllm-h100").spec)
-    mem = [float(decode_step_time(step, jnp.asarray(float(t))).memory_s) - float(step.memory_0_s)
-           for t in (1000, 2000, 4000)]
+
+    step = decode_step(
+        load_model("llama-3.1-8b").spec, load_gpu("h100-sxm").spec, deployment(1, 16), load_profile("vllm-h100").spec
+    )
+    mem = [
+        float(decode_step_time(step, jnp.asarray(float(t))).memory_s) - float(step.memory_0_s)
+        for t in (1000, 2000, 4000)
+    ]
     np.testing.assert_allclose([mem[1] / mem[0], mem[2] / mem[0]], [2.0, 4.0], rtol=1e-12)
 
 
@@ -127,8 +140,10 @@ def test_json_without_model_flags_is_refused():
 
 def test_csv_rows_validated(tmp_path):
     bad = tmp_path / "m.csv"
-    bad.write_text("model,gpu,tp,batch,input_len,output_len,scenario,metric,value\n"
-                   "llama-3.1-8b,h100-sxm,1,4,128,128,static,throughput,10\n")
+    bad.write_text(
+        "model,gpu,tp,batch,input_len,output_len,scenario,metric,value\n"
+        "llama-3.1-8b,h100-sxm,1,4,128,128,static,throughput,10\n"
+    )
     with pytest.raises(SpecError, match="line 2.*metric"):
         load_measurements([str(bad)])
 
@@ -139,8 +154,15 @@ def test_fp8_measurements_are_predicted_at_fp8_compute():
     # prompts of 8k tokens on an H100 is compute-bound, so the two precisions differ.
     row = Measurement("llama-3.1-8b", "h100-sxm", 1, 8.0, 8192.0, 2.0, "static", "ttft_s", 1.0, precision="fp8")
     got = float(predict(load_profile("roofline").spec, build_points([row]))[0])
-    args = (load_model("llama-3.1-8b").spec, load_gpus()["h100-sxm"].spec, None, workload(8192.0, 2.0),
-            load_profile("roofline").spec)
-    at = {code: float(evaluate(args[0], args[1], deployment(1, 8.0, 1.0, 1.0, 2.0, code), *args[3:]).ttft_s)
-          for code in (0, 1)}
+    args = (
+        load_model("llama-3.1-8b").spec,
+        load_gpus()["h100-sxm"].spec,
+        None,
+        workload(8192.0, 2.0),
+        load_profile("roofline").spec,
+    )
+    at = {
+        code: float(evaluate(args[0], args[1], deployment(1, 8.0, 1.0, 1.0, 2.0, code), *args[3:]).ttft_s)
+        for code in (0, 1)
+    }
     assert got == pytest.approx(at[1], rel=1e-12) and at[1] < at[0]

@@ -36,8 +36,9 @@ COMMANDS = {
     "input_zero": _explain("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input", "0", "--output", "16"),
     "output_negative": _explain("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input", "128", "--output", "-5"),
     "malformed_config": _explain("--model", "{config}", "--gpu", "h100-sxm", *POINT),
-    "article_with_profile": _explain("--model", "llama-3.1-8b", "--gpu", "h100-sxm", *POINT,
-                                     "--convention", "article", "--profile", "roofline"),
+    "article_with_profile": _explain(
+        "--model", "llama-3.1-8b", "--gpu", "h100-sxm", *POINT, "--convention", "article", "--profile", "roofline"
+    ),
     "help": ("--help",),
     "explain_help": ("explain", "--help"),
 }
@@ -50,8 +51,9 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
 
     def run(args: tuple[str, ...]) -> subprocess.CompletedProcess:
         args = tuple(str(config) if a == "{config}" else a for a in args)
-        return subprocess.run([sys.executable, "-m", "sweep.cli", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "sweep.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = dict(zip(COMMANDS, pool.map(run, COMMANDS.values())))
@@ -61,8 +63,10 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
 
 def _strict_json(text: str):
     """Exactly one JSON value, with no NaN or Infinity (not JSON, and rejected by browsers)."""
+
     def refuse(constant):
         raise ValueError(f"non-standard JSON constant {constant}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -100,14 +104,17 @@ def test_explain_json_without_price_is_one_object(cli):
     assert not isinstance(value, (int, float))  # no price: no cost, but no crash either
 
 
-@pytest.mark.parametrize("case, fragments", [
-    ("unknown_model", ("llama-9-1t", "llama-3.1-8b")),  # the known keys are listed
-    ("unknown_gpu", ("h900", "h100-sxm")),
-    ("input_zero", ("--input", "positive")),
-    ("output_negative", ("--output", "positive", "-5")),
-    ("malformed_config", ("{config_path}", "JSON")),
-    ("article_with_profile", ("--profile", "article")),
-])
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("unknown_model", ("llama-9-1t", "llama-3.1-8b")),  # the known keys are listed
+        ("unknown_gpu", ("h900", "h100-sxm")),
+        ("input_zero", ("--input", "positive")),
+        ("output_negative", ("--output", "positive", "-5")),
+        ("malformed_config", ("{config_path}", "JSON")),
+        ("article_with_profile", ("--profile", "article")),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(cli, case, fragments):
     result = cli[case]
     assert result.returncode == 2
@@ -119,10 +126,13 @@ def test_bad_input_exits_2_with_one_line(cli, case, fragments):
         assert fragment.replace("{config_path}", cli["config_path"]) in lines[0], (fragment, lines[0])
 
 
-@pytest.mark.parametrize("case, words", [
-    ("help", ("explain", "catalog")),
-    ("explain_help", ("--model", "--gpu", "--tp", "--batch", "--input", "--output", "--convention", "--json")),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("help", ("explain", "catalog")),
+        ("explain_help", ("--model", "--gpu", "--tp", "--batch", "--input", "--output", "--convention", "--json")),
+    ],
+)
 def test_help_exits_0(cli, case, words):
     result = cli[case]
     assert result.returncode == 0, result.stderr

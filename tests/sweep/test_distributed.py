@@ -58,8 +58,17 @@ def test_worker_killed_mid_run_still_completes_identically(tmp_path):
 
     spec = validate(RAW, "test")
     path = tmp_path / "killed.zarr"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR, env=WORKER_ENV) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env=WORKER_ENV,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         errors: list[BaseException] = []
 
         def run() -> None:

@@ -50,13 +50,17 @@ def test_vmapped_chunks_equal_point_loop():
         for local in np.ndindex(*out["ttft_s"].shape):
             idx = {dim: sl.start + i for dim, sl, i in zip(plan.dims, region, local)}
             coords = {dim: spec.axes[dim][idx[dim]] for dim in plan.dims}
-            expected = point(load_model(coords["model"]).spec, gpus[coords["gpu"]].spec,
-                             deployment(coords["tp"], coords["batch"], DTYPE_BYTES["bf16"], DTYPE_BYTES["bf16"]),
-                             workload(coords["input_len"], coords["output_len"]),
-                             load_profile(coords["profile"]).spec)
+            expected = point(
+                load_model(coords["model"]).spec,
+                gpus[coords["gpu"]].spec,
+                deployment(coords["tp"], coords["batch"], DTYPE_BYTES["bf16"], DTYPE_BYTES["bf16"]),
+                workload(coords["input_len"], coords["output_len"]),
+                load_profile(coords["profile"]).spec,
+            )
             for name in STORED:
-                np.testing.assert_allclose(out[name][local], np.asarray(getattr(expected, name)),
-                                           rtol=1e-12, err_msg=f"{name} at {coords}")
+                np.testing.assert_allclose(
+                    out[name][local], np.asarray(getattr(expected, name)), rtol=1e-12, err_msg=f"{name} at {coords}"
+                )
             checked += 1
     assert checked == spec.n_points
 
@@ -66,8 +70,7 @@ def test_second_sweep_with_same_shapes_compiles_nothing():
     plan = make_plan(spec)
     plan.evaluate((0,) * len(plan.dims))
     compiled = plan.fn._cache_size()
-    other = dict(RAW, axes=dict(RAW["axes"], batch=[2, 16, 128], input_len=[256, 1024, 8192],
-                                gpu=["h200", "mi300x"]))
+    other = dict(RAW, axes=dict(RAW["axes"], batch=[2, 16, 128], input_len=[256, 1024, 8192], gpu=["h200", "mi300x"]))
     plan2 = make_plan(validate(other, "test"))
     plan2.evaluate((0,) * len(plan2.dims))
     plan2.evaluate(tuple(g - 1 for g in plan2.grid))  # the padded last chunk too

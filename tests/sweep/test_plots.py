@@ -137,9 +137,14 @@ def test_pareto_front_equals_brute_force():
     speed, cost = rng.lognormal(size=200), rng.lognormal(size=200)
     speed[::17] = np.nan  # infeasible points
     ok = np.isfinite(speed)
-    brute = {i for i in np.flatnonzero(ok)
-             if not any((speed[j] >= speed[i]) and (cost[j] <= cost[i]) and (speed[j] > speed[i] or cost[j] < cost[i])
-                        for j in np.flatnonzero(ok))}
+    brute = {
+        i
+        for i in np.flatnonzero(ok)
+        if not any(
+            (speed[j] >= speed[i]) and (cost[j] <= cost[i]) and (speed[j] > speed[i] or cost[j] < cost[i])
+            for j in np.flatnonzero(ok)
+        )
+    }
     front = pareto_front(speed, cost)
     assert set(front.tolist()) == brute
     assert np.all(np.diff(speed[front]) > 0) and np.all(np.diff(cost[front]) > 0)
@@ -215,7 +220,7 @@ def test_html_export_is_self_contained(ds, tmp_path):
 
     text = save(plot(ds, "roofline"), tmp_path / "roofline.html").read_text()
     assert re.search(r"<(script|link)[^>]*(src|href)\s*=", text) is None
-    assert "Bokeh" in text and 'data-root-id' in text
+    assert "Bokeh" in text and "data-root-id" in text
 
 
 def test_save_rejects_other_formats(ds, tmp_path):

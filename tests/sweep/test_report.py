@@ -76,14 +76,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_cli_kinds_match_the_plot_module():
-    assert KIND_NAMES == tuple(KINDS)
+    assert tuple(KINDS) == KIND_NAMES
 
 
 def test_cli_plot_writes_png_and_html(tmp_path, capsys):
     store = run_sweep(small_spec(), tmp_path / "small.zarr", progress=False)
     for name in ("roofline.png", "roofline.html"):
-        args = _parser().parse_args(["plot", str(store), "roofline", "--sel", "model=llama-3.3-70b",
-                                     "--sel", "gpu=h100-sxm", "-o", str(tmp_path / name)])
+        args = _parser().parse_args(
+            [
+                "plot",
+                str(store),
+                "roofline",
+                "--sel",
+                "model=llama-3.3-70b",
+                "--sel",
+                "gpu=h100-sxm",
+                "-o",
+                str(tmp_path / name),
+            ]
+        )
         assert args.func(args) == 0
         assert (tmp_path / name).stat().st_size > 10_000
     assert "roofline ->" in capsys.readouterr().out
@@ -136,8 +147,9 @@ def test_explorer_widgets(ds):
     assert not dims["batch"].visible and not dims["tp"].visible and dims["gpu"].visible
     widgets["x axis"].value = "input_len"
     assert dims["batch"].visible and not dims["input_len"].visible
-    fig = figure(ds, "ttft_s", "input_len", "model", True, True, {"gpu": "h100-sxm", "tp": 4, "batch": 1,
-                                                                    "output_len": 300})
+    fig = figure(
+        ds, "ttft_s", "input_len", "model", True, True, {"gpu": "h100-sxm", "tp": 4, "batch": 1, "output_len": 300}
+    )
     import holoviews as hv
 
     model = hv.render(fig, backend="bokeh")

@@ -69,7 +69,8 @@ def test_killed_run_resumes_to_identical_store(tmp_path):
     spec_file.write_text(
         'name = "store-test"\n[axes]\n'
         + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in raw["axes"].items())
-        + "[engine]\nchunk_points = 8\n")
+        + "[engine]\nchunk_points = 8\n"
+    )
     path = tmp_path / "killed.zarr"
     cmd = [sys.executable, "-m", "sweep.cli", "run", str(spec_file), "-o", str(path), "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
