@@ -1,13 +1,11 @@
-"""Catalogues (models, GPUs, engine profiles, sweep specifications) and their validating loaders.
+"""Catalogues (models, GPUs, number formats, engine profiles, sweep specifications), the axis
+registry, and their validating loaders.
 
-Counts such as 70,553,706,496 parameters need float64, so importing ``grids`` turns on JAX's
-64-bit mode; the engine chooses float32 per sweep where its relative error is below 1e-6.
+Importing ``grids`` has no side effects: catalogue files are read when asked for, and spec leaves
+are float64 numpy arrays (host data). Code that evaluates kernels in float64 scopes JAX's 64-bit
+mode itself (``jax.enable_x64``), as the engine and ``sweep explain`` do.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from grids.errors import SpecError  # noqa: E402
+from grids.errors import SpecError
 
 __all__ = ["SpecError"]

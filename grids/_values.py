@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from grids.errors import SpecError
+
+T = TypeVar("T")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -57,3 +61,15 @@ def text(where: str, table: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"{where}: field '{key}' must be a non-empty string")
     return value
+
+
+def float64_leaves(cls: type[T], values: dict[str, float]) -> T:
+    """A spec dataclass of float64 rank-0 leaves: JAX arrays where JAX's 64-bit mode is on (tests,
+    float64 sweeps, explain), numpy arrays otherwise, where JAX would silently make them float32
+    (the engine and explain convert them inside their own 64-bit scope)."""
+    import jax
+    import jax.numpy as jnp
+
+    if jax.config.jax_enable_x64:
+        return cls(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+    return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in values.items()})

@@ -25,6 +25,7 @@ class DType:
     bytes_per_elem: float  # including the scale overhead [byte]
     compute: str  # a name of kernels.specs.COMPUTE_DTYPES
     kv: bool  # may store the KV cache
+    act_bytes_per_elem: float  # width of the activations exchanged between GPUs [byte]
     source: str
 
 
@@ -43,7 +44,10 @@ def load_dtypes() -> dict[str, DType]:
         if not isinstance(table.get("kv"), bool):
             raise SpecError(f"{where}: field 'kv' must be true or false")
         overhead = scale / group if group > 0 else 0.0
-        out[name] = DType(name, (bits + overhead) / 8.0, compute, table["kv"], text(where, table, "source"))
+        act_bits = number(where, table, "activation_bits", integer=True)
+        out[name] = DType(
+            name, (bits + overhead) / 8.0, compute, table["kv"], act_bits / 8.0, text(where, table, "source")
+        )
     return out
 
 

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
-
-from grids._values import number, read_toml, text
+from grids._values import float64_leaves, number, read_toml, text
 from grids.errors import SpecError
 from kernels.specs import GPUSpec
 
@@ -54,7 +52,7 @@ def spec_from_table(where: str, table: dict[str, Any]) -> GPUSpec:
         name: number(where, table, name, allow_nan=name in OPTIONAL, integer=name in ("gpus_per_node", "n_sm"))
         for name in fields
     }
-    return GPUSpec(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+    return float64_leaves(GPUSpec, values)
 
 
 def load_gpus(path: Path = GPUS_FILE) -> dict[str, GPUEntry]:

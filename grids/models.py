@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
-
-from grids._values import number
+from grids._values import float64_leaves, number
 from grids.errors import SpecError
 from kernels.specs import DENSE_DEFAULTS, ModelSpec
 
@@ -197,7 +195,7 @@ def _spec_and_defaults(where: str, config: dict[str, Any]) -> tuple[ModelSpec, d
     values.update(_moe_fields(where, cfg, n_layers))
     values.update(mla)
     values.update(_window_fields(where, cfg, n_layers))
-    spec = ModelSpec(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+    spec = float64_leaves(ModelSpec, values)
     return spec, filled
 
 

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
-
-from grids._values import number, read_toml, text
+from grids._values import float64_leaves, number, read_toml, text
 from grids.errors import SpecError
 from kernels.specs import EngineProfile
 
@@ -92,7 +90,7 @@ def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
                 f"[{term.lower:g}, {term.upper:g}] {term.units}"
             )
         values[name] = value
-    return EngineProfile(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+    return float64_leaves(EngineProfile, values)
 
 
 def load_profile(name_or_path: str) -> ProfileEntry:

@@ -33,12 +33,12 @@ class ParamCounts(NamedTuple):
 
 def is_moe(model: ModelSpec) -> BoolScalar:
     """Whether some blocks route tokens to experts (a bool, rank 0)."""
-    return model.n_experts > 0.0
+    return jnp.greater(model.n_experts, 0.0)
 
 
 def is_mla(model: ModelSpec) -> BoolScalar:
     """Whether attention is multi-head latent attention (a bool, rank 0)."""
-    return model.kv_lora_rank > 0.0
+    return jnp.greater(model.kv_lora_rank, 0.0)
 
 
 def attention_params_per_layer(model: ModelSpec) -> Scalar:

@@ -8,6 +8,8 @@ the compute precision, or C exceeds what fits under the concurrency scenario) is
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -20,14 +22,15 @@ from kernels.memory import MemoryPlan, memory_plan
 from kernels.params import param_counts
 from kernels.roofline import PhaseTime, bottleneck, peak_flop_per_s
 from kernels.scenarios import timeline
-from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+from kernels.specs import Deployment, EngineProfile, GPUSpec, Leaf, ModelSpec, Workload
 
 CAPACITY = 4.0
 """Bottleneck code of a point that does not fit (see ``kernels.roofline.BOTTLENECKS``)."""
 
 
 class Metrics(NamedTuple):
-    """The metrics of one design point; each field becomes a data variable of a sweep."""
+    """The metrics of one design point; each field becomes a data variable of a sweep, described
+    once, beside it, in ``METRICS`` (units, long_name, description, source)."""
 
     feasible: BoolScalar
     bottleneck: Scalar  # code into kernels.roofline.BOTTLENECKS, over prefill + decode
@@ -52,6 +55,235 @@ class Metrics(NamedTuple):
     allreduce_s_per_token: Scalar  # bandwidth term of one token's all-reduces [s]
 
 
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric means, as the dataset labels it (CF ``units`` and ``long_name``), and how the
+    engine stores it."""
+
+    units: str
+    long_name: str
+    description: str
+    source: str  # the equation: a kernel function, and the article section where it has one
+    runs_only: bool = False  # exists only for a point that can run: NaN where it cannot
+    dtype: str = "float"  # stored as: float (the sweep's precision), bool, int8, float64
+    per_model: bool = False  # depends on the model alone: stored once per model, not on the grid
+
+
+_ART = "the article 'LLM inference economics from first principles'"
+_GPUS = "tp * pp * dp GPUs"
+
+METRICS: dict[str, MetricInfo] = {
+    "feasible": MetricInfo(
+        "1",
+        "feasible",
+        "the point can run: heads split evenly, every stage has a layer, the precision exists, "
+        "the batch fits in memory (all of it under the concurrency scenario)",
+        "kernels.point.feasibility",
+        dtype="bool",
+    ),
+    "bottleneck": MetricInfo(
+        "1",
+        "bottleneck",
+        "largest term over the whole request (capacity: does not fit)",
+        "kernels.roofline.bottleneck",
+        dtype="int8",
+    ),
+    "params_total": MetricInfo(
+        "1",
+        "parameters",
+        "all parameters of the model",
+        f"kernels.params.param_counts; {_ART}",
+        dtype="float64",
+        per_model=True,
+    ),
+    "weight_bytes": MetricInfo(
+        "byte",
+        "weight memory per GPU",
+        "bytes of weights held by each GPU (its share of its stage's layers)",
+        "kernels.params.weight_bytes_per_gpu",
+    ),
+    "kv_cache_bytes": MetricInfo(
+        "byte",
+        "KV cache per GPU",
+        "KV cache of the sequences in flight at their longest, per GPU",
+        f"kernels.memory; {_ART}, KV cache",
+    ),
+    "max_batch": MetricInfo(
+        "sequence",
+        "largest batch that fits",
+        "sequences of the request length per micro-batch that fit beside the weights, capped by the engine",
+        "kernels.memory.memory_plan",
+    ),
+    "batch_in_flight": MetricInfo(
+        "sequence",
+        "sequences in flight",
+        "sequences decoded together over the whole deployment (a static wave, "
+        "or the concurrency, times pp micro-batches and dp ranks)",
+        "kernels.scenarios",
+        runs_only=True,
+    ),
+    "prefill_flops": MetricInfo(
+        "FLOP", "prefill FLOPs", "FLOPs of one prompt's prefill", f"kernels.flops; {_ART}, prefill"
+    ),
+    "decode_flops": MetricInfo(
+        "FLOP",
+        "decode FLOPs per token",
+        "FLOPs of the first decode step of one sequence",
+        f"kernels.flops; {_ART}, decode",
+    ),
+    "prefill_s": MetricInfo(
+        "s",
+        "prefill time",
+        "one prefill pass: the running batch (static) or one prompt (steady state)",
+        "kernels.roofline.prefill_time",
+        runs_only=True,
+    ),
+    "decode_s": MetricInfo(
+        "s",
+        "decode time",
+        "all decode steps of the running batch (static) or of one request (steady state)",
+        "kernels.roofline.decode_time",
+        runs_only=True,
+    ),
+    "ttft_s": MetricInfo(
+        "s",
+        "time to first token",
+        "arrival to first output token, mean over requests",
+        "kernels.scenarios",
+        runs_only=True,
+    ),
+    "ttft_min_s": MetricInfo(
+        "s",
+        "shortest time to first token",
+        "the first request served: one prompt's prefill pass (static), or any request's (steady state)",
+        "kernels.scenarios",
+        runs_only=True,
+    ),
+    "tpot_s": MetricInfo(
+        "s",
+        "time per output token",
+        "mean time between output tokens after the first",
+        "kernels.scenarios",
+        runs_only=True,
+    ),
+    "e2e_s": MetricInfo(
+        "s",
+        "end-to-end latency",
+        "arrival to last output token, mean over requests",
+        "kernels.scenarios",
+        runs_only=True,
+    ),
+    "output_tok_s": MetricInfo(
+        "token/s",
+        "output throughput",
+        f"output tokens per second of the whole deployment ({_GPUS})",
+        "kernels.scenarios",
+        runs_only=True,
+    ),
+    "output_tok_s_per_gpu": MetricInfo(
+        "token/s/GPU",
+        "output throughput per GPU",
+        "output_tok_s / (tp * pp * dp)",
+        "kernels.point.evaluate",
+        runs_only=True,
+    ),
+    "user_tok_s": MetricInfo(
+        "token/s",
+        "per-user speed",
+        "output tokens per second one user sees, 1 / tpot",
+        "kernels.point.evaluate",
+        runs_only=True,
+    ),
+    "usd_per_mtok_output": MetricInfo(
+        "USD/Mtoken",
+        "cost per million output tokens",
+        "price per GPU-hour x tp x pp x dp / output tokens per hour x 1e6",
+        f"kernels.economics; {_ART}, cost per token",
+        runs_only=True,
+    ),
+    "usd_per_mtok_input": MetricInfo(
+        "USD/Mtoken",
+        "cost per million input tokens",
+        "price per GPU-hour x tp x pp x dp / prompt tokens per hour of prefill x 1e6",
+        "kernels.economics",
+        runs_only=True,
+    ),
+    "allreduce_s_per_token": MetricInfo(
+        "s",
+        "all-reduce time per token",
+        "bandwidth term of one token's 2L tensor-parallel all-reduces",
+        f"kernels.comm; {_ART}, tensor parallelism",
+    ),
+}
+"""Every metric's metadata, in ``Metrics`` field order (checked below and by the tests)."""
+assert tuple(METRICS) == Metrics._fields
+
+
+class DesignPoint(NamedTuple):
+    """The kernel inputs of one design point, built by ``design_point`` from named values."""
+
+    model: ModelSpec
+    gpu: GPUSpec
+    dep: Deployment
+    wl: Workload
+    profile: EngineProfile
+
+
+AUTO_COMPUTE = -1.0
+"""``compute_dtype`` code meaning: the weight format's own compute precision."""
+
+
+def design_point(
+    *,
+    model: ModelSpec,
+    gpu: GPUSpec,
+    profile: EngineProfile,
+    tp: Leaf,
+    batch: Leaf,
+    input_len: Leaf,
+    output_len: Leaf,
+    weight_bytes_per_elem: Leaf,
+    weight_compute_dtype: Leaf,
+    act_bytes_per_elem: Leaf,
+    kv_bytes_per_elem: Leaf,
+    compute_dtype: Leaf,
+    scenario: Leaf,
+    pp: Leaf,
+    dp: Leaf,
+    expert_parallel: Leaf,
+    usd_per_gpu_hour: Leaf,
+) -> DesignPoint:
+    """The one constructor of a design point, from named values (the encodings of the sweep axes,
+    ``grids.axes``), used alike by the engine, explain, calibration and the tests.
+
+    Args:
+      model, gpu, profile: catalogue specs.
+      tp, pp, dp, batch, input_len, output_len, scenario, expert_parallel: see ``Deployment``, ``Workload``.
+      weight_bytes_per_elem, weight_compute_dtype, act_bytes_per_elem: the weight format's storage
+        width [byte], its own compute precision (a code), and the width of the activations it
+        runs with [byte] (grids/dtypes.toml).
+      kv_bytes_per_elem: the KV-cache format's width [byte].
+      compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight format's.
+      usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
+    """
+    compute = jnp.where(compute_dtype < 0.0, weight_compute_dtype, compute_dtype)
+    price = jnp.where(jnp.isnan(usd_per_gpu_hour), gpu.usd_per_hour, usd_per_gpu_hour)
+    dep = Deployment(
+        tp=tp,
+        batch=batch,
+        weight_bytes_per_elem=weight_bytes_per_elem,
+        kv_bytes_per_elem=kv_bytes_per_elem,
+        act_bytes_per_elem=act_bytes_per_elem,
+        compute_dtype=compute,
+        scenario=scenario,
+        pp=pp,
+        dp=dp,
+        expert_parallel=expert_parallel,
+    )
+    wl = Workload(input_len=input_len, output_len=output_len)
+    return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price), dep, wl, profile)
+
+
 def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> MemoryPlan:
     """Memory plan for sequences at their longest: I + O - 1 tokens (the last token is never cached)."""
     return memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0)
@@ -59,14 +291,18 @@ def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload
 
 def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
     """Heads split evenly, every pipeline stage has a layer, the precision exists, one sequence
-    fits (and C fit, for concurrency)."""
+    fits (whether the scenario can run the batch is the scenario's own check)."""
     plan = request_memory(model, gpu, dep, wl, profile)
     heads_split = jnp.mod(model.n_heads, dep.tp) == 0.0
     stages_have_layers = dep.pp <= model.n_layers
     has_peak = jnp.isfinite(peak_flop_per_s(gpu, dep.compute_dtype))
     fits = plan.weights_fit & (plan.max_batch >= 1.0)
-    concurrency_fits = (dep.scenario != 1.0) | (dep.batch <= plan.max_batch)
-    return heads_split & stages_have_layers & has_peak & fits & concurrency_fits
+    return heads_split & stages_have_layers & has_peak & fits
+
+
+def evaluate_point(point: DesignPoint) -> Metrics:
+    """``evaluate`` of a ``DesignPoint``, with the times of a point that cannot run as NaN."""
+    return mask_infeasible(evaluate(*point))
 
 
 def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Metrics:
@@ -77,9 +313,9 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     """
     plan = request_memory(model, gpu, dep, wl, profile)
     # Where nothing fits, the scenarios evaluate the batch as given (explain shows what it would take).
-    tl = timeline(model, gpu, dep, wl, profile, plan.max_batch)
+    tl, runs = timeline(model, gpu, dep, wl, profile, plan.max_batch)
     has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
-    ok = feasibility(model, gpu, dep, wl, profile) & jnp.isfinite(tl.e2e_s) & jnp.isfinite(tl.tpot_s)
+    ok = feasibility(model, gpu, dep, wl, profile) & runs & jnp.isfinite(tl.e2e_s) & jnp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
     gpus = dep.tp * dep.pp * dep.dp
     price = gpu.usd_per_hour * gpus
@@ -108,20 +344,7 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     )
 
 
-TIMED_FIELDS = (
-    "batch_in_flight",
-    "prefill_s",
-    "decode_s",
-    "ttft_s",
-    "ttft_min_s",
-    "tpot_s",
-    "e2e_s",
-    "output_tok_s",
-    "output_tok_s_per_gpu",
-    "user_tok_s",
-    "usd_per_mtok_output",
-    "usd_per_mtok_input",
-)
+TIMED_FIELDS = tuple(name for name, info in METRICS.items() if info.runs_only)
 """Metrics that exist only for a point that can run."""
 
 

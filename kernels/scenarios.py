@@ -1,4 +1,9 @@
-"""Serving scenarios: how requests share the GPUs, in closed form.
+"""Serving scenarios: how requests share the GPUs, in closed form, one function each.
+
+A scenario is a function ``(model, gpu, dep, wl, profile, max_batch) -> (Timeline, feasible)``
+of one micro-batch of one rank, registered once in ``REGISTRY``; its code (``Deployment.scenario``)
+is its index there, and ``timeline`` dispatches with ``lax.switch``. Adding a scenario is its
+function and one ``Scenario`` entry.
 
 - ``static`` (code 0): B identical requests arrive at once (shared/benchmarks). At most B_run =
   min(B, B_max) run together, so B > B_max runs in waves: floor(B / B_run) full waves and one of
@@ -8,19 +13,20 @@
   batching, in steady state. Every decode step serves all C sequences at the mean context
   I + (O-1)/2 and the mean window context (exact: a step's time is affine in the summed
   contexts, ``decode_step_mean``); each request's prefill
-  (one prompt) pauses decoding once per request.
+  (one prompt) pauses decoding once per request. Feasible only if the C sequences fit.
 - ``max_throughput`` (code 2): the same steady state with C = B_max, as many as fit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from kernels._types import Scalar
+from kernels._types import BoolScalar, Scalar
 from kernels.roofline import (
     PhaseTime,
     decode_step,
@@ -32,9 +38,6 @@ from kernels.roofline import (
     prefill_time,
 )
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
-
-SCENARIOS = ("static", "concurrency", "max_throughput")
-"""Names of the ``Deployment.scenario`` codes, in code order."""
 
 
 class Timeline(NamedTuple):
@@ -175,21 +178,59 @@ def steady(
     )
 
 
+def _static(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+) -> tuple[Timeline, BoolScalar]:
+    """``static``: always runnable (waves when B exceeds B_max)."""
+    return static(model, gpu, dep, wl, profile, max_batch), jnp.ones_like(dep.batch, dtype=bool)
+
+
+def _concurrency(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+) -> tuple[Timeline, BoolScalar]:
+    """``concurrency``: C = B in flight; runnable only if the C sequences fit (C <= B_max)."""
+    return steady(model, gpu, dep, wl, profile, dep.batch), dep.batch <= max_batch
+
+
+def _max_throughput(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+) -> tuple[Timeline, BoolScalar]:
+    """``max_throughput``: C = B_max in flight (where nothing fits, the batch as given)."""
+    fill = jnp.where(max_batch >= 1.0, max_batch, dep.batch)
+    return steady(model, gpu, dep, wl, profile, fill), jnp.ones_like(dep.batch, dtype=bool)
+
+
+class Scenario(NamedTuple):
+    """One serving scenario: its name (the coordinate), what it means, and its function."""
+
+    name: str
+    description: str
+    run: Callable[..., tuple[Timeline, BoolScalar]]
+
+
+REGISTRY: tuple[Scenario, ...] = (
+    Scenario("static", "batch requests at once, in waves when they do not all fit", _static),
+    Scenario("concurrency", "batch requests kept in flight (continuous batching), steady state", _concurrency),
+    Scenario("max_throughput", "as many requests in flight as fit, steady state", _max_throughput),
+)
+"""Every scenario; a scenario's code is its index here."""
+
+SCENARIOS = tuple(s.name for s in REGISTRY)
+"""Names of the ``Deployment.scenario`` codes, in code order."""
+
+
 def timeline(
     model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
-) -> Timeline:
-    """The scenario chosen by ``dep.scenario`` (a code into SCENARIOS).
+) -> tuple[Timeline, BoolScalar]:
+    """The deployment's timeline under the scenario chosen by ``dep.scenario``, and whether that
+    scenario can run it.
 
-    ``lax.cond``: where a sweep holds the scenario fixed, only its branch runs; where scenario is
-    an axis, ``vmap`` turns the cond into a select of both.
+    ``lax.switch``: where a sweep holds the scenario fixed, only its branch runs; where scenario
+    is an axis, ``vmap`` turns the switch into a select of all branches.
     """
-
-    def steady_branch() -> Timeline:
-        fill = jnp.where(max_batch >= 1.0, max_batch, dep.batch)  # nothing fits: the batch as given
-        return steady(model, gpu, dep, wl, profile, jnp.where(dep.scenario == 2.0, fill, dep.batch))
-
-    one = jax.lax.cond(dep.scenario == 0.0, lambda: static(model, gpu, dep, wl, profile, max_batch), steady_branch)
-    return deployment_timeline(one, dep)
+    code = jnp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(jnp.int32)
+    one, ok = jax.lax.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, max_batch)
+    return deployment_timeline(one, dep), ok
 
 
 def deployment_timeline(one: Timeline, dep: Deployment) -> Timeline:

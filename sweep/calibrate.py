@@ -70,32 +70,35 @@ def fit(
     rows: list[Measurement], base: EngineProfile, free: tuple[str, ...] = FREE_TERMS, starts: int = 6, seed: int = 0
 ) -> FitResult:
     """Best profile over ``starts`` L-BFGS-B runs from deterministic points of the search box."""
-    points = build_points(rows)
-    lo = np.array([FIT_BOUNDS[n][0] for n in free])
-    hi = np.array([FIT_BOUNDS[n][1] for n in free])
+    with jax.enable_x64(True):  # counts and the fit need float64
+        points = build_points(rows)
+        lo = np.array([FIT_BOUNDS[n][0] for n in free])
+        hi = np.array([FIT_BOUNDS[n][1] for n in free])
 
-    def loss_of_unit(z):
-        return log_error_loss(with_terms(base, free, jnp.asarray(lo) + (jnp.asarray(hi) - jnp.asarray(lo)) * z), points)
+        def loss_of_unit(z):
+            return log_error_loss(
+                with_terms(base, free, jnp.asarray(lo) + (jnp.asarray(hi) - jnp.asarray(lo)) * z), points
+            )
 
-    value_and_grad = jax.jit(jax.value_and_grad(loss_of_unit))
+        value_and_grad = jax.jit(jax.value_and_grad(loss_of_unit))
 
-    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-        v, g = value_and_grad(jnp.asarray(z, dtype=jnp.float64))
-        return float(v), np.asarray(g, dtype=np.float64)
+        def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+            v, g = value_and_grad(jnp.asarray(z, dtype=jnp.float64))
+            return float(v), np.asarray(g, dtype=np.float64)
 
-    rng = np.random.default_rng(seed)
-    inits = [np.full(len(free), 0.5)] + [rng.uniform(0.05, 0.95, len(free)) for _ in range(starts - 1)]
-    best, iterations = None, 0
-    for z0 in inits:
-        res = scipy.optimize.minimize(
-            objective, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(free), options={"maxiter": 500}
-        )
-        iterations += int(res.nit)
-        if best is None or res.fun < best.fun:
-            best = res
-    values = lo + (hi - lo) * best.x
-    terms = {n: float(v) for n, v in zip(free, values)}
-    return FitResult(with_terms(base, free, jnp.asarray(values)), terms, float(best.fun), len(inits), iterations)
+        rng = np.random.default_rng(seed)
+        inits = [np.full(len(free), 0.5)] + [rng.uniform(0.05, 0.95, len(free)) for _ in range(starts - 1)]
+        best, iterations = None, 0
+        for z0 in inits:
+            res = scipy.optimize.minimize(
+                objective, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(free), options={"maxiter": 500}
+            )
+            iterations += int(res.nit)
+            if best is None or res.fun < best.fun:
+                best = res
+        values = lo + (hi - lo) * best.x
+        terms = {n: float(v) for n, v in zip(free, values)}
+        return FitResult(with_terms(base, free, jnp.asarray(values)), terms, float(best.fun), len(inits), iterations)
 
 
 def errors(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:

@@ -19,15 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grids.dtypes import compute_code, default_compute
-from grids.gpus import load_gpus
+from grids.axes import AXES, stack
 from grids.models import load_model
-from grids.profiles import load_profile
-from grids.sweeps import DTYPE_BYTES, EXPERT_PARALLEL, KV_DTYPE_BYTES, SweepSpec
+from grids.sweeps import SweepSpec
 from kernels.params import param_counts
-from kernels.point import Metrics, evaluate, mask_infeasible
-from kernels.scenarios import SCENARIOS
-from kernels.specs import Deployment, Workload
+from kernels.point import METRICS, design_point, evaluate_point
 
 
 def use_compilation_cache() -> None:
@@ -39,8 +35,8 @@ def use_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", os.environ.get("SWEEP_JAX_CACHE", default))
 
 
-STORED = tuple(f for f in Metrics._fields if f != "params_total")
-"""Metrics stored on the full grid; params_total depends on the model only and is stored once."""
+STORED = tuple(name for name, info in METRICS.items() if not info.per_model)
+"""Metrics stored on the full grid; those that depend on the model only (params_total) are stored once."""
 
 
 TILE_BYTES = int(os.environ.get("SWEEP_TILE_BYTES", 2 * 2**20))
@@ -83,7 +79,7 @@ def lift(
 
 def _loop_batch_sizes(dims: tuple[str, ...], shape: tuple[int, ...] | None, tile_points: int) -> dict[str, int | None]:
     """Dims evaluated by a loop, each with the entries vectorised per iteration (None: one)."""
-    loops: dict[str, int | None] = {"model": None} if "model" in dims else {}
+    loops: dict[str, int | None] = {dim: None for dim in dims if AXES[dim].loop}
     if shape is None:
         return loops
     inner = 1
@@ -112,78 +108,25 @@ def _loop(fn: Callable, dim: str, batch_size: int | None) -> Callable:
 
 
 def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
-    """One design point from the engine's input dict to the stored metrics (infeasible -> NaN)."""
-    weight = inputs["weight_dtype"]
-    # compute_dtype -1 ("auto"): the weight format's own compute precision (grids/dtypes.toml).
-    compute = jnp.where(inputs["compute_dtype"] < 0.0, weight[1], inputs["compute_dtype"])
-    dep = Deployment(
-        tp=inputs["tp"],
-        batch=inputs["batch"],
-        weight_bytes_per_elem=weight[0],
-        kv_bytes_per_elem=inputs["kv_dtype"],
-        act_bytes_per_elem=jnp.full_like(weight[0], 2.0),
-        compute_dtype=compute,
-        scenario=inputs["scenario"],
-        pp=inputs["pp"],
-        dp=inputs["dp"],
-        expert_parallel=inputs["expert_parallel"],
-    )
-    wl = Workload(input_len=inputs["input_len"], output_len=inputs["output_len"])
-    m = mask_infeasible(evaluate(inputs["model"], inputs["gpu"], dep, wl, inputs["profile"]))
-    out = {name: getattr(m, name) for name in STORED}
-    out["bottleneck"] = out["bottleneck"].astype(jnp.int8)
-    return out
+    """One design point from the engine's inputs (per axis, its named kernel inputs, grids.axes)
+    to the stored metrics (infeasible -> NaN)."""
+    named: dict[str, Any] = {}
+    for encoded in inputs.values():
+        named.update(encoded)
+    m = evaluate_point(design_point(**named))
+    return {name: getattr(m, name).astype(STORED_DTYPES.get(name, getattr(m, name).dtype)) for name in STORED}
 
 
-def stack_specs(specs: list[Any], dtype: Any) -> Any:
-    """Specs of one kind stacked leaf by leaf: the leading axis indexes the entries."""
-    return jax.tree.map(lambda *leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves]), dtype=dtype), *specs)
+STORED_DTYPES = {name: jnp.int8 for name, info in METRICS.items() if info.dtype == "int8"}
+"""Metrics stored narrower than they are computed (the bottleneck code)."""
 
 
-def _weight_entry(name: str) -> tuple[float, float]:
-    """(bytes per weight with scale overhead, code of the compute precision it runs at by default)."""
-    return DTYPE_BYTES[name], compute_code(default_compute(name))
+def axis_values(dim: str, values: list[Any], dtype: Any) -> Any:
+    """The engine's inputs of one axis: its named kernel inputs stacked along the coordinate, on the host."""
+    return jax.tree.map(lambda x: np.asarray(x, dtype=dtype), AXES[dim].encode(values))
 
 
-def axis_values(dim: str, names: list[Any], dtype: Any) -> Any:
-    """The engine's stacked input values of one axis (leading axis = the coordinate)."""
-    if dim == "model":
-        return stack_specs([load_model(k).spec for k in names], dtype)
-    if dim == "gpu":
-        gpus = load_gpus()
-        return stack_specs([gpus[k].spec for k in names], dtype)
-    if dim == "profile":
-        return stack_specs([load_profile(k).spec for k in names], dtype)
-    if dim == "weight_dtype":
-        entries = [_weight_entry(k) for k in names]
-        return tuple(jnp.asarray([e[i] for e in entries], dtype=dtype) for i in range(2))
-    if dim == "scenario":
-        return jnp.asarray([SCENARIOS.index(k) for k in names], dtype=dtype)
-    if dim == "kv_dtype":
-        return jnp.asarray([KV_DTYPE_BYTES[k] for k in names], dtype=dtype)
-    if dim == "expert_parallel":
-        return np.asarray([EXPERT_PARALLEL[k] for k in names], dtype=dtype)
-    if dim == "compute_dtype":
-        return jnp.asarray([-1.0 if k == "auto" else compute_code(k) for k in names], dtype=dtype)
-    return jnp.asarray(names, dtype=dtype)
-
-
-INPUT_KEYS = (
-    "model",
-    "gpu",
-    "tp",
-    "batch",
-    "input_len",
-    "output_len",
-    "weight_dtype",
-    "kv_dtype",
-    "compute_dtype",
-    "profile",
-    "scenario",
-    "pp",
-    "dp",
-    "expert_parallel",
-)
+INPUT_KEYS = tuple(AXES)
 
 
 @functools.cache
@@ -239,6 +182,10 @@ class Plan:
 
     def evaluate(self, chunk_id: tuple[int, ...]) -> dict[str, np.ndarray]:
         """The stored metrics of one chunk, cropped to the grid, as numpy arrays."""
+        with jax.enable_x64(self.dtype == np.float64):
+            return self._evaluate(chunk_id)
+
+    def _evaluate(self, chunk_id: tuple[int, ...]) -> dict[str, np.ndarray]:
         region = self.region(chunk_id)
         args = dict(self.values)
         for dim, sl, size in zip(self.dims, region, self.padded_chunks):
@@ -264,12 +211,17 @@ def chunk_shape(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
 
 def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     """Resolve the spec's catalogue keys to stacked specs and compile the chunk function."""
+    with jax.enable_x64(spec.precision == "float64"):
+        return _make_plan(spec, chunk_points)
+
+
+def _make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     use_compilation_cache()
     dtype = np.float32 if spec.precision == "float32" else np.float64
     dims = tuple(spec.axes)
     values: dict[str, Any] = {dim: axis_values(dim, list(vals), dtype) for dim, vals in spec.axes.items()}
-    for key, name in spec.fixed.items():
-        values[key] = jax.tree.map(lambda x: x[0], axis_values(key, [name], dtype))
+    for key, value in spec.fixed.items():
+        values[key] = jax.tree.map(lambda x: np.asarray(x[0]), axis_values(key, [value], dtype))
     # Host (numpy) arrays: a chunk's inputs are gathered by numpy indexing in microseconds, where
     # indexing ~60 device arrays costs ~15 ms of dispatch per chunk (measured).
     values = jax.tree.map(np.asarray, values)
@@ -281,4 +233,6 @@ def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
 
 def params_by_model(spec: SweepSpec) -> np.ndarray:
     """Parameter counts per model in float64 (float32 cannot hold 70,553,706,496 exactly)."""
-    return np.asarray([float(param_counts(load_model(k).spec).total) for k in spec.axes["model"]], np.float64)
+    with jax.enable_x64(True):
+        counts = jax.jit(jax.vmap(param_counts))(stack([load_model(k).spec for k in spec.axes["model"]]))
+        return np.asarray(counts.total, np.float64)

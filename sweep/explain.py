@@ -46,7 +46,15 @@ def _scalars(named: Any) -> dict[str, float]:
     return {k: float(v) for k, v in named._asdict().items()}
 
 
-def explain(
+def explain(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``_explain`` in float64 (JAX's 64-bit mode, scoped)."""
+    import jax
+
+    with jax.enable_x64(True):
+        return _explain(*args, **kwargs)
+
+
+def _explain(
     model: str,
     gpu: str,
     tp: int,
@@ -113,7 +121,7 @@ def explain(
 
     metrics = evaluate(spec, gspec, dep, wl, pspec)
     plan = request_memory(spec, gspec, dep, wl, pspec)
-    tl = timeline(spec, gspec, dep, wl, pspec, plan.max_batch)
+    tl, _ = timeline(spec, gspec, dep, wl, pspec, plan.max_batch)
     prefill, decode = tl.prefill, tl.decode
     running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
     first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)

@@ -4,76 +4,74 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grids.dtypes import compute_code, default_compute
-from grids.gpus import load_gpus
-from grids.models import load_model
-from grids.sweeps import SCENARIOS
-from kernels.point import evaluate
-from kernels.specs import Deployment, EngineProfile, Workload
-from sweep.engine import stack_specs
-from sweep.measurements import METRICS, PRECISION_BYTES, Measurement
+from grids.axes import design_inputs
+from kernels.point import design_point, evaluate
+from kernels.specs import EngineProfile
+from sweep.measurements import METRICS, Measurement
 
 
 @dataclass(frozen=True)
 class Points:
-    """Measured points as stacked specs (leading axis: the point) and their measured values."""
+    """Measured points as named kernel inputs (``design_point``'s arguments but the profile,
+    leading axis: the point) and their measured values."""
 
-    model: object
-    gpu: object
-    dep: Deployment
-    wl: Workload
+    inputs: dict[str, Any]
     metric: np.ndarray  # index into METRICS
     measured: np.ndarray
 
 
 def build_points(rows: list[Measurement]) -> Points:
-    """Stack the specs of every measurement (the batch of max_throughput rows is unused: 1)."""
-    gpus = load_gpus()
-    models = {k: load_model(k).spec for k in {r.model for r in rows}}
-    f = lambda values: jnp.asarray(np.asarray(values, dtype=np.float64))  # noqa: E731
-    dep = Deployment(
-        tp=f([r.tp for r in rows]),
-        batch=f([1.0 if np.isnan(r.batch) else r.batch for r in rows]),
-        weight_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
-        kv_bytes_per_elem=f([PRECISION_BYTES[r.precision] for r in rows]),
-        act_bytes_per_elem=f([2.0] * len(rows)),
-        # The format's own tensor-core precision, as in sweeps (fp8 weights run fp8 matmuls).
-        compute_dtype=f([compute_code(default_compute(r.precision)) for r in rows]),
-        scenario=f([SCENARIOS.index(r.scenario) for r in rows]),
-        pp=f([1.0] * len(rows)),
-        dp=f([1.0] * len(rows)),
-        expert_parallel=f([0.0] * len(rows)),
-    )
-    wl = Workload(f([r.input_len for r in rows]), f([r.output_len for r in rows]))
+    """The design point of every measurement, from its named values (the batch of max_throughput
+    rows is unused: 1). A measurement's precision is its weights' and KV cache's format; the
+    weights run at the format's own compute precision, as in sweeps (fp8 weights: fp8 matmuls)."""
+    per_row = []
+    for r in rows:
+        named = design_inputs(
+            dict(
+                model=r.model,
+                gpu=r.gpu,
+                tp=r.tp,
+                input_len=1,
+                output_len=1,
+                weight_dtype=r.precision,
+                kv_dtype=r.precision,
+                scenario=r.scenario,
+            )
+        )
+        # Measured lengths are means over requests (299.8 output tokens), not whole numbers.
+        lengths = dict(batch=1.0 if np.isnan(r.batch) else r.batch, input_len=r.input_len, output_len=r.output_len)
+        named.update({k: np.asarray(v, np.float64) for k, v in lengths.items()})
+        per_row.append(named)
+    inputs = jax.tree.map(lambda *xs: np.stack(xs), *per_row)
+    del inputs["profile"]
     return Points(
-        stack_specs([models[r.model] for r in rows], jnp.float64),
-        stack_specs([gpus[r.gpu].spec for r in rows], jnp.float64),
-        dep,
-        wl,
-        np.asarray([METRICS.index(r.metric) for r in rows]),
-        np.asarray([r.value for r in rows]),
+        inputs, np.asarray([METRICS.index(r.metric) for r in rows]), np.asarray([r.value for r in rows], np.float64)
     )
 
 
-def _metric(m, dep: Deployment, code):
+def _metric(inputs: dict[str, Any], profile: EngineProfile, code: jax.Array) -> jax.Array:
+    m = evaluate(*design_point(profile=profile, **inputs))
     values = jnp.stack([m.output_tok_s, m.ttft_s, m.tpot_s, m.e2e_s, m.ttft_min_s])
     return jnp.where(m.feasible, values[code], jnp.nan)
 
 
 @jax.jit
-def _predict(profile: EngineProfile, model, gpu, dep: Deployment, wl: Workload, metric) -> jax.Array:
-    one = lambda m, g, d, w, c: _metric(evaluate(m, g, d, w, profile), d, c)  # noqa: E731
-    return jax.vmap(one)(model, gpu, dep, wl, metric)
+def _predict(profile: EngineProfile, inputs: dict[str, Any], metric: jax.Array) -> jax.Array:
+    return jax.vmap(_metric, in_axes=(0, None, 0))(inputs, profile, metric)
 
 
 def predict(profile: EngineProfile, points: Points) -> jax.Array:
-    """Predicted value of each measured metric (NaN where the point cannot run)."""
-    return _predict(profile, points.model, points.gpu, points.dep, points.wl, jnp.asarray(points.metric))
+    """Predicted value of each measured metric (NaN where the point cannot run), in float64."""
+    with jax.enable_x64(True):
+        inputs = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), points.inputs)
+        profile = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), profile)
+        return _predict(profile, inputs, jnp.asarray(points.metric))
 
 
 def with_terms(base: EngineProfile, names: tuple[str, ...], values) -> EngineProfile:

@@ -1,11 +1,17 @@
-"""Build spec pytrees from plain dicts (the reference's inputs), for tests."""
+"""Design points for tests, built like everywhere else: axis values -> ``grids.axes.design_inputs``
+-> ``kernels.point.design_point``. Models, GPUs and profiles may be plain dicts (the reference's
+inputs) or catalogue keys."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 
+from grids.axes import AXES, design_inputs
+from kernels.point import DesignPoint, design_point
 from kernels.specs import DENSE_DEFAULTS, Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 
@@ -32,28 +38,32 @@ def profile(values: dict) -> EngineProfile:
     return _make(EngineProfile, values)
 
 
-def deployment(
-    tp, batch, w_bytes=2.0, kv_bytes=2.0, act_bytes=2.0, compute_dtype=0, scenario=0, pp=1, dp=1, expert_parallel=0
-) -> Deployment:
-    return _make(
-        Deployment,
-        dict(
-            tp=tp,
-            batch=batch,
-            weight_bytes_per_elem=w_bytes,
-            kv_bytes_per_elem=kv_bytes,
-            act_bytes_per_elem=act_bytes,
-            compute_dtype=compute_dtype,
-            scenario=scenario,
-            pp=pp,
-            dp=dp,
-            expert_parallel=expert_parallel,
-        ),
-    )
+def _spec(value: Any, make) -> Any:
+    return make(value) if isinstance(value, dict) else value
+
+
+def point(m: Any = None, g: Any = None, p: Any = None, **values: Any) -> DesignPoint:
+    """One design point from named values: axis values (``tp=4, weight_dtype="fp8",
+    scenario="concurrency"``, grids/axes.py) or, for what no axis value expresses (a drawn byte
+    width, a scenario code), the kernel inputs of ``design_point`` by name
+    (``weight_bytes_per_elem=0.5, compute_dtype=3, scenario=1``). ``m``, ``g``, ``p`` are dicts,
+    specs or catalogue keys (default Llama 3.3 70B, the article's H100 and the article's profile).
+    Unset lengths are 1 token."""
+    values = {"input_len": 1, "output_len": 1, **values}
+    axes = {k: v for k, v in values.items() if k in AXES and (AXES[k].kind != "choice" or isinstance(v, str))}
+    axes.update(model=_spec(m or LLAMA_70B, model), gpu=_spec(g or H100, gpu), profile=_spec(p or ARTICLE, profile))
+    named = design_inputs(axes)
+    named.update({k: v for k, v in values.items() if k not in axes})
+    return design_point(**jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), named))
+
+
+def deployment(tp, batch, **axes: Any) -> Deployment:
+    """The Deployment of ``point(tp=tp, batch=batch, **axes)``."""
+    return point(tp=tp, batch=batch, **axes).dep
 
 
 def workload(input_len, output_len) -> Workload:
-    return _make(Workload, dict(input_len=input_len, output_len=output_len))
+    return Workload(input_len=f64(input_len), output_len=f64(output_len))
 
 
 # Llama 3.3 70B, from its config.json (meta-llama/Llama-3.3-70B-Instruct).

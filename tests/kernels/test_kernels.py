@@ -109,14 +109,11 @@ def test_kv_heads_split_then_replicated(tp, heads):
     assert float(kv_bytes_per_token_per_gpu(model, f64(tp), f64(2.0))) == heads * 40_960
 
 
-def _h100_70b(tp, batch=1, compute_dtype=0, input_len=2048, output_len=128, profile=ROOFLINE):
-    return evaluate(
-        specs.model(specs.LLAMA_70B),
-        specs.gpu(specs.H100),
-        specs.deployment(tp, batch, compute_dtype=compute_dtype),
-        specs.workload(input_len, output_len),
-        specs.profile(profile),
+def _h100_70b(tp, batch=1, compute_dtype="bf16", input_len=2048, output_len=128, profile=ROOFLINE):
+    pt = specs.point(
+        p=profile, tp=tp, batch=batch, compute_dtype=compute_dtype, input_len=input_len, output_len=output_len
     )
+    return evaluate(*pt)
 
 
 def test_tp_not_dividing_heads_is_infeasible():
@@ -187,7 +184,7 @@ def test_second_call_with_new_values_does_not_recompile():
     second = point(
         specs.model(LLAMA_31_8B),
         specs.gpu(dict(specs.H100, hbm_bytes_per_s=4.8e12)),
-        specs.deployment(1, 32, w_bytes=1.0, compute_dtype=1, scenario=2),
+        specs.deployment(1, 32, weight_dtype="fp8", compute_dtype="fp8", scenario="max_throughput"),
         specs.workload(100, 7),
         specs.profile(specs.ARTICLE),
     )

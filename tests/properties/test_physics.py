@@ -43,16 +43,20 @@ def _decode_step_time(model, gpu, dep, profile, context_len):
 def _specs(pt: dict, **over):
     """(model, gpu, deployment, workload, profile) of a drawn point, with fields overridden."""
     pt = {**pt, **over}
-    dep = specs.deployment(
-        pt["tp"], pt["batch"], pt["w_bytes"], pt["kv_bytes"], 2.0, pt["compute_dtype"], pt.get("scenario", 0)
+    point = specs.point(
+        pt["m"],
+        pt["g"],
+        pt["p"],
+        tp=pt["tp"],
+        batch=pt["batch"],
+        input_len=pt["input_len"],
+        output_len=pt["output_len"],
+        weight_bytes_per_elem=pt["w_bytes"],
+        kv_bytes_per_elem=pt["kv_bytes"],
+        compute_dtype=pt["compute_dtype"],
+        scenario=pt.get("scenario", 0),
     )
-    return (
-        specs.model(pt["m"]),
-        specs.gpu(pt["g"]),
-        dep,
-        specs.workload(pt["input_len"], pt["output_len"]),
-        specs.profile(pt["p"]),
-    )
+    return tuple(point)
 
 
 def _step_total(pt: dict, context_len: float, **over) -> float:

@@ -42,25 +42,23 @@ examples, well inside 1e-12."""
 
 
 def _kernel(pt: dict):
-    dep = specs.deployment(
-        pt["tp"],
-        pt["batch"],
-        pt["w_bytes"],
-        pt["kv_bytes"],
-        2.0,
-        pt["compute_dtype"],
-        pt.get("scenario", 0),
-        pt.get("pp", 1),
-        pt.get("dp", 1),
-        float(pt.get("expert_parallel", 0)),
+    point = specs.point(
+        pt["m"],
+        pt["g"],
+        pt["p"],
+        tp=pt["tp"],
+        batch=pt["batch"],
+        input_len=pt["input_len"],
+        output_len=pt["output_len"],
+        weight_bytes_per_elem=pt["w_bytes"],
+        kv_bytes_per_elem=pt["kv_bytes"],
+        compute_dtype=pt["compute_dtype"],
+        scenario=pt.get("scenario", 0),
+        pp=pt.get("pp", 1),
+        dp=pt.get("dp", 1),
+        expert_parallel=float(pt.get("expert_parallel", 0)),
     )
-    return EVALUATE(
-        specs.model(pt["m"]),
-        specs.gpu(pt["g"]),
-        dep,
-        specs.workload(pt["input_len"], pt["output_len"]),
-        specs.profile(pt["p"]),
-    )
+    return EVALUATE(*point)
 
 
 def _reference(pt: dict) -> dict:

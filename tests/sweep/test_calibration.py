@@ -162,7 +162,11 @@ def test_fp8_measurements_are_predicted_at_fp8_compute():
         load_profile("roofline").spec,
     )
     at = {
-        code: float(evaluate(args[0], args[1], deployment(1, 8.0, 1.0, 1.0, 2.0, code), *args[3:]).ttft_s)
-        for code in (0, 1)
+        code: float(
+            evaluate(
+                args[0], args[1], deployment(1, 8, weight_dtype="fp8", kv_dtype="fp8", compute_dtype=code), *args[3:]
+            ).ttft_s
+        )
+        for code in ("bf16", "fp8")
     }
-    assert got == pytest.approx(at[1], rel=1e-12) and at[1] < at[0]
+    assert got == pytest.approx(at["fp8"], rel=1e-12) and at["fp8"] < at["bf16"]

@@ -9,7 +9,7 @@ import pytest
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
-from grids.sweeps import DTYPE_BYTES, validate
+from grids.sweeps import validate
 from kernels.point import evaluate, mask_infeasible
 from sweep.engine import STORED, chunk_shape, make_plan
 from tests.specs import deployment, workload
@@ -53,7 +53,7 @@ def test_vmapped_chunks_equal_point_loop():
             expected = point(
                 load_model(coords["model"]).spec,
                 gpus[coords["gpu"]].spec,
-                deployment(coords["tp"], coords["batch"], DTYPE_BYTES["bf16"], DTYPE_BYTES["bf16"]),
+                deployment(coords["tp"], coords["batch"]),
                 workload(coords["input_len"], coords["output_len"]),
                 load_profile(coords["profile"]).spec,
             )

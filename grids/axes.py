@@ -1,0 +1,364 @@
+"""The sweep axes, each declared once: the registry every other part reads.
+
+An ``Axis`` says what a dimension of the design space is (name, kind, units, long_name,
+description), its default, how a value is validated, and how values become kernel inputs (the
+named arguments of ``kernels.point.design_point``). Spec validation (``grids.sweeps``), the
+engine's inputs, the dataset's coordinates, ``sweep explain``'s flags, the CLI's choices and
+``--sel`` casting all read ``AXES``; adding an axis is one entry here and the kernel that uses it.
+
+Kinds: ``catalogue`` (a key of a catalogue: model, GPU, profile), ``choice`` (one of fixed
+names), ``integer`` (positive whole numbers; ranges are rounded) and ``float`` (positive numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import numpy as np
+
+from grids.dtypes import compute_code, load_dtypes
+from grids.errors import SpecError
+from grids.gpus import load_gpus
+from grids.models import load_model
+from grids.profiles import load_profile
+from kernels.point import AUTO_COMPUTE
+from kernels.scenarios import REGISTRY as SCENARIO_REGISTRY
+from kernels.specs import COMPUTE_DTYPES
+
+Kind = Literal["catalogue", "choice", "integer", "float"]
+Inputs = dict[str, Any]
+"""Named kernel inputs (arguments of ``kernels.point.design_point``), float64 numpy arrays or spec
+pytrees of them, with a leading axis over the axis's values."""
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of the design space."""
+
+    name: str
+    kind: Kind
+    long_name: str
+    units: str  # of a numeric value; "" for names (catalogue keys and choices carry no unit)
+    description: str
+    encode: Callable[[Sequence[Any]], Inputs]  # values -> named kernel inputs, stacked
+    default: Any = None  # used when neither swept nor fixed; None on a required axis: no default
+    required: bool = False  # every sweep lists it
+    default_text: str = ""  # the default in words, for help texts, when it is not a plain value
+    choices: Callable[[], Sequence[str]] | None = None  # valid names (choice, catalogue listing)
+    check: Callable[[str], None] | None = None  # raises SpecError for an unknown catalogue key
+    flag: str = ""  # explain's command-line flag; default --name-with-hyphens
+    loop: bool = False  # the engine loops over it: the kernels branch on its entries (architecture)
+    readout: Callable[[dict[str, list[Any]], Any], tuple[tuple[str, ...], np.ndarray]] | None = None
+    """When the axis is not swept: the dims and values of a data variable named like the axis that
+    records the value each point used (e.g. each GPU's catalogue price)."""
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def attrs(self) -> dict[str, str]:
+        """CF attributes of the coordinate. hvplot labels an axis "long_name (units)"; names carry
+        units "" (none), so a label reads "model", not "model [1]"."""
+        return {"long_name": self.long_name, "units": self.units, "description": self.description}
+
+    def label(self, value: Any) -> Any:
+        """The coordinate value of a validated value: a config.json path is labelled by its stem."""
+        if self.name == "model" and str(value).endswith(".json"):
+            return Path(value).stem
+        return value
+
+    def cast(self, text: Any, where: str = "") -> Any:
+        """A value from text (``--sel tp=4``, a CLI flag), typed by kind; SpecError if it is not one."""
+        try:
+            if self.kind == "integer":
+                number = float(text)
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            if self.kind == "float":
+                return float(text)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{where or self.name}: expected {'a whole number' if self.kind == 'integer' else 'a number'}, "
+                f"got {text!r}"
+            ) from None
+        return str(text)
+
+
+def stack(specs: Sequence[Any]) -> Any:
+    """Spec pytrees of one kind stacked leaf by leaf (float64 numpy): the leading axis indexes them."""
+    return jax.tree.map(lambda *leaves: np.stack([np.asarray(x, dtype=np.float64) for x in leaves]), *specs)
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.asarray([float(v) for v in values], dtype=np.float64)
+
+
+def _numeric(name: str) -> Callable[[Sequence[Any]], Inputs]:
+    return lambda values: {name: _floats(values)}
+
+
+def _weight_dtype(values: Sequence[Any]) -> Inputs:
+    formats = load_dtypes()
+    return {
+        "weight_bytes_per_elem": _floats([formats[v].bytes_per_elem for v in values]),
+        "weight_compute_dtype": _floats([compute_code(formats[v].compute) for v in values]),
+        "act_bytes_per_elem": _floats([formats[v].act_bytes_per_elem for v in values]),
+    }
+
+
+def _kv_dtype(values: Sequence[Any]) -> Inputs:
+    formats = load_dtypes()
+    return {"kv_bytes_per_elem": _floats([formats[v].bytes_per_elem for v in values])}
+
+
+def _compute_dtype(values: Sequence[Any]) -> Inputs:
+    return {"compute_dtype": _floats([AUTO_COMPUTE if v == "auto" else compute_code(v) for v in values])}
+
+
+def _price(values: Sequence[Any]) -> Inputs:
+    return {"usd_per_gpu_hour": _floats([math.nan if v is None else v for v in values])}
+
+
+def _catalogue_price(axes: dict[str, list[Any]], value: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    gpus = load_gpus()
+    return ("gpu",), _floats([gpus[g].table["usd_per_hour"] if value is None else value for g in axes["gpu"]])
+
+
+def _check_model(key: str) -> None:
+    load_model(key)
+
+
+def _check_gpu(key: str) -> None:
+    gpus = load_gpus()
+    if key not in gpus:
+        raise SpecError(f"unknown GPU '{key}'; expected one of: {', '.join(gpus)}")
+
+
+def _check_profile(name: str) -> None:
+    load_profile(name)
+
+
+def _kv_formats() -> list[str]:
+    return [k for k, d in load_dtypes().items() if d.kv]
+
+
+EXPERT_PARALLEL = {"off": 0.0, "on": 1.0}
+
+
+AXES: dict[str, Axis] = {
+    axis.name: axis
+    for axis in (
+        Axis(
+            "model",
+            "catalogue",
+            "model",
+            "",
+            "catalogue key of the model (grids/models), or a config.json path (labelled by its file name)",
+            lambda v: {"model": stack([load_model(k).spec for k in v])},
+            required=True,
+            check=_check_model,
+            loop=True,
+            choices=lambda: sorted(p.stem for p in (Path(__file__).parent / "models").glob("*.json")),
+        ),
+        Axis(
+            "gpu",
+            "catalogue",
+            "GPU",
+            "",
+            "catalogue key of the GPU (grids/gpus.toml)",
+            lambda v: {"gpu": stack([load_gpus()[k].spec for k in v])},
+            required=True,
+            check=_check_gpu,
+            choices=lambda: list(load_gpus()),
+        ),
+        Axis(
+            "tp",
+            "integer",
+            "tensor-parallel degree",
+            "GPU",
+            "GPUs of one pipeline stage, splitting every weight matrix (Megatron); a deployment has tp * pp * dp GPUs",
+            _numeric("tp"),
+            default=1,
+            required=True,
+        ),
+        Axis(
+            "batch",
+            "integer",
+            "batch size",
+            "sequence",
+            "requests served together (static) or kept in flight "
+            "(concurrency), per micro-batch of a data-parallel rank",
+            _numeric("batch"),
+            default=1,
+            required=True,
+        ),
+        Axis(
+            "input_len",
+            "integer",
+            "prompt length",
+            "token",
+            "prompt tokens per request",
+            _numeric("input_len"),
+            required=True,
+            flag="--input",
+        ),
+        Axis(
+            "output_len",
+            "integer",
+            "output length",
+            "token",
+            "generated tokens per request",
+            _numeric("output_len"),
+            required=True,
+            flag="--output",
+        ),
+        Axis(
+            "weight_dtype",
+            "choice",
+            "weight format",
+            "",
+            "storage format of the weights, scale overhead included (grids/dtypes.toml)",
+            _weight_dtype,
+            default="bf16",
+            choices=lambda: list(load_dtypes()),
+        ),
+        Axis(
+            "kv_dtype",
+            "choice",
+            "KV-cache format",
+            "",
+            "storage format of the KV cache (grids/dtypes.toml)",
+            _kv_dtype,
+            default="bf16",
+            choices=_kv_formats,
+        ),
+        Axis(
+            "compute_dtype",
+            "choice",
+            "compute precision",
+            "",
+            "tensor-core precision whose peak applies "
+            "(auto: the weight format's, e.g. W4A16 for int4; grids/dtypes.toml)",
+            _compute_dtype,
+            default="auto",
+            choices=lambda: ["auto", *COMPUTE_DTYPES],
+        ),
+        Axis(
+            "profile",
+            "catalogue",
+            "engine profile",
+            "",
+            "efficiency and overhead terms of a serving engine (grids/profiles)",
+            lambda v: {"profile": stack([load_profile(k).spec for k in v])},
+            default="roofline",
+            check=_check_profile,
+            choices=lambda: sorted(p.stem for p in (Path(__file__).parent / "profiles").glob("*.toml")),
+        ),
+        Axis(
+            "scenario",
+            "choice",
+            "serving scenario",
+            "",
+            "; ".join(f"{s.name}: {s.description}" for s in SCENARIO_REGISTRY),
+            lambda v: {"scenario": _floats([[s.name for s in SCENARIO_REGISTRY].index(k) for k in v])},
+            default="static",
+            choices=lambda: [s.name for s in SCENARIO_REGISTRY],
+        ),
+        Axis(
+            "pp",
+            "integer",
+            "pipeline stages",
+            "1",
+            "stages of tp GPUs, each holding 1/pp of the layers; pp micro-batches of batch sequences in flight",
+            _numeric("pp"),
+            default=1,
+        ),
+        Axis(
+            "dp",
+            "integer",
+            "data-parallel ranks",
+            "1",
+            "ranks of tp * pp GPUs, each serving its own pp micro-batches",
+            _numeric("dp"),
+            default=1,
+        ),
+        Axis(
+            "expert_parallel",
+            "choice",
+            "expert parallelism",
+            "",
+            "on: routed experts spread whole over the "
+            "tp * dp GPUs of a stage, all-to-all dispatch and combine; off: split like dense MLPs",
+            lambda v: {"expert_parallel": _floats([EXPERT_PARALLEL[k] for k in v])},
+            default="off",
+            choices=lambda: list(EXPERT_PARALLEL),
+        ),
+        Axis(
+            "usd_per_gpu_hour",
+            "float",
+            "price per GPU-hour",
+            "USD/h",
+            "rental price of one GPU; not swept: each GPU's catalogue price (grids/gpus.toml)",
+            _price,
+            default=None,
+            default_text="each GPU's catalogue price",
+            readout=_catalogue_price,
+        ),
+    )
+}
+"""Every axis, in the dataset's dimension order."""
+
+REQUIRED = tuple(name for name, axis in AXES.items() if axis.required)
+OPTIONAL = tuple(name for name, axis in AXES.items() if not axis.required)
+
+
+def check_value(axis: Axis, where: str, value: Any) -> Any:
+    """One value of ``axis``, validated: a positive whole number, a positive number, or a known name."""
+    if axis.kind in ("integer", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise SpecError(
+                f"{where}: expected a positive {'whole ' if axis.kind == 'integer' else ''}number, got {value!r}"
+            )
+        if not math.isfinite(value) or value <= 0:
+            raise SpecError(f"{where}: values must be positive and finite, got {value!r}")
+        if axis.kind == "integer":
+            if float(value) != math.floor(value):
+                raise SpecError(f"{where}: expected whole numbers, got {value!r}")
+            return int(value)
+        return float(value)
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{where}: expected a name, got {value!r}")
+    if axis.check is not None:
+        try:
+            axis.check(value)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+    elif axis.choices is not None and value not in axis.choices():
+        raise SpecError(f"{where}: unknown {axis.long_name} '{value}'; expected one of: {', '.join(axis.choices())}")
+    return value
+
+
+def design_inputs(values: dict[str, Any]) -> Inputs:
+    """Named kernel inputs of ONE design point (rank 0, float64 numpy) from axis values; axes not
+    given take their defaults. Feed them to ``kernels.point.design_point``. A catalogue axis also
+    takes a spec pytree itself instead of a key (tests, custom specs)."""
+    unknown = sorted(set(values) - set(AXES))
+    if unknown:
+        raise SpecError(f"unknown axis '{unknown[0]}'; expected: {', '.join(AXES)}")
+    inputs: Inputs = {}
+    for name, axis in AXES.items():
+        value = values.get(name, axis.default)
+        if axis.kind == "catalogue" and value is not None and not isinstance(value, str):
+            inputs[name] = value
+            continue
+        if value is None and axis.required:
+            raise SpecError(f"missing value of '{name}' ({axis.cli_flag})")
+        value = value if value is None else check_value(axis, axis.cli_flag, value)
+        inputs.update(jax.tree.map(lambda x: np.asarray(x[0]), axis.encode([value])))
+    return inputs
