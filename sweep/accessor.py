@@ -65,25 +65,44 @@ class EconAccessor:
         return self._ds.sel(cast)
 
     def best(
-        self, metric: str, over: Sequence[str], *conditions: str, maximize: bool = False, columns: Sequence[str] = ()
-    ) -> pd.DataFrame:
+        self,
+        metric: str,
+        over: Sequence[str],
+        *conditions: str,
+        maximize: bool = False,
+        columns: Sequence[str] = (),
+    ) -> xr.Dataset:
         """For each combination of the other dims, the point over ``over`` that minimises (or
-        maximises) ``metric`` among feasible points meeting ``conditions``; one row each.
+        maximises) ``metric`` among feasible points meeting ``conditions``.
+
+        Returns a Dataset over the other dims: ``metric`` and ``columns`` at the chosen point, and
+        the chosen value of each ``over`` dim as a coordinate. Where no point qualifies, the
+        variables are NaN (and the coordinates meaningless).
 
         Example: for each model the cheapest (gpu, tp, batch) with user_tok_s >= 30, ttft_s <= 1:
         ``ds.econ.best("usd_per_mtok_output", ["gpu", "tp", "batch"], "user_tok_s>=30", "ttft_s<=1")``
         """
         over = list(over)
+        if not over:
+            raise SpecError("--over: expected at least one dimension to choose over")
         for dim in over:
             if dim not in self._ds.dims:
-                raise SpecError(f"unknown dimension '{dim}' in --over; expected: {', '.join(self._ds.dims)}")
+                raise SpecError(f"unknown dimension '{dim}' in --over; expected: {', '.join(map(str, self._ds.dims))}")
+        names = [metric, *(c for c in columns if c != metric)]
+        for name in names:
+            self._var(name)
         target = self._var(metric).where(self.mask(*conditions))
         flat = target.stack(_cfg=over).fillna(-np.inf if maximize else np.inf)
         index = (flat.argmax("_cfg") if maximize else flat.argmin("_cfg")).compute()
-        chosen = target.stack(_cfg=over).isel(_cfg=index)
-        rows = chosen.to_dataframe(name=metric).reset_index()
-        rows = rows.drop(columns=[c for c in ("_cfg",) if c in rows.columns])
-        for name in columns:
-            values = self._var(name).stack(_cfg=over).isel(_cfg=index)
-            rows[name] = values.values.reshape(-1)
-        return rows.dropna(subset=[metric]).reset_index(drop=True)
+        chosen = self._ds[names].assign({metric: target}).stack(_cfg=over).isel(_cfg=index).drop_vars("_cfg")
+        found = np.isfinite(chosen[metric])
+        return chosen.where(found).assign_coords({d: chosen[d] for d in over})
+
+
+def best_rows(best: xr.Dataset, metric: str) -> pd.DataFrame:
+    """A result of ``ds.econ.best`` as a table: one row per combination of the other dims where a
+    point qualifies; columns the other dims, the chosen point's coordinates, then the variables."""
+    frame = best.to_dataframe().reset_index()
+    keys = [c for c in frame.columns if c in best.coords]
+    frame = frame[keys + [c for c in frame.columns if c not in keys]]
+    return frame.dropna(subset=[metric]).reset_index(drop=True)

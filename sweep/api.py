@@ -8,7 +8,7 @@ import xarray as xr
 
 import sweep.accessor  # noqa: F401  (registers ds.econ)
 from grids.sweeps import SweepSpec, load_sweep
-from sweep.engine import make_plan
+from sweep.engine import STORED, make_plan
 from sweep.explain import explain
 from sweep.run import run_sweep
 from sweep.store import open_sweep, template
@@ -42,7 +42,7 @@ def compute(spec: SweepSpec | str, chunk_points: int | None = None) -> xr.Datase
     spec = load_sweep(spec) if isinstance(spec, str) else spec
     plan = make_plan(spec, chunk_points)
     ds = template(plan)
-    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in ds.data_vars if name != "params_total"}
+    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in STORED}
     for chunk_id in plan.chunk_ids():
         region = plan.region(chunk_id)
         for name, values in plan.evaluate(chunk_id).items():

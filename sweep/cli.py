@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,26 +17,12 @@ from grids.errors import SpecError
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from grids.axes import AXES
     from sweep.explain import explain
     from sweep.explain_text import render
 
-    result = explain(
-        args.model,
-        args.gpu,
-        args.tp,
-        args.batch,
-        args.input,
-        args.output,
-        convention=args.convention,
-        profile=args.profile,
-        weight_dtype=args.weight_dtype,
-        kv_dtype=args.kv_dtype,
-        scenario=args.scenario,
-        compute_dtype=args.compute_dtype,
-        pp=args.pp,
-        dp=args.dp,
-        expert_parallel=args.expert_parallel,
-    )
+    values = {name: getattr(args, name) for name in AXES if getattr(args, name) is not None}
+    result = explain(convention=args.convention, **values)
     print(json.dumps(_json_safe(result), indent=2, allow_nan=False) if args.json else render(result))
     return 0
 
@@ -112,18 +99,20 @@ DEFAULT_COLUMNS = ("ttft_s", "tpot_s", "user_tok_s", "output_tok_s", "usd_per_mt
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    import sweep.accessor  # noqa: F401  (registers ds.econ)
+    from sweep.accessor import best_rows
     from sweep.store import open_sweep
 
     ds = open_sweep(args.store)
     selection = dict(_split_assignment(item) for item in args.sel)
     ds = ds.econ.sel(**selection)
-    columns = [c for c in (args.vars.split(",") if args.vars else DEFAULT_COLUMNS) if c]
+    # coordinates are printed anyway: --vars may name them, and only variables become columns
+    columns = [c for c in (args.vars.split(",") if args.vars else DEFAULT_COLUMNS) if c and c not in ds.coords]
     if args.best:
         over = [d for d in args.over.split(",") if d]
-        table = ds.econ.best(
+        best = ds.econ.best(
             args.best, over, *args.where, maximize=args.max, columns=[c for c in columns if c != args.best]
         )
+        table = best_rows(best, args.best)
     else:
         masked = ds.econ.where(*args.where)[columns]
         table = masked.to_dataframe().dropna(how="all", subset=columns).reset_index()
@@ -171,6 +160,38 @@ def _split_assignment(text: str) -> tuple[str, str]:
     return dim.strip(), value.strip()
 
 
+EXPLAIN_HELP = {
+    "model": "catalogue key (see `sweep catalog`) or path to a config.json",
+    "gpu": "catalogue key, e.g. h100-sxm (see `sweep catalog`)",
+    "profile": "engine profile for the realistic convention: a name in grids/profiles or a path",
+    "expert_parallel": "on (or the bare flag): spread each MoE layer's routed experts whole over the TP*DP GPUs of "
+    "a stage, with all-to-all dispatch and combine; off: split every expert like a dense MLP",
+}
+"""Help texts of explain flags that say more than the axis's description (grids/axes.py)."""
+
+
+def add_axis_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per sweep axis (grids/axes.py): typed by its kind, choices from the registry."""
+    from grids.axes import AXES
+
+    for name, axis in AXES.items():
+        kwargs: dict = dict(dest=name, default=None, metavar=name.upper())
+        if axis.kind in ("integer", "float"):
+            kwargs["type"] = lambda text, axis=axis: axis.cast(text, axis.cli_flag)
+        elif axis.kind == "choice" and axis.choices is not None:
+            kwargs["choices"] = list(axis.choices())
+            kwargs["metavar"] = "{" + ",".join(kwargs["choices"]) + "}"
+        if name == "expert_parallel":
+            kwargs.update(nargs="?", const="on")
+        default = axis.default_text or axis.default
+        required = axis.required and axis.default is None
+        text = EXPLAIN_HELP.get(name, axis.description)
+        text += f" [{axis.units}]" if axis.units and axis.units != "1" else ""
+        text += " (required)" if required else f" (default {default})"
+        kwargs["help"] = text.replace("%", "%%")
+        p.add_argument(axis.cli_flag, required=required, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sweep", description="Design-space sweeps of LLM inference economics (roofline cost model)."
@@ -184,12 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(parameters, FLOPs per operation, prefill and decode roofline, KV cache, "
         "all-reduce, throughput, cost). SI units in --json.",
     )
-    p.add_argument("--model", required=True, help="catalogue key (see `sweep catalog`) or path to a config.json")
-    p.add_argument("--gpu", required=True, help="catalogue key, e.g. h100-sxm")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree = GPUs per replica (default 1)")
-    p.add_argument("--batch", type=int, default=1, help="sequences served together (default 1)")
-    p.add_argument("--input", type=int, required=True, help="prompt tokens per request")
-    p.add_argument("--output", type=int, required=True, help="output tokens per request")
+    add_axis_flags(p)
     p.add_argument(
         "--convention",
         choices=["realistic", "article"],
@@ -197,47 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="article: the article's simplifications (full S^2 attention, 100%% of peak, "
         "(N-1)/N all-reduce); realistic (default): causal attention, ring all-reduce, "
         "efficiencies of --profile",
-    )
-    p.add_argument(
-        "--profile",
-        default=None,
-        help="engine profile for the realistic convention (name in grids/profiles or a path; default roofline)",
-    )
-    p.add_argument(
-        "--weight-dtype",
-        default="bf16",
-        help="bf16 (default), fp16, fp8, int8, int4 (4.125 bits), fp4 (MXFP4, 4.25 bits), "
-        "nvfp4 (4.5 bits); see grids/dtypes.toml",
-    )
-    p.add_argument("--kv-dtype", default="bf16", help="bf16 (default), fp16, fp8, int8")
-    p.add_argument(
-        "--compute-dtype",
-        default="auto",
-        help="auto (default: the weight format's, e.g. W4A16 for int4), bf16, fp8, int8, fp4",
-    )
-    p.add_argument(
-        "--scenario",
-        choices=["static", "concurrency", "max_throughput"],
-        default="static",
-        help="static (default): BATCH requests at once, in waves if they do not all fit; "
-        "concurrency: BATCH requests kept in flight (continuous batching, steady state); "
-        "max_throughput: as many in flight as fit",
-    )
-    p.add_argument(
-        "--pp",
-        type=int,
-        default=1,
-        help="pipeline stages of TP GPUs each (default 1); BATCH then counts one micro-batch, and "
-        "PP micro-batches are in flight",
-    )
-    p.add_argument(
-        "--dp", type=int, default=1, help="data-parallel ranks, each with its own PP micro-batches (default 1)"
-    )
-    p.add_argument(
-        "--expert-parallel",
-        action="store_true",
-        help="spread each MoE layer's routed experts whole over the TP*DP GPUs of a stage, with "
-        "all-to-all dispatch and combine (default: split every expert like a dense MLP)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=_cmd_explain)
@@ -342,6 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as err:
         print(f"sweep {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sweep show STORE | head`: the reader left; stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

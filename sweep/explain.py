@@ -6,36 +6,25 @@ import dataclasses
 import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from grids.dtypes import compute_code, default_compute, kv_dtypes, weight_dtypes
+from grids.axes import AXES, design_inputs
+from grids.dtypes import load_dtypes
 from grids.errors import SpecError
-from grids.gpus import load_gpu
 from grids.models import load_model
 from grids.profiles import load_profile
 from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
 from kernels.params import experts_touched, param_counts
-from kernels.point import evaluate, request_memory
+from kernels.point import design_point, evaluate, request_memory
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
-from kernels.scenarios import SCENARIOS, decode_steps, timeline
-from kernels.specs import COMPUTE_DTYPES, Deployment, Workload
+from kernels.scenarios import decode_steps, timeline
+from kernels.specs import COMPUTE_DTYPES
 
 CONVENTIONS = {"article": "article", "realistic": "roofline"}
 """Convention name -> the profile that carries its counting rules (realistic: the default profile)."""
-
-DTYPE_BYTES = weight_dtypes()
-"""Storage width of the weight formats explain accepts, scale overhead included [byte] (grids/dtypes.toml)."""
-KV_DTYPE_BYTES = kv_dtypes()
-"""Storage width of the KV-cache formats [byte]."""
-
-
-def positive_int(name: str, value: Any) -> float:
-    """A design-point argument that must be a positive whole number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != math.floor(value) or value < 1:
-        raise SpecError(f"argument {name}: expected a positive whole number, got {value!r}")
-    return float(value)
 
 
 def _f64(x: float) -> jnp.ndarray:
@@ -46,12 +35,28 @@ def _scalars(named: Any) -> dict[str, float]:
     return {k: float(v) for k, v in named._asdict().items()}
 
 
-def explain(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``_explain`` in float64 (JAX's 64-bit mode, scoped)."""
-    import jax
+def explain(
+    model: str,
+    gpu: str,
+    tp: int = 1,
+    batch: int = 1,
+    input_len: int | None = None,
+    output_len: int | None = None,
+    *,
+    convention: str = "realistic",
+    profile: str | None = None,
+    **axes: Any,
+) -> dict[str, Any]:
+    """Every intermediate of the cost model for one design point, SI units, as a flat dict.
 
+    ``axes``: any other axis of grids/axes.py by name (weight_dtype="fp8", scenario="concurrency",
+    pp=2, expert_parallel="on" or True, usd_per_gpu_hour=2.0 ...); unset axes take their defaults.
+    Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
+    weights on one 80 GB GPU), as the article reasons about them; a sweep stores NaN there.
+    Evaluated in float64 (JAX's 64-bit mode, scoped to this call).
+    """
     with jax.enable_x64(True):
-        return _explain(*args, **kwargs)
+        return _explain(model, gpu, tp, batch, input_len, output_len, convention, profile, axes)
 
 
 def _explain(
@@ -59,65 +64,30 @@ def _explain(
     gpu: str,
     tp: int,
     batch: int,
-    input_len: int,
-    output_len: int,
-    *,
-    convention: str = "realistic",
-    profile: str | None = None,
-    weight_dtype: str = "bf16",
-    kv_dtype: str = "bf16",
-    scenario: str = "static",
-    compute_dtype: str = "auto",
-    pp: int = 1,
-    dp: int = 1,
-    expert_parallel: bool = False,
+    input_len: int | None,
+    output_len: int | None,
+    convention: str,
+    profile: str | None,
+    axes: dict[str, Any],
 ) -> dict[str, Any]:
-    """Every intermediate of the cost model for one design point, SI units, as a flat dict.
-
-    Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
-    weights on one 80 GB GPU), as the article reasons about them; a sweep stores NaN there.
-    """
     if convention not in CONVENTIONS:
         raise SpecError(f"argument --convention: expected one of {', '.join(CONVENTIONS)}, got {convention!r}")
     if convention == "article" and profile is not None:
         raise SpecError("argument --profile: the article convention fixes its own profile; drop --profile")
-    if scenario not in SCENARIOS:
-        raise SpecError(f"argument --scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    for name, dtype, known in (
-        ("--weight-dtype", weight_dtype, DTYPE_BYTES),
-        ("--kv-dtype", kv_dtype, KV_DTYPE_BYTES),
-        ("--compute-dtype", compute_dtype, ("auto",) + COMPUTE_DTYPES),
-    ):
-        if dtype not in known:
-            raise SpecError(f"argument {name}: expected one of {', '.join(known)}, got {dtype!r}")
-    sizes = {
-        n: positive_int(f"--{n.replace('_len', '')}", v)
-        for n, v in (
-            ("tp", tp),
-            ("batch", batch),
-            ("input_len", input_len),
-            ("output_len", output_len),
-            ("pp", pp),
-            ("dp", dp),
-        )
-    }
-    m, g = load_model(model), load_gpu(gpu)
-    prof = load_profile(profile or CONVENTIONS[convention])
-    compute = compute_code(default_compute(weight_dtype) if compute_dtype == "auto" else compute_dtype)
-    dep = Deployment(
-        _f64(sizes["tp"]),
-        _f64(sizes["batch"]),
-        _f64(DTYPE_BYTES[weight_dtype]),
-        _f64(KV_DTYPE_BYTES[kv_dtype]),
-        _f64(2.0),
-        _f64(compute),
-        _f64(SCENARIOS.index(scenario)),
-        _f64(sizes["pp"]),
-        _f64(sizes["dp"]),
-        _f64(1.0 if expert_parallel else 0.0),
-    )
-    wl = Workload(_f64(sizes["input_len"]), _f64(sizes["output_len"]))
-    spec, gspec, pspec = m.spec, g.spec, prof.spec
+    if isinstance(axes.get("expert_parallel"), bool):
+        axes["expert_parallel"] = "on" if axes["expert_parallel"] else "off"
+    values = dict(axes, model=model, gpu=gpu, tp=tp, batch=batch, input_len=input_len, output_len=output_len)
+    values["profile"] = profile or CONVENTIONS[convention]
+    values = {k: v for k, v in values.items() if v is not None}
+    named = design_inputs(values)  # validates every value (SpecError naming the flag)
+    chosen = {name: values.get(name, axis.default) for name, axis in AXES.items()}
+    m, prof = load_model(model), load_profile(values["profile"])
+    spec, gspec, dep, wl, pspec = design_point(**jax.tree.map(_f64, named))
+    tp, batch, pp, dp = (int(chosen[k]) for k in ("tp", "batch", "pp", "dp"))
+    input_len, output_len = int(chosen["input_len"]), int(chosen["output_len"])
+    weight_dtype, kv_dtype = chosen["weight_dtype"], chosen["kv_dtype"]
+    compute = dep.compute_dtype
+    scenario, expert_parallel = chosen["scenario"], chosen["expert_parallel"] == "on"
 
     metrics = evaluate(spec, gspec, dep, wl, pspec)
     plan = request_memory(spec, gspec, dep, wl, pspec)
@@ -138,7 +108,7 @@ def _explain(
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
     out = dict(
         model=m.key,
-        gpu=g.key,
+        gpu=gpu,
         tp=tp,
         batch=batch,
         input_len=input_len,
@@ -159,12 +129,13 @@ def _explain(
     out["bottleneck"] = BOTTLENECKS[int(metrics.bottleneck)]
     out.update({f"params_{k}": v for k, v in _scalars(counts).items()})
     out.update(
-        weight_bytes_total=float(counts.total) * DTYPE_BYTES[weight_dtype],
+        weight_bytes_total=float(counts.total) * load_dtypes()[weight_dtype].bytes_per_elem,
         kv_cache_bytes_total=float(
             kv_cache_bytes(spec, wl.input_len + wl.output_len - 1.0, dep.batch, dep.kv_bytes_per_elem)
         ),
         peak_flop_per_s=peak,
         hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
+        usd_per_gpu_hour=float(gspec.usd_per_hour),
         usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
         prefill_flops_by_op=_scalars(ops_prefill),
         decode_flops_by_op=_scalars(ops_decode),

@@ -18,13 +18,12 @@ from grids.dtypes import kv_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from grids.models import load_model
-from grids.sweeps import SCENARIOS
+from kernels.scenarios import SCENARIOS
 
 METRICS = ("output_tok_s", "ttft_s", "tpot_s", "e2e_s", "ttft_min_s")
 """Measurable metrics; ttft_min_s is the shortest TTFT of a batch (the first prompt served)."""
 
-PRECISION_BYTES = kv_dtypes()
-"""A measurement's precision applies to weights and KV cache alike: the KV formats of grids/dtypes.toml."""
+
 CSV_REQUIRED = ("model", "gpu", "tp", "batch", "input_len", "output_len", "scenario", "metric", "value")
 
 
@@ -85,8 +84,9 @@ def load_csv(path: Path) -> list[Measurement]:
             if row["metric"] not in METRICS:
                 raise SpecError(f"{where}: metric must be one of {', '.join(METRICS)}, got {row['metric']!r}")
             precision = (row.get("precision") or "bf16").strip()
-            if precision not in PRECISION_BYTES:
-                raise SpecError(f"{where}: precision must be one of {', '.join(PRECISION_BYTES)}")
+            formats = kv_dtypes()  # a precision applies to weights and KV cache alike: a KV format
+            if precision not in formats:
+                raise SpecError(f"{where}: precision must be one of {', '.join(formats)}")
             _check_keys(where, row["model"], row["gpu"])
             tp = _positive(where, "tp", row["tp"])
             rows.append(

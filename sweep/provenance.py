@@ -11,12 +11,18 @@ from pathlib import Path
 
 import jax
 
+import grids
+import grids.dtypes
+import grids.gpus
+import kernels
 from grids.gpus import GPUS_FILE
 from grids.models import load_model
 from grids.profiles import load_profile
 from grids.sweeps import SweepSpec
 
 REPO = Path(__file__).resolve().parent.parent
+KERNELS_DIR = Path(kernels.__file__).resolve().parent
+GRIDS_DIR = Path(grids.__file__).resolve().parent
 
 
 def engine_version() -> str:
@@ -48,16 +54,30 @@ def catalogue_hashes(spec: SweepSpec) -> dict[str, str]:
     return hashes
 
 
+def code_version() -> str:
+    """A hash of the code and catalogue data that decide every stored number: the package
+    version, every module of kernels/ and grids/, and the catalogue files every sweep reads
+    (grids/gpus.toml, grids/dtypes.toml; models and profiles are in ``catalogue_hashes``)."""
+    files = sorted(KERNELS_DIR.glob("*.py")) + sorted(GRIDS_DIR.glob("*.py"))
+    files += [Path(grids.gpus.GPUS_FILE), Path(grids.dtypes.DTYPES_FILE)]
+    digest = hashlib.sha256(engine_version().encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def store_version(spec: SweepSpec) -> str:
+    """``code_version`` and the hashes of the model and profile files this sweep reads: what a
+    store's numbers were computed with. A store of the same spec made with another version is
+    recomputed, never completed with chunks of this one."""
+    payload = dict(code=code_version(), catalogue=catalogue_hashes(spec))
+    return _sha(json.dumps(payload, sort_keys=True).encode())
+
+
 def spec_identity(spec: SweepSpec, chunks: tuple[int, ...]) -> str:
-    """A hash of everything that decides a store's content and layout (not its creation time)."""
-    payload = dict(
-        axes=spec.axes,
-        fixed=spec.fixed,
-        precision=spec.precision,
-        chunks=list(chunks),
-        catalogue=catalogue_hashes(spec),
-        engine=engine_version(),
-    )
+    """A hash of what the store holds and how it is laid out: the sweep's axes, fixed values,
+    precision and chunking (the code and catalogues that computed it: ``store_version``)."""
+    payload = dict(axes=spec.axes, fixed=spec.fixed, precision=spec.precision, chunks=list(chunks))
     return _sha(json.dumps(payload, sort_keys=True, default=str).encode())
 
 
@@ -78,5 +98,6 @@ def provenance(spec: SweepSpec, chunks: tuple[int, ...]) -> dict[str, object]:
             dict(axes=spec.axes, fixed=spec.fixed, precision=spec.precision, source=spec.source), default=str
         ),
         spec_identity=spec_identity(spec, chunks),
+        code_version=store_version(spec),
         created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )

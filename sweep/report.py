@@ -16,6 +16,7 @@ import xarray as xr
 
 from grids.errors import SpecError
 from grids.sweeps import SweepSpec, load_sweep
+from sweep.accessor import best_rows
 from sweep.html_page import figure_page
 from sweep.plot_units import fmt_number, unit_of
 from sweep.plots import KINDS, plot
@@ -54,7 +55,8 @@ def best_table(ds: xr.Dataset, targets: Sequence[str] = TARGETS) -> pd.DataFrame
     """For each combination of the dims not in BEST_OVER, the cheapest (gpu, tp, batch) per
     million output tokens among feasible points meeting ``targets``."""
     over = [d for d in BEST_OVER if d in ds.dims]
-    return ds.econ.best("usd_per_mtok_output", over, *targets, columns=list(TABLE_COLUMNS))
+    best = ds.econ.best("usd_per_mtok_output", over, *targets, columns=list(TABLE_COLUMNS))
+    return best_rows(best, "usd_per_mtok_output")
 
 
 def _table_html(ds: xr.Dataset, table: pd.DataFrame) -> str:

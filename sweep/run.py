@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,8 +54,14 @@ def _run(
     spec: SweepSpec, url: str, overwrite: bool, progress: bool, chunk_points: int | None, max_chunks: int | None, client
 ) -> str:
     plan = make_plan(spec, chunk_points)
-    if store.create(url, plan, overwrite) == "complete":
+    status = store.create(url, plan, overwrite)
+    if status == "complete":
         return url
+    if status == "recomputed":
+        print(
+            f"sweep run: {url} was made by another version of the code or catalogues; recomputing every chunk",
+            file=sys.stderr,
+        )
     done = store.done_chunks(url)
     todo = [c for c in plan.chunk_ids() if not done[c]][:max_chunks]
     points = sum(math.prod(s.stop - s.start for s in plan.region(c)) for c in todo)

@@ -16,10 +16,12 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from grids.axes import AXES
 from grids.errors import SpecError
+from kernels.point import METRICS
+from kernels.roofline import BOTTLENECKS
 from sweep.engine import STORED, Plan, params_by_model
-from sweep.provenance import provenance, spec_identity
-from sweep.schema import BOTTLENECK_ATTRS, COORDS, VARIABLES
+from sweep.provenance import provenance, spec_identity, store_version
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -48,8 +50,23 @@ class IncompleteStoreWarning(UserWarning):
     """The store was opened before its sweep finished."""
 
 
+COORD_DTYPES = {"integer": np.int64, "float": np.float64}
+"""Coordinate dtype of a numeric axis kind; names are variable-length strings."""
+
+
 def _dtype(name: str, float_dtype: Any) -> Any:
-    return {"feasible": np.bool_, "bottleneck": np.int8}.get(name, float_dtype)
+    return {"bool": np.bool_, "int8": np.int8, "float64": np.float64}.get(METRICS[name].dtype, float_dtype)
+
+
+def variable_attrs(name: str) -> dict[str, Any]:
+    """CF attributes of a metric's data variable (kernels.point.METRICS; the bottleneck's flags)."""
+    info = METRICS[name]
+    attrs: dict[str, Any] = dict(
+        units=info.units, long_name=info.long_name, description=info.description, source=info.source
+    )
+    if name == "bottleneck":
+        attrs.update(flag_values=list(range(len(BOTTLENECKS))), flag_meanings=" ".join(BOTTLENECKS))
+    return attrs
 
 
 def template(plan: Plan) -> xr.Dataset:
@@ -58,20 +75,23 @@ def template(plan: Plan) -> xr.Dataset:
     import xarray as xr
 
     coords = {}
-    for dim, values in plan.spec.axes.items():
-        data = np.asarray(values, dtype=object if isinstance(values[0], str) else np.int64)
+    for dim in plan.spec.axes:
+        kind = AXES[dim].kind
+        data = np.asarray(plan.spec.coords(dim), dtype=COORD_DTYPES.get(kind, object))
         if data.dtype == object:
             data = data.astype(np.dtypes.StringDType())
-        coords[dim] = xr.Variable(dim, data, attrs=COORDS[dim])
+        coords[dim] = xr.Variable(dim, data, attrs=AXES[dim].attrs())
     data_vars = {}
     for name in STORED:
         dtype = _dtype(name, plan.dtype)
         lazy = da.zeros(plan.shape, chunks=plan.chunks, dtype=dtype)
-        attrs = dict(VARIABLES[name])
-        if name == "bottleneck":
-            attrs.update(BOTTLENECK_ATTRS)
-        data_vars[name] = xr.Variable(plan.dims, lazy, attrs=attrs)
-    data_vars["params_total"] = xr.Variable("model", params_by_model(plan.spec), attrs=VARIABLES["params_total"])
+        data_vars[name] = xr.Variable(plan.dims, lazy, attrs=variable_attrs(name))
+    data_vars["params_total"] = xr.Variable("model", params_by_model(plan.spec), attrs=variable_attrs("params_total"))
+    for name, value in plan.spec.fixed.items():  # the value a point used, where an axis records it
+        readout = AXES[name].readout
+        if readout is not None:
+            dims, values = readout(plan.spec.axes, value)
+            data_vars[name] = xr.Variable(dims, values, attrs=AXES[name].attrs())
     ds = xr.Dataset(data_vars, coords=coords, attrs=provenance(plan.spec, plan.chunks))
     ds.attrs.update(sweep_complete=0, chunks_total=plan.n_chunks)
     return ds
@@ -86,11 +106,14 @@ def _encoding(ds: xr.Dataset, plan: Plan) -> dict[str, dict[str, Any]]:
 
 
 def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
-    """Prepare ``path`` for ``plan``: 'new', 'resume' (same spec, unfinished) or 'complete'.
+    """Prepare ``path`` for ``plan``: 'new', 'resume' (same spec, unfinished), 'complete', or
+    'recomputed' (same spec, made by another version of the code or catalogues: started afresh,
+    so that no store mixes chunks of two versions of the model).
 
     An existing store made by another spec is replaced only with ``overwrite``.
     """
     url = location(path)
+    status = "new"
     if _exists(url) and not overwrite:
         try:
             attrs = dict(zarr.open_group(url, mode="r").attrs)
@@ -98,16 +121,18 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
             raise SpecError(f"{url}: exists and is not a sweep store; choose another -o or pass --overwrite") from None
         if attrs.get("spec_identity") != spec_identity(plan.spec, plan.chunks):
             raise SpecError(
-                f"{url}: holds a different sweep (spec, catalogue or chunking changed); pass --overwrite to replace it"
+                f"{url}: holds a different sweep (spec or chunking changed); pass --overwrite to replace it"
             )
-        return "complete" if attrs.get("sweep_complete") else "resume"
+        if attrs.get("code_version") == store_version(plan.spec):
+            return "complete" if attrs.get("sweep_complete") else "resume"
+        status = "recomputed"
     if _exists(url):
         _remove(url)
     ds = template(plan)
     ds.to_zarr(url, mode="w", compute=False, consolidated=False, encoding=_encoding(ds, plan), zarr_format=3)
     root = zarr.open_group(url, mode="r+")
     root.create_array(PROGRESS, shape=plan.grid, chunks=(1,) * len(plan.grid), dtype=bool, fill_value=False)
-    return "new"
+    return status
 
 
 def done_chunks(path: str | Path) -> np.ndarray:
