@@ -33,7 +33,9 @@ class EconAccessor:
 
     def _var(self, name: str) -> xr.DataArray:
         if name not in self._ds.data_vars:
-            raise SpecError(f"unknown variable '{name}'; expected one of: {', '.join(sorted(self._ds.data_vars))}")
+            raise SpecError(
+                f"unknown variable '{name}'; expected one of: {', '.join(sorted(map(str, self._ds.data_vars)))}"
+            )
         return self._ds[name]
 
     def mask(self, *conditions: str) -> xr.DataArray:
@@ -57,9 +59,9 @@ class EconAccessor:
         cast = {}
         for dim, value in selection.items():
             if dim not in self._ds.dims:
-                raise SpecError(f"unknown dimension '{dim}'; expected one of: {', '.join(self._ds.dims)}")
+                raise SpecError(f"unknown dimension '{dim}'; expected one of: {', '.join(map(str, self._ds.dims))}")
             coord = self._ds[dim]
-            cast[dim] = int(value) if np.issubdtype(coord.dtype, np.integer) else str(value)
+            cast[dim] = int(str(value)) if np.issubdtype(coord.dtype, np.integer) else str(value)
             if cast[dim] not in set(coord.values.tolist()):
                 raise SpecError(f"{dim}={value}: not on the axis; values: {coord.values.tolist()}")
         return self._ds.sel(cast)

@@ -96,6 +96,7 @@ def fit(
             iterations += int(res.nit)
             if best is None or res.fun < best.fun:
                 best = res
+        assert best is not None  # at least one start
         values = lo + (hi - lo) * best.x
         terms = {n: float(v) for n, v in zip(free, values)}
         return FitResult(with_terms(base, free, jnp.asarray(values)), terms, float(best.fun), len(inits), iterations)

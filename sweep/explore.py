@@ -29,15 +29,14 @@ def variables(ds: xr.Dataset) -> dict[str, str]:
     """Plottable variables: 'long name (unit)' -> name, in schema order."""
     return {
         var_label(ds, name): name
-        for name in ds.data_vars
+        for name in map(str, ds.data_vars)
         if name not in SKIP_VARIABLES and ds[name].ndim == len(ds.dims)
     }
 
 
 def _numeric_dims(ds: xr.Dataset) -> list[str]:
-    return [d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer) and ds.sizes[d] > 1] or [
-        d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer)
-    ]
+    dims = [str(d) for d in ds.dims if np.issubdtype(ds[d].dtype, np.number)]
+    return [d for d in dims if ds.sizes[d] > 1] or dims
 
 
 def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: bool, sel: dict[str, Any]) -> Any:
@@ -119,7 +118,7 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
     logy = _widget(pn.widgets.Checkbox, "log y axis", value=True)
     dims = {
         d: _widget(pn.widgets.Select, _widget_name(ds, d), options=ds[d].values.tolist(), value=start[d])
-        for d in ds.dims
+        for d in map(str, ds.dims)
     }
 
     def show_widgets(*_: Any) -> None:

@@ -147,9 +147,11 @@ def pick(
     order = {d: i for i, d in enumerate(ds.dims)}
     unknown = [d for d in sel if d not in ds.dims]
     if unknown:
-        raise SpecError(f"selection {unknown[0]}=...: unknown dimension; expected one of: {', '.join(ds.dims)}")
+        raise SpecError(
+            f"selection {unknown[0]}=...: unknown dimension; expected one of: {', '.join(map(str, ds.dims))}"
+        )
     chosen: list[tuple[str, Any, bool]] = []
-    for dim in list(ds.dims):
+    for dim in map(str, ds.dims):
         if dim not in sel:
             continue
         values = [_cast(ds, dim, v) for v in _values(sel[dim])]
@@ -160,7 +162,7 @@ def pick(
         else:
             ds = ds.sel({dim: values[0]})
             chosen.append((dim, values[0], False))
-    rest = [d for d in ds.dims if d not in free]
+    rest = [str(d) for d in ds.dims if d not in free]
     for dim in sorted(rest, key=lambda d: d == "tp"):  # tp last: its default depends on the others
         value = _smallest_feasible_tp(ds) if dim == "tp" and "tp" not in prefer else _default(ds, dim, prefer)
         ds = ds.sel({dim: value})
@@ -254,13 +256,14 @@ def _mpl_hook(log_x: bool, log_y: bool) -> Any:
 def _bokeh_hook(subtitle: str) -> Any:
     """Bokeh: the subtitle as a second, lighter title line; plain numbers on log axes; the legend
     at the top of its side panel, hiding a line when clicked."""
-    from bokeh.models import LogAxis, NumeralTickFormatter, Title
+    from bokeh.models import LogAxis, NumeralTickFormatter
+    from bokeh.models.annotations import Title
 
     def hook(plot: Any, element: Any) -> None:
         fig = plot.state
         for axis in list(fig.xaxis) + list(fig.yaxis):
             if isinstance(axis, LogAxis) and type(axis.formatter).__name__ == "LogTickFormatter":
-                axis.formatter = NumeralTickFormatter(format="0,0.[000]")
+                axis.formatter = NumeralTickFormatter(format="0,0.[000]")  # type: ignore[assignment]
         for legend in fig.legend:
             legend.click_policy = "hide"
             legend.label_text_font_size = "9pt"

@@ -427,7 +427,8 @@ def roofline(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
         name = f"{phase} {'pass' if phase == 'prefill' else 'step'}, one per batch size"
         parts.append(scatter(frame, x_dim, [y_dim, "batch", "in_flight"], name, color(i), size=9, marker=marker))
     shown = pd.DataFrame({"ai": ai["decode"], "b": in_flight}).drop_duplicates("b").sort_values("ai")
-    keep, last = [], -np.inf
+    keep: list[int] = []
+    last = -np.inf
     for j, value in enumerate(np.log10(shown["ai"].values)):  # labels at least 0.25 decades apart
         if value - last >= 0.25 or j == len(shown) - 1:
             if keep and value - last < 0.25:

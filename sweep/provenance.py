@@ -89,7 +89,7 @@ def provenance(spec: SweepSpec, chunks: tuple[int, ...]) -> dict[str, object]:
         engine_version=engine_version(),
         git_commit=git_commit(),
         jax_version=jax.__version__,
-        jax_enable_x64=int(bool(jax.config.jax_enable_x64)),
+        jax_enable_x64=int(spec.precision == "float64"),  # JAX's 64-bit mode while evaluating
         float_dtype=spec.precision,
         float_note="metrics stored as float32 when float_dtype is float32 (relative error below 1e-6); "
         "params_total is float64 (float32 cannot hold parameter counts exactly)",

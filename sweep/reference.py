@@ -300,7 +300,8 @@ def evaluate(
         # the prompts ahead of it in its own wave's prefill (first come, first served).
         b_run = min(batch, max_batch) if max_batch >= 1 else batch  # nothing fits: the batch as given
         stage_gap = _prefill(m, gpu, prof, par, b_run, input_len, *args) / pp
-        clock, left, in_flight, prefill_time, requests = 0.0, int(batch), None, 0.0, []
+        clock, left, prefill_time, requests = 0.0, int(batch), 0.0, []
+        in_flight: float | None = None
         while left > 0:  # one engine's waves; every engine runs the same ones
             b = min(b_run, left)
             p, d = _prefill(m, gpu, prof, par, b, input_len, *args), decode(b)
@@ -350,9 +351,9 @@ def evaluate(
         "feasible": feasible,
         "params_total": n_params,
         "weight_bytes": w_gpu,
-        "kv_cache_bytes": kv_seq * pp * in_flight,
+        "kv_cache_bytes": kv_seq * pp * float(in_flight or 0),
         "max_batch": max_batch,
-        "batch_in_flight": engines * in_flight,
+        "batch_in_flight": engines * float(in_flight or 0),
         "ttft_s": ttft,
         "ttft_min_s": first,
         "tpot_s": tpot,

@@ -120,7 +120,7 @@ def _provenance_html(ds: xr.Dataset) -> str:
 
 def _dims_html(ds: xr.Dataset) -> str:
     items = []
-    for dim in ds.dims:
+    for dim in map(str, ds.dims):
         values = ds[dim].values.tolist()
         shown = ", ".join(map(str, values if len(values) <= 12 else values[:6] + ["…"] + values[-2:]))
         items.append(f"<li><code>{html.escape(dim)}</code> ({len(values)}): {html.escape(shown)}</li>")

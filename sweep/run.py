@@ -94,7 +94,11 @@ def _run_in_process(plan: Plan, url: str, todo: list[tuple[int, ...]], bar: tqdm
             if pending is not None:
                 pending.result()
             pending = writer.submit(store.write_chunk, root, plan, chunk_id, results)
-            points = next(iter(results.values())).size
-            pending.add_done_callback(lambda _f, n=points: bar.update(n))
+            points = int(next(iter(results.values())).size)
+
+            def advance(_done: Future, n: int = points) -> None:
+                bar.update(n)
+
+            pending.add_done_callback(advance)
         if pending is not None:
             pending.result()

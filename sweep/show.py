@@ -28,11 +28,11 @@ def describe(path: str | Path) -> str:
         shown = values if len(values) <= 8 else values[:4] + ["..."] + values[-2:]
         lines.append(f"  {dim:<12} {size:>6}  [{ds[dim].attrs.get('units', '')}]  {shown}")
     lines += ["", "Variables:"]
-    for name in sorted(ds.data_vars):
+    for name in sorted(map(str, ds.data_vars)):
         var: xr.DataArray = ds[name]
         lines.append(
             f"  {name:<22} [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}"
-            f"  ({', '.join(var.dims)}; {var.dtype})"
+            f"  ({', '.join(map(str, var.dims))}; {var.dtype})"
         )
     lines += ["", "Provenance:"]
     for key in (

@@ -137,7 +137,7 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
 
 def done_chunks(path: str | Path) -> np.ndarray:
     """Boolean array over the chunk grid: which chunks are written."""
-    return zarr.open_array(location(path), path=PROGRESS, mode="r")[...]
+    return np.asarray(zarr.open_array(location(path), path=PROGRESS, mode="r")[...])
 
 
 def write_chunk(root: zarr.Group, plan: Plan, chunk_id: tuple[int, ...], results: dict[str, np.ndarray]) -> None:
@@ -146,8 +146,12 @@ def write_chunk(root: zarr.Group, plan: Plan, chunk_id: tuple[int, ...], results
     for name, values in results.items():
         # Written whatever the values: zarr's default first scans each chunk for all-fill (NaN)
         # values to skip it, which cost ~25% of the write time (measured on the bench grid).
-        root[name].with_config({"write_empty_chunks": True})[region] = values
-    root[PROGRESS][chunk_id] = True
+        array = root[name]
+        assert isinstance(array, zarr.Array)
+        array.with_config({"write_empty_chunks": True})[region] = values
+    progress = root[PROGRESS]
+    assert isinstance(progress, zarr.Array)
+    progress[chunk_id] = True
 
 
 def finish(path: str | Path) -> None:
