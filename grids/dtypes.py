@@ -51,11 +51,6 @@ def load_dtypes() -> dict[str, DType]:
     return out
 
 
-def weight_dtypes() -> dict[str, float]:
-    """Weight formats -> bytes per weight, scale overhead included."""
-    return {k: d.bytes_per_elem for k, d in load_dtypes().items()}
-
-
 def kv_dtypes() -> dict[str, float]:
     """KV-cache formats -> bytes per cached value."""
     return {k: d.bytes_per_elem for k, d in load_dtypes().items() if d.kv}
@@ -64,8 +59,3 @@ def kv_dtypes() -> dict[str, float]:
 def compute_code(name: str) -> float:
     """The ``Deployment.compute_dtype`` code of a compute precision name (bf16, fp8, int8, fp4)."""
     return float(COMPUTE_DTYPES.index(name))
-
-
-def default_compute(weight_dtype: str) -> str:
-    """The compute precision a weight format runs at unless told otherwise."""
-    return load_dtypes()[weight_dtype].compute

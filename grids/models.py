@@ -149,11 +149,6 @@ def _window_fields(where: str, cfg: dict[str, Any], n_layers: float) -> dict[str
     return dict(window=window, n_window_layers=count)
 
 
-def spec_from_config(where: str, config: dict[str, Any]) -> ModelSpec:
-    """Build a ModelSpec from a config.json's fields; ``where`` names the file for messages."""
-    return _spec_and_defaults(where, config)[0]
-
-
 def _spec_and_defaults(where: str, config: dict[str, Any]) -> tuple[ModelSpec, dict[str, Any]]:
     cfg, filled = _with_defaults(_text_config(where, config))
     d_model = number(where, cfg, "hidden_size", integer=True)
