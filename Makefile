@@ -3,16 +3,26 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The versions tested: `make` installs within them, `make lock` renews them from pyproject.toml.
+LOCK := requirements.lock
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test lint lock clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
+
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable > $(LOCK)
+	rm -rf .lock-venv
 
 demo: $(STAMP)
 	$(VENV)/bin/sweep explain --model llama-3.3-70b --gpu h100-sxm --tp 4 --batch 1 --input 2048 --output 300 --convention article
@@ -22,7 +32,12 @@ demo: $(STAMP)
 	$(VENV)/bin/sweep query outputs/article-70b.zarr --sel profile=vllm-h100 --sel input_len=2048 --sel output_len=300 \
 	    --where 'user_tok_s>=30' --best usd_per_mtok_output --over tp,batch
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
 	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/python -m pytest
 

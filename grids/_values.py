@@ -70,6 +70,6 @@ def float64_leaves(cls: type[T], values: dict[str, float]) -> T:
     import jax
     import jax.numpy as jnp
 
-    if jax.config.jax_enable_x64:
+    if jax.config.read("jax_enable_x64"):
         return cls(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
     return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in values.items()})

@@ -37,7 +37,7 @@ def model_rows() -> list[dict[str, Any]]:
         params, kv_bytes = jax.jit(jax.vmap(_key_numbers))(stack(specs))
     rows = []
     for i, (key, spec) in enumerate(zip(keys, specs)):
-        row = {"key": key}
+        row: dict[str, Any] = {"key": key}
         row.update({name: float(getattr(spec, name)) for name in spec.__dataclass_fields__})
         row["params_total"] = float(params[i])
         row["kv_bytes_per_token_bf16"] = float(kv_bytes[i])

@@ -67,7 +67,7 @@ def _text_config(where: str, config: Any) -> dict[str, Any]:
 
 
 def _with_defaults(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    filled = {k: v for k, v in MODEL_TYPE_DEFAULTS.get(cfg.get("model_type"), {}).items() if k not in cfg}
+    filled = {k: v for k, v in MODEL_TYPE_DEFAULTS.get(str(cfg.get("model_type")), {}).items() if k not in cfg}
     return {**cfg, **filled}, filled
 
 
@@ -189,7 +189,7 @@ def _spec_and_defaults(where: str, config: dict[str, Any]) -> tuple[ModelSpec, d
         vocab=number(where, cfg, "vocab_size", integer=True),
         tied_embeddings=float(tied),
         qkv_bias=float(bool(bias)),
-        n_norms=NORMS_PER_LAYER.get(model_type, 2.0),
+        n_norms=NORMS_PER_LAYER.get(str(model_type), 2.0),
         qk_norm=float(model_type in QK_NORM_MODEL_TYPES and not mla),
     )
     values.update(_moe_fields(where, cfg, n_layers))

@@ -188,19 +188,3 @@ def load_sweep(path_or_name: str) -> SweepSpec:
     if not path.exists():
         raise SpecError(f"{path_or_name}: no such sweep spec file")
     return validate(read_toml(path), str(path))
-
-
-# Transitional names for sweep/ modules not yet reading grids.axes (removed once they do).
-def __getattr__(name: str) -> Any:
-    from grids.dtypes import kv_dtypes, weight_dtypes
-    from kernels.scenarios import SCENARIOS
-
-    legacy = {
-        "DTYPE_BYTES": weight_dtypes,
-        "KV_DTYPE_BYTES": kv_dtypes,
-        "SCENARIOS": lambda: SCENARIOS,
-        "EXPERT_PARALLEL": lambda: {"off": 0.0, "on": 1.0},
-    }
-    if name in legacy:
-        return legacy[name]()
-    raise AttributeError(name)

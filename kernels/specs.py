@@ -30,12 +30,16 @@ W     sliding-window length                       token
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 from jaxtyping import Array, Float
 
-Leaf = Float[Array | np.ndarray, "..."]
+if TYPE_CHECKING:  # the type checker sees what the kernels see: jax arrays (traced or not)
+    Leaf = Array
+else:  # checked at run time by jaxtyping + beartype in the tests
+    Leaf = Float[Array | np.ndarray, "..."]
 """A spec field: a jax array, or a numpy array while the engine holds inputs on the host."""
 
 

@@ -13,7 +13,7 @@ import zarr
 from grids.errors import SpecError
 from grids.sweeps import load_sweep, validate
 from sweep.api import compute, open_sweep, run_sweep
-from sweep.store import PROGRESS, IncompleteStoreWarning
+from sweep.store.read import PROGRESS, IncompleteStoreWarning
 
 RAW = {
     "name": "store-test",
@@ -44,7 +44,10 @@ def test_round_trip_identical(tmp_path):
     stored = open_sweep(path).load()
     _same(in_memory, stored)
     for name in list(stored.data_vars) + list(stored.coords):
-        assert stored[name].attrs.get("units") and stored[name].attrs.get("long_name"), name
+        attrs = stored[name].attrs
+        assert "units" in attrs and attrs.get("long_name"), name
+        # names (catalogue keys, choices) carry units "" so that hvplot labels read "model", not "model [1]"
+        assert bool(attrs["units"]) == (stored[name].dtype.kind != "T"), name
     assert stored.params_total.dtype == np.float64 and stored.ttft_s.dtype == np.float32
     assert stored.params_total.sel(model="llama-3.3-70b").item() == 70_553_706_496  # the article
 

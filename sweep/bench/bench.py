@@ -1,0 +1,142 @@
+"""``sweep bench``: the engine's own speed, measured in one run.
+
+(a) in-memory points/s of the full metric set (chunks evaluated to numpy, compile excluded);
+(b) a sweep of at least 1e8 points through ``sweep run`` in a subprocess to a temporary zarr
+    store: wall time, peak RSS of that process, store size;
+(c) points/s of the scalar pure-Python reference (``sweep.bench.reference``) on a sample, and the
+    speedup of (a) over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grids.gpus import load_gpus
+from grids.models import model_keys
+from grids.sweeps import SweepSpec, validate
+from sweep.bench import reference
+from sweep.engine.plan import make_plan
+
+IN_MEMORY_CHUNKS = 24
+
+
+def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, Any]:
+    """A sweep over every dense catalogue model and GPU, with ``output_points`` output lengths."""
+    return {
+        "name": "bench",
+        "description": "sweep bench: every catalogue model and GPU, dense grids of batch and lengths",
+        "axes": {
+            "model": model_keys(),
+            "gpu": list(load_gpus()),
+            "tp": [1, 2, 4, 8],
+            "batch": {"start": 1, "stop": 1024, "num": 64},
+            "input_len": {"start": 128, "stop": 131072, "num": 64},
+            "output_len": {"start": 16, "stop": 4096, "num": output_points},
+        },
+        "engine": {"chunk_points": chunk_points, "precision": "float32"},
+    }
+
+
+def in_memory_rate(spec: SweepSpec) -> float:
+    """Points per second of chunk evaluation (full metric set, to numpy), after one warm-up chunk,
+    over ``IN_MEMORY_CHUNKS`` chunks spread evenly over the grid."""
+    plan = make_plan(spec)
+    ids = list(plan.chunk_ids())
+    plan.evaluate(ids[0])  # compile
+    # Chunks spread evenly over the grid, so that every model's architecture is represented.
+    sample = [ids[i] for i in np.linspace(1, len(ids) - 1, min(IN_MEMORY_CHUNKS, len(ids) - 1)).astype(int)]
+    start, points = time.perf_counter(), 0
+    for chunk_id in sample:
+        points += next(iter(plan.evaluate(chunk_id).values())).size
+    return points / (time.perf_counter() - start)
+
+
+def reference_rate(spec: SweepSpec, samples: int, seed: int = 0) -> float:
+    """Points per second of the pure-Python reference on random points of the same grid."""
+    from grids.models import load_model
+    from grids.profiles import load_profile
+
+    rng = np.random.default_rng(seed)
+    gpus = load_gpus()
+    profile = {k: float(v) for k, v in dataclasses.asdict(load_profile("roofline").spec).items()}
+    models = {k: {f: float(v) for f, v in dataclasses.asdict(load_model(k).spec).items()} for k in spec.axes["model"]}
+    gpu_dicts = {k: {f: float(v) for f, v in dataclasses.asdict(gpus[k].spec).items()} for k in spec.axes["gpu"]}
+    points = [{dim: values[rng.integers(len(values))] for dim, values in spec.axes.items()} for _ in range(samples)]
+    start = time.perf_counter()
+    for p in points:
+        reference.evaluate(
+            models[p["model"]], gpu_dicts[p["gpu"]], profile, p["tp"], p["batch"], p["input_len"], p["output_len"]
+        )
+    return samples / (time.perf_counter() - start)
+
+
+def end_to_end(spec_raw: dict[str, Any], scheduler: str | None = None) -> dict[str, float]:
+    """``sweep run`` of the spec in a fresh process (with ``--scheduler`` if given): wall time,
+    peak RSS of that process (not of Dask workers), store bytes."""
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
+        spec_path, store_path = Path(tmp) / "bench.toml", Path(tmp) / "bench.zarr"
+        spec_path.write_text(_to_toml(spec_raw))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        extra = ["--scheduler", scheduler] if scheduler else []
+        subprocess.run(
+            [sys.executable, "-m", "sweep.cli", "run", str(spec_path), "-o", str(store_path), "-q", *extra],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - start
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        size = sum(f.stat().st_size for f in store_path.rglob("*") if f.is_file())
+    if peak_kib <= before:
+        peak_kib = before  # ru_maxrss is the largest child so far; this process ran only this child
+    return {"end_to_end_s": wall, "peak_rss_bytes": float(peak_kib) * 1024.0, "store_bytes": float(size)}
+
+
+def _to_toml(raw: dict[str, Any]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)
+
+    lines = [f"name = {value(raw['name'])}", f"description = {value(raw['description'])}"]
+    for table in ("axes", "engine"):
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {value(v)}" for k, v in raw[table].items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: str | None = None) -> dict[str, float]:
+    """All three measurements; the end-to-end grid is sized to at least ``min_points``. With
+    ``scheduler`` the same end-to-end sweep also runs on Dask and the ratio of wall times is given."""
+    per_output = math.prod(
+        len(v) if isinstance(v, list) else v["num"] for k, v in bench_spec(1)["axes"].items() if k != "output_len"
+    )
+    raw = bench_spec(max(1, math.ceil(min_points / per_output)))
+    spec = validate(raw, "sweep bench")
+    rate = in_memory_rate(spec)
+    e2e = end_to_end(raw)
+    ref = reference_rate(spec, reference_samples)
+    out = {
+        "in_memory_points_per_s": rate,
+        "end_to_end_points": float(spec.n_points),
+        **e2e,
+        "reference_points_per_s": ref,
+        "speedup_vs_reference": rate / ref,
+        "cpu_count": float(os.cpu_count() or 0),
+    }
+    if scheduler:
+        dask_s = end_to_end(raw, scheduler)["end_to_end_s"]
+        out.update(dask_end_to_end_s=dask_s, dask_over_single_process=dask_s / e2e["end_to_end_s"])
+    return out

@@ -1,0 +1,113 @@
+"""Fit an engine profile to measurements through the JAX model itself.
+
+The free terms are found by bounded L-BFGS-B (scipy) on the mean squared log error, with the
+gradient from ``jax.grad`` of the whole cost model. Each term stays inside its physical bounds;
+several deterministic starting points guard against local minima (the model has kinks: the
+roofline max and the waves of a static batch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+from kernels.specs import EngineProfile
+from sweep.calibration.measurements import Measurement
+from sweep.calibration.predict import Points, build_points, predict, with_terms
+
+FREE_TERMS = (
+    "matmul_eff",
+    "matmul_tokens_half",
+    "attn_eff",
+    "weight_bw_eff",
+    "kv_bw_eff",
+    "kv_parallel_half",
+    "step_overhead_s",
+    "prefill_overhead_s",
+    "allreduce_latency_s",
+)
+"""Terms fitted by default; the conventions, usable memory and engine limits stay as the base says."""
+
+FIT_BOUNDS = {
+    "matmul_eff": (0.05, 1.0),
+    "matmul_tokens_half": (0.0, 2048.0),
+    "attn_eff": (0.05, 1.0),
+    "weight_bw_eff": (0.05, 1.0),
+    "kv_bw_eff": (0.05, 1.0),
+    "kv_parallel_half": (0.0, 64.0),
+    "step_overhead_s": (0.0, 0.02),
+    "prefill_overhead_s": (0.0, 0.5),
+    "allreduce_latency_s": (0.0, 1e-4),
+}
+"""Search box of each free term: inside its physical range (grids.profiles.TERMS), narrowed to
+values a GPU serving engine can have (e.g. a per-step overhead under 20 ms)."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    profile: EngineProfile
+    terms: dict[str, float]
+    loss: float  # mean squared log error at the optimum
+    starts: int
+    iterations: int
+
+
+def log_error_loss(profile: EngineProfile, points: Points) -> jax.Array:
+    """Mean over predictable points of (ln predicted - ln measured)^2; infeasible points add a
+    constant penalty (they cannot be fitted, and must not be silently dropped)."""
+    pred = predict(profile, points)
+    ok = jnp.isfinite(pred)
+    err = jnp.where(ok, jnp.log(jnp.where(ok, pred, 1.0)) - jnp.log(points.measured), 0.0)
+    return jnp.mean(jnp.where(ok, err * err, 1.0))
+
+
+def fit(
+    rows: list[Measurement], base: EngineProfile, free: tuple[str, ...] = FREE_TERMS, starts: int = 6, seed: int = 0
+) -> FitResult:
+    """Best profile over ``starts`` L-BFGS-B runs from deterministic points of the search box."""
+    with jax.enable_x64(True):  # counts and the fit need float64
+        points = build_points(rows)
+        lo = np.array([FIT_BOUNDS[n][0] for n in free])
+        hi = np.array([FIT_BOUNDS[n][1] for n in free])
+
+        def loss_of_unit(z):
+            return log_error_loss(
+                with_terms(base, free, jnp.asarray(lo) + (jnp.asarray(hi) - jnp.asarray(lo)) * z), points
+            )
+
+        value_and_grad = jax.jit(jax.value_and_grad(loss_of_unit))
+
+        def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+            v, g = value_and_grad(jnp.asarray(z, dtype=jnp.float64))
+            return float(v), np.asarray(g, dtype=np.float64)
+
+        rng = np.random.default_rng(seed)
+        inits = [np.full(len(free), 0.5)] + [rng.uniform(0.05, 0.95, len(free)) for _ in range(starts - 1)]
+        best, iterations = None, 0
+        for z0 in inits:
+            res = scipy.optimize.minimize(
+                objective, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(free), options={"maxiter": 500}
+            )
+            iterations += int(res.nit)
+            if best is None or res.fun < best.fun:
+                best = res
+        values = lo + (hi - lo) * best.x
+        terms = {n: float(v) for n, v in zip(free, values)}
+        return FitResult(with_terms(base, free, jnp.asarray(values)), terms, float(best.fun), len(inits), iterations)
+
+
+def errors(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """MAPE and largest absolute error as fractions, over points that could be predicted."""
+    ok = np.isfinite(predicted)
+    rel = np.abs(predicted[ok] / measured[ok] - 1.0)
+    return {
+        "mape": float(rel.mean()) if ok.any() else math.nan,
+        "max_abs_pct_error": float(rel.max()) if ok.any() else math.nan,
+        "points": int(len(measured)),
+        "predicted_points": int(ok.sum()),
+    }

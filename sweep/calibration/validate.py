@@ -1,0 +1,151 @@
+"""Validation and calibration reports: measured vs predicted, per point, per file and overall."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grids.errors import SpecError
+from grids.profiles import TERMS, load_profile, write_profile
+from sweep.calibration.fit import FIT_BOUNDS, errors, fit
+from sweep.calibration.measurements import Measurement, load_measurements
+from sweep.calibration.predict import build_points, predict
+
+DATASHEET = "roofline"
+"""The profile of the pure datasheet roofline, reported beside every calibrated one."""
+
+
+def pair_files(files: list[str], models: list[str], gpus: list[str], tps: list[int]) -> list[Measurement]:
+    """Load files; --model/--gpu/--tp given once apply to every JSON file, else one per JSON file."""
+    json_files = [f for f in files if f.endswith(".json")]
+    rows: list[Measurement] = []
+    for flag, values in (("--model", models), ("--gpu", gpus), ("--tp", tps)):
+        if len(values) not in (0, 1, len(json_files)):
+            raise SpecError(
+                f"argument {flag}: give it once, or once per JSON file ({len(json_files)}), got {len(values)}"
+            )
+    k = 0
+    for name in files:
+        if name.endswith(".json"):
+            pick = lambda vals, k=k: (vals[0] if len(vals) == 1 else vals[k]) if vals else None
+            rows += load_measurements([name], pick(models), pick(gpus), pick(tps))
+            k += 1
+        else:
+            rows += load_measurements([name])
+    return rows
+
+
+def _nullable(x: float) -> float | None:
+    return None if not math.isfinite(x) else float(x)
+
+
+def report(rows: list[Measurement], profile: str | None) -> dict[str, Any]:
+    """The validation report of ``sweep validate --json``: errors of ``profile`` (default: the
+    datasheet roofline), with the datasheet roofline's errors beside it."""
+    points = build_points(rows)
+    names = [profile or DATASHEET] + ([DATASHEET] if profile and profile != DATASHEET else [])
+    preds = {n: np.asarray(predict(load_profile(n).spec, points)) for n in names}
+    main = preds[names[0]]
+    files = sorted({r.file for r in rows})
+    out: dict[str, Any] = {"profile": load_profile(names[0]).name, **errors(main, points.measured), "files": {}}
+    for f in files:
+        idx = np.array([r.file == f for r in rows])
+        out["files"][f] = errors(main[idx], points.measured[idx])
+    out["datasheet"] = {
+        **errors(preds[DATASHEET], points.measured),
+        "files": {
+            f: errors(
+                preds[DATASHEET][np.array([r.file == f for r in rows])],
+                points.measured[np.array([r.file == f for r in rows])],
+            )
+            for f in files
+        },
+    }
+    out["points"] = [
+        dict(
+            model=r.model,
+            gpu=r.gpu,
+            tp=r.tp,
+            batch=_nullable(r.batch),
+            input_len=r.input_len,
+            output_len=r.output_len,
+            scenario=r.scenario,
+            metric=r.metric,
+            measured=r.value,
+            predicted=_nullable(p),
+            datasheet=_nullable(d),
+            file=r.file,
+        )
+        for r, p, d in zip(rows, main, preds[DATASHEET])
+    ]
+    return out
+
+
+def _sha(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def calibrate(
+    rows: list[Measurement], base: str, free: tuple[str, ...], out: Path, name: str, description: str, command: str
+) -> dict[str, Any]:
+    """Fit ``free`` terms of profile ``base`` to ``rows`` and write the profile to ``out``."""
+    unknown = [t for t in free if t not in FIT_BOUNDS]
+    if unknown:
+        raise SpecError(f"argument --free: '{unknown[0]}' cannot be fitted; expected among: {', '.join(FIT_BOUNDS)}")
+    base_entry = load_profile(base)
+    result = fit(rows, base_entry.spec, free)
+    points = build_points(rows)
+    pred = np.asarray(predict(result.profile, points))
+    per_file = {}
+    for f in sorted({r.file for r in rows}):
+        idx = np.array([r.file == f for r in rows])
+        per_file[f] = errors(pred[idx], points.measured[idx])
+    today = datetime.date.today().isoformat()
+    values = {t: float(getattr(result.profile, t)) for t in TERMS}
+    at_bound = [
+        t
+        for t in free
+        if min(abs(values[t] - FIT_BOUNDS[t][0]), abs(values[t] - FIT_BOUNDS[t][1]))
+        <= 1e-6 * max(1.0, abs(FIT_BOUNDS[t][1]))
+    ]
+    sources = {
+        t: (
+            f"fitted by sweep calibrate on {len(rows)} measurements ({today}); search range "
+            f"[{FIT_BOUNDS[t][0]:g}, {FIT_BOUNDS[t][1]:g}] {TERMS[t].units}"
+            + ("; AT A BOUND of its range" if t in at_bound else "")
+        )
+        if t in free
+        else base_entry.data["terms"][t]["source"]
+        for t in TERMS
+    }
+    overall = errors(pred, points.measured)
+    fit_record = {
+        "command": command,
+        "date": today,
+        "base_profile": base_entry.name,
+        "free_terms": ",".join(free),
+        "loss_mean_sq_log_error": result.loss,
+        "starts": float(result.starts),
+        "mape": overall["mape"],
+        "max_abs_pct_error": overall["max_abs_pct_error"],
+        "points": float(len(rows)),
+        "files": {
+            f: f"sha256 {_sha(f)}: MAPE {e['mape']:.4f}, max {e['max_abs_pct_error']:.4f}, {e['points']} points"
+            for f, e in per_file.items()
+        },
+    }
+    write_profile(out, name, description, values, sources, fit_record)
+    return {
+        "profile": str(out),
+        "terms": {t: values[t] for t in free},
+        "units": {t: TERMS[t].units for t in free},
+        "at_bound": at_bound,
+        "mape": overall["mape"],
+        "max_abs_pct_error": overall["max_abs_pct_error"],
+        "files": per_file,
+    }

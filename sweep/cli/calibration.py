@@ -1,0 +1,129 @@
+"""``sweep calibrate`` and ``sweep validate``: fit profiles to measurements; state the error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+MEASUREMENTS_HELP = (
+    "measurement files: the JSON of shared/benchmarks (give --model, --gpu, --tp: once for all "
+    "JSON files or once per JSON file, in order) or the canonical CSV "
+    "(model,gpu,tp,batch,input_len,output_len,scenario,metric,value[,precision,engine,source])"
+)
+
+
+def _add_point_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", help=MEASUREMENTS_HELP)
+    p.add_argument("--model", action="append", default=[], help="model key of the JSON file(s)")
+    p.add_argument("--gpu", action="append", default=[], help="GPU key of the JSON file(s)")
+    p.add_argument("--tp", action="append", type=int, default=[], help="tensor-parallel degree of the JSON file(s)")
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from sweep.calibration.fit import FREE_TERMS
+    from sweep.calibration.validate import calibrate, pair_files
+
+    rows = pair_files(args.files, args.model, args.gpu, args.tp)
+    free = tuple(t for t in args.free.split(",") if t) if args.free else FREE_TERMS
+    out = Path(args.output)
+    name = args.name or out.stem
+    command = "sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # recorded in the profile
+    result = calibrate(
+        rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}", command
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"wrote {result['profile']}: MAPE {100 * result['mape']:.2f}%, max {100 * result['max_abs_pct_error']:.2f}%")
+    for term, value in result["terms"].items():
+        flag = "   <- at a bound of its search range" if term in result["at_bound"] else ""
+        print(f"  {term:<22} {value:.6g} [{result['units'][term]}]{flag}")
+    for f, e in result["files"].items():
+        print(f"  {f}: MAPE {100 * e['mape']:.2f}%, max {100 * e['max_abs_pct_error']:.2f}% ({e['points']} points)")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sweep.calibration.validate import pair_files, report
+
+    rows = pair_files(args.files, args.model, args.gpu, args.tp)
+    rep = report(rows, args.profile)
+    if args.plot:
+        from sweep.viz.validation import write_plot
+
+        write_plot(rep, Path(args.plot))
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(
+        f"{'model':<14} {'gpu':<9} {'tp':>2} {'batch':>6} {'in':>6} {'out':>6} {'scenario':<10} {'metric':<12} "
+        f"{'measured':>10} {'predicted':>10} {'error':>7} {'datasheet':>10}"
+    )
+    for p in rep["points"]:
+        pred = "n/a" if p["predicted"] is None else f"{p['predicted']:.4g}"
+        err = "" if p["predicted"] is None else f"{100 * (p['predicted'] / p['measured'] - 1):+.1f}%"
+        sheet = "n/a" if p["datasheet"] is None else f"{p['datasheet']:.4g}"
+        batch = "-" if p["batch"] is None else f"{p['batch']:g}"
+        print(
+            f"{p['model']:<14} {p['gpu']:<9} {p['tp']:>2} {batch:>6} {p['input_len']:>6g} {p['output_len']:>6g} "
+            f"{p['scenario']:<10} {p['metric']:<12} {p['measured']:>10.4g} {pred:>10} {err:>7} {sheet:>10}"
+        )
+    print()
+    for f, e in rep["files"].items():
+        d = rep["datasheet"]["files"][f]
+        print(
+            f"{f}: MAPE {100 * e['mape']:.2f}%, max {100 * e['max_abs_pct_error']:.2f}% "
+            f"(datasheet roofline: MAPE {100 * d['mape']:.1f}%, max {100 * d['max_abs_pct_error']:.1f}%)"
+        )
+    print(
+        f"overall, profile {rep['profile']}: MAPE {100 * rep['mape']:.2f}%, max "
+        f"{100 * rep['max_abs_pct_error']:.2f}% over {len(rep['points'])} points"
+    )
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="fit an engine profile to measurements (gradients through the JAX model)",
+        description="Fit the free terms of a base profile to measured throughput/latency by "
+        "bounded L-BFGS-B on the mean squared log error, with gradients from jax.grad "
+        "of the cost model. Writes a profile TOML recording the data, the fitted "
+        "values with units, and MAPE and max error per file.\n\nThe shipped vllm-h100 "
+        "profile was made with:\n  sweep calibrate ../shared/benchmarks/llama_31_8b_2000in_300out.json "
+        "../shared/benchmarks/llama_33_70b_2000in_300out.json --model llama-3.1-8b "
+        "--model llama-3.3-70b --gpu h100-sxm --tp 1 --tp 4 --base vllm-base "
+        "--free matmul_eff,kv_bw_eff,step_overhead_s,allreduce_latency_s "
+        "-o grids/profiles/vllm-h100.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_point_flags(p)
+    p.add_argument("-o", "--output", required=True, help="profile TOML to write, e.g. grids/profiles/NAME.toml")
+    p.add_argument("--base", default="vllm-base", help="profile whose other terms are kept (default vllm-base)")
+    p.add_argument(
+        "--free", default=None, help="comma-separated terms to fit (default: every efficiency and overhead term)"
+    )
+    p.add_argument("--name", default=None, help="profile name (default: the file's stem)")
+    p.add_argument("--description", default=None, help="one line saying what the profile is for")
+    p.add_argument("--json", action="store_true", help="print the fitted terms and errors as JSON")
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser(
+        "validate",
+        help="prediction error against measurements, per point, file and overall",
+        description="Compare predictions with measurements. Without --profile: the pure datasheet "
+        "roofline. The datasheet roofline's error is always reported beside.",
+    )
+    _add_point_flags(p)
+    p.add_argument("--profile", default=None, help="profile name in grids/profiles or path (default: roofline)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (errors as fractions)")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.html",
+        help="write measured vs predicted against batch (calibrated and datasheet) as HTML",
+    )
+    p.set_defaults(func=_cmd_validate)

@@ -1,0 +1,229 @@
+"""The engine's plan: lift the point kernels over the sweep's axes, compile once, evaluate chunk by chunk.
+
+``lift`` wraps a function of one design point in one ``jax.vmap`` per dimension (outermost first,
+so the output's axis order equals the dims order) and ``jax.jit`` once. Chunks all have the same
+shape (the last ones padded by repeating their edge values), so a sweep compiles one program.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grids.axes import AXES
+from grids.sweeps import SweepSpec
+from kernels.point import METRICS, design_point, evaluate_point
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled chunk programs on disk (``$SWEEP_JAX_CACHE``, default ~/.cache/llm-econ-sweep/jax),
+    so that a rerun, or each Dask worker process, loads the program instead of compiling it
+    (about 2 s saved per process). Leaves a cache directory the user set alone."""
+    if jax.config.jax_compilation_cache_dir is None:
+        default = os.path.join(os.path.expanduser("~"), ".cache", "llm-econ-sweep", "jax")
+        jax.config.update("jax_compilation_cache_dir", os.environ.get("SWEEP_JAX_CACHE", default))
+
+
+STORED = tuple(name for name, info in METRICS.items() if not info.per_model)
+"""Metrics stored on the full grid; those that depend on the model only (params_total) are stored once."""
+
+
+TILE_BYTES = int(os.environ.get("SWEEP_TILE_BYTES", 2 * 2**20))
+"""Bytes of one metric over a tile: the points a compiled chunk evaluates at once (vmapped, 524,288
+in float32); the chunk's outer dims loop over such tiles (``lax.map``), so that a tile's ~20 live
+intermediates stay in the CPU's last-level cache. On the bench grid (2-core AMD EPYC, 32 MiB L3)
+tiles of 377k float32 points ran at 2.8-3.7e7 points/s, the whole 1.88M-point chunk at a time at
+2.2e7, 754k-point tiles at 2.2e7 and 98k-point tiles at 2.5e7 (each loop step costs ~1.6 ms of
+fixed overhead). ``$SWEEP_TILE_BYTES`` overrides it (a different tile is a different program to
+compile). Two processes sharing the cache (a local Dask cluster's workers) ran at the same speed
+with full, half and quarter tiles."""
+
+
+def lift(
+    point_fn: Callable[[dict[str, Any]], Any],
+    dims: tuple[str, ...],
+    keys: tuple[str, ...],
+    shape: tuple[int, ...] | None = None,
+    tile_points: int = TILE_BYTES // 4,
+) -> Callable:
+    """jit of ``point_fn`` lifted over ``dims``, one map per dim, mapping only that dim's entry of
+    the input dict; entries of ``keys`` not in ``dims`` are broadcast (fixed values).
+
+    Inner dims are vectorised with ``vmap`` up to ``tile_points`` points of ``shape`` (the chunk
+    shape); the dim that crosses that size loops over batches of its entries (``lax.map`` with a
+    batch size) and dims outside it loop entry by entry. The model dim always loops: inside, the
+    model is one model, so the kernels' branches on the architecture (``lax.cond`` on MoE, window
+    layers) run only the branch that model needs instead of both. Without ``shape`` every other
+    dim is vmapped. The output's axis order equals ``dims``.
+    """
+    batch_sizes = _loop_batch_sizes(dims, shape, tile_points)
+    fn = point_fn
+    for dim in reversed(dims):
+        if dim in batch_sizes:
+            fn = _loop(fn, dim, batch_sizes[dim])
+        else:
+            fn = jax.vmap(fn, in_axes=({k: (0 if k == dim else None) for k in keys},))
+    return jax.jit(fn)
+
+
+def _loop_batch_sizes(dims: tuple[str, ...], shape: tuple[int, ...] | None, tile_points: int) -> dict[str, int | None]:
+    """Dims evaluated by a loop, each with the entries vectorised per iteration (None: one)."""
+    loops: dict[str, int | None] = {dim: None for dim in dims if AXES[dim].loop}
+    if shape is None:
+        return loops
+    inner = 1
+    for axis in reversed(range(len(dims))):
+        dim, size = dims[axis], shape[axis]
+        if dim in loops:
+            continue
+        if inner * size <= tile_points:
+            inner *= size
+        elif inner < tile_points and tile_points // inner > 1:
+            loops[dim] = tile_points // inner
+            inner = tile_points
+        else:
+            loops[dim] = None
+    return loops
+
+
+def _loop(fn: Callable, dim: str, batch_size: int | None) -> Callable:
+    """Map ``fn`` over ``dim`` with ``lax.map`` (a loop; ``batch_size`` entries vmapped per step)."""
+
+    def mapped(inputs: dict[str, Any]) -> Any:
+        rest = {k: v for k, v in inputs.items() if k != dim}
+        return jax.lax.map(lambda x: fn({**rest, dim: x}), inputs[dim], batch_size=batch_size)
+
+    return mapped
+
+
+def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
+    """One design point from the engine's inputs (per axis, its named kernel inputs, grids.axes)
+    to the stored metrics (infeasible -> NaN)."""
+    named: dict[str, Any] = {}
+    for encoded in inputs.values():
+        named.update(encoded)
+    m = evaluate_point(design_point(**named))
+    return {name: getattr(m, name).astype(STORED_DTYPES.get(name, getattr(m, name).dtype)) for name in STORED}
+
+
+STORED_DTYPES = {name: jnp.int8 for name, info in METRICS.items() if info.dtype == "int8"}
+"""Metrics stored narrower than they are computed (the bottleneck code)."""
+
+
+def axis_values(dim: str, values: list[Any], dtype: Any) -> Any:
+    """The engine's inputs of one axis: its named kernel inputs stacked along the coordinate, on the host."""
+    return jax.tree.map(lambda x: np.asarray(x, dtype=dtype), AXES[dim].encode(values))
+
+
+INPUT_KEYS = tuple(AXES)
+
+
+@functools.cache
+def lifted_point(dims: tuple[str, ...], shape: tuple[int, ...], itemsize: int) -> Callable:
+    """The compiled chunk function for these dims, chunk shape and float width [byte], shared by
+    every sweep with the same, so a second such sweep compiles nothing."""
+    return lift(point, dims, INPUT_KEYS, shape, TILE_BYTES // itemsize)
+
+
+LANES = 8
+"""float32 values per 256-bit SIMD register (AVX2): the innermost dim of a chunk is evaluated in
+multiples of this (``Plan.padded_chunks``). Measured on the bench grid: an innermost dim of 23
+ran 10-20% slower per point than one of 24."""
+
+
+def padded(chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a chunk is evaluated at: its innermost dim rounded up to a multiple of ``LANES``,
+    so that the compiled loops run whole SIMD vectors (the padding repeats edge values and is
+    cropped)."""
+    return (*chunks[:-1], -(-chunks[-1] // LANES) * LANES)
+
+
+@dataclass
+class Plan:
+    """A sweep resolved to arrays: stacked inputs per axis, the chunk grid and the compiled function."""
+
+    spec: SweepSpec
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]  # chunk shape
+    values: dict[str, Any]  # per dim: stacked values along the dim; fixed: rank-0 values
+    fn: Callable
+    dtype: Any
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Number of chunks along each dim."""
+        return tuple(math.ceil(n / c) for n, c in zip(self.shape, self.chunks))
+
+    @property
+    def n_chunks(self) -> int:
+        return math.prod(self.grid)
+
+    def chunk_ids(self) -> Iterator[tuple[int, ...]]:
+        return itertools.product(*(range(g) for g in self.grid))
+
+    def region(self, chunk_id: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk_id, self.chunks, self.shape))
+
+    @property
+    def padded_chunks(self) -> tuple[int, ...]:
+        return padded(self.chunks)
+
+    def evaluate(self, chunk_id: tuple[int, ...]) -> dict[str, np.ndarray]:
+        """The stored metrics of one chunk, cropped to the grid, as numpy arrays."""
+        with jax.enable_x64(self.dtype == np.float64):
+            return self._evaluate(chunk_id)
+
+    def _evaluate(self, chunk_id: tuple[int, ...]) -> dict[str, np.ndarray]:
+        region = self.region(chunk_id)
+        args = dict(self.values)
+        for dim, sl, size in zip(self.dims, region, self.padded_chunks):
+            idx = np.minimum(np.arange(sl.start, sl.start + size), sl.stop - 1)  # pad with the edge value
+            args[dim] = jax.tree.map(lambda x, i=idx: x[i], self.values[dim])
+        out = self.fn(args)
+        crop = tuple(slice(0, s.stop - s.start) for s in region)
+        return {k: np.asarray(v)[crop] for k, v in out.items()}
+
+
+def chunk_shape(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
+    """Chunk shape of at most ``budget`` points: whole inner dims, a slab of the dim that crosses."""
+    chunks = [1] * len(shape)
+    size = 1
+    for axis in reversed(range(len(shape))):
+        take = max(1, min(shape[axis], budget // size))
+        chunks[axis] = take
+        size *= take
+        if take < shape[axis]:
+            break
+    return tuple(chunks)
+
+
+def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
+    """Resolve the spec's catalogue keys to stacked specs and compile the chunk function."""
+    with jax.enable_x64(spec.precision == "float64"):
+        return _make_plan(spec, chunk_points)
+
+
+def _make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
+    use_compilation_cache()
+    dtype = np.float32 if spec.precision == "float32" else np.float64
+    dims = tuple(spec.axes)
+    values: dict[str, Any] = {dim: axis_values(dim, list(vals), dtype) for dim, vals in spec.axes.items()}
+    for key, value in spec.fixed.items():
+        values[key] = jax.tree.map(lambda x: np.asarray(x[0]), axis_values(key, [value], dtype))
+    # Host (numpy) arrays: a chunk's inputs are gathered by numpy indexing in microseconds, where
+    # indexing ~60 device arrays costs ~15 ms of dispatch per chunk (measured).
+    values = jax.tree.map(np.asarray, values)
+    chunks = chunk_shape(spec.shape, chunk_points or spec.chunk_points)
+    return Plan(
+        spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize), dtype
+    )

@@ -1,0 +1,183 @@
+"""The article's step-by-step breakdown of one design point, in float64 (``sweep explain``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from grids.axes import AXES, design_inputs
+from grids.dtypes import load_dtypes
+from grids.errors import SpecError
+from grids.models import load_model
+from grids.profiles import load_profile
+from kernels.comm import allreduce_time, expert_group_tokens
+from kernels.flops import attention_pairs, op_flops, window_pairs
+from kernels.memory import kv_cache_bytes
+from kernels.params import experts_touched, param_counts
+from kernels.point import design_point, evaluate, request_memory
+from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
+from kernels.scenarios import decode_steps, timeline
+from kernels.specs import COMPUTE_DTYPES
+
+CONVENTIONS = {"article": "article", "realistic": "roofline"}
+"""Convention name -> the profile that carries its counting rules (realistic: the default profile)."""
+
+
+def _f64(x: float) -> jnp.ndarray:
+    return jnp.asarray(x, dtype=jnp.float64)
+
+
+def _scalars(named: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in named._asdict().items()}
+
+
+def explain(
+    model: str,
+    gpu: str,
+    tp: int = 1,
+    batch: int = 1,
+    input_len: int | None = None,
+    output_len: int | None = None,
+    *,
+    convention: str = "realistic",
+    profile: str | None = None,
+    **axes: Any,
+) -> dict[str, Any]:
+    """Every intermediate of the cost model for one design point, SI units, as a flat dict.
+
+    ``axes``: any other axis of grids/axes.py by name (weight_dtype="fp8", scenario="concurrency",
+    pp=2, expert_parallel="on" or True, usd_per_gpu_hour=2.0 ...); unset axes take their defaults.
+    Times and rates are reported even when the point cannot run (``feasible`` False, e.g. 70B
+    weights on one 80 GB GPU), as the article reasons about them; a sweep stores NaN there.
+    Evaluated in float64 (JAX's 64-bit mode, scoped to this call).
+    """
+    with jax.enable_x64(True):
+        return _explain(model, gpu, tp, batch, input_len, output_len, convention, profile, axes)
+
+
+def _explain(
+    model: str,
+    gpu: str,
+    tp: int,
+    batch: int,
+    input_len: int | None,
+    output_len: int | None,
+    convention: str,
+    profile: str | None,
+    axes: dict[str, Any],
+) -> dict[str, Any]:
+    if convention not in CONVENTIONS:
+        raise SpecError(f"argument --convention: expected one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    if convention == "article" and profile is not None:
+        raise SpecError("argument --profile: the article convention fixes its own profile; drop --profile")
+    if isinstance(axes.get("expert_parallel"), bool):
+        axes["expert_parallel"] = "on" if axes["expert_parallel"] else "off"
+    values = dict(axes, model=model, gpu=gpu, tp=tp, batch=batch, input_len=input_len, output_len=output_len)
+    values["profile"] = profile or CONVENTIONS[convention]
+    values = {k: v for k, v in values.items() if v is not None}
+    named = design_inputs(values)  # validates every value (SpecError naming the flag)
+    chosen = {name: values.get(name, axis.default) for name, axis in AXES.items()}
+    m, prof = load_model(model), load_profile(values["profile"])
+    spec, gspec, dep, wl, pspec = design_point(**jax.tree.map(_f64, named))
+    tp, batch, pp, dp = (int(chosen[k]) for k in ("tp", "batch", "pp", "dp"))
+    input_len, output_len = int(chosen["input_len"]), int(chosen["output_len"])
+    weight_dtype, kv_dtype = chosen["weight_dtype"], chosen["kv_dtype"]
+    compute = dep.compute_dtype
+    scenario, expert_parallel = chosen["scenario"], chosen["expert_parallel"] == "on"
+
+    metrics = evaluate(spec, gspec, dep, wl, pspec)
+    plan = request_memory(spec, gspec, dep, wl, pspec)
+    tl, _ = timeline(spec, gspec, dep, wl, pspec, plan.max_batch)
+    prefill, decode = tl.prefill, tl.decode
+    running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
+    first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)
+    counts = param_counts(spec)
+    ops_prefill = op_flops(
+        spec,
+        wl.input_len,
+        attention_pairs(wl.input_len, pspec.causal_attention),
+        window_pairs(wl.input_len, spec.window, pspec.causal_attention),
+        _f64(0.0),
+    )
+    ops_decode = op_flops(spec, _f64(1.0), wl.input_len + 1.0, jnp.minimum(wl.input_len, spec.window) + 1.0, _f64(1.0))
+    comm_token = allreduce_time(spec, gspec, dep, pspec, _f64(1.0))
+    peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
+    out = dict(
+        model=m.key,
+        gpu=gpu,
+        tp=tp,
+        batch=batch,
+        input_len=input_len,
+        output_len=output_len,
+        convention=convention,
+        profile=prof.name,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        compute_dtype=COMPUTE_DTYPES[int(compute)],
+        scenario=scenario,
+        pp=pp,
+        dp=dp,
+        expert_parallel=bool(expert_parallel),
+        gpus=tp * pp * dp,
+    )
+    out.update(_scalars(metrics))
+    out["feasible"] = bool(metrics.feasible)
+    out["bottleneck"] = BOTTLENECKS[int(metrics.bottleneck)]
+    out.update({f"params_{k}": v for k, v in _scalars(counts).items()})
+    out.update(
+        weight_bytes_total=float(counts.total) * load_dtypes()[weight_dtype].bytes_per_elem,
+        kv_cache_bytes_total=float(
+            kv_cache_bytes(spec, wl.input_len + wl.output_len - 1.0, dep.batch, dep.kv_bytes_per_elem)
+        ),
+        peak_flop_per_s=peak,
+        hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
+        usd_per_gpu_hour=float(gspec.usd_per_hour),
+        usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
+        prefill_flops_by_op=_scalars(ops_prefill),
+        decode_flops_by_op=_scalars(ops_decode),
+        experts_touched_per_layer=float(experts_touched(spec, expert_group_tokens(dep, running.batch))),
+        prefill_compute_s=float(prefill.compute_s),
+        prefill_memory_s=float(prefill.memory_s),
+        prefill_comm_s=float(prefill.comm_s),
+        prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
+        weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),
+        decode_step_compute_s=float(first_step.compute_s),
+        decode_step_memory_s=float(first_step.memory_s),
+        decode_step_comm_s=float(first_step.comm_s),
+        decode_step_s=float(first_step.total_s),
+        decode_bottleneck=BOTTLENECKS[int(bottleneck(decode))],
+        decode_steps=float(decode_steps(wl)),
+        allreduce_latency_s_per_token=float(comm_token.latency_s),
+        decode_tok_s=float(tl.in_flight) / float(metrics.tpot_s),
+        kv_budget_bytes_per_gpu=float(plan.kv_budget_bytes_per_gpu),
+    )
+    if not out["feasible"]:
+        out["infeasible_reason"] = infeasible_reason(out, spec)
+    return out
+
+
+def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
+    """Why a point cannot run, in words."""
+    if float(spec.n_heads) % out["tp"]:
+        return f"tp {out['tp']} does not divide the {float(spec.n_heads):g} attention heads"
+    if out["pp"] > float(spec.n_layers):
+        return f"pp {out['pp']} exceeds the {float(spec.n_layers):g} layers: a stage would hold none"
+    if math.isnan(out["peak_flop_per_s"]):
+        return f"{out['gpu']} has no {out['compute_dtype']} tensor path"
+    if out["kv_budget_bytes_per_gpu"] <= 0:
+        return (
+            f"the weights alone ({out['weight_bytes'] / 1e9:.1f} GB per GPU) exceed the usable "
+            f"memory of {out['gpu']}; try a larger tp"
+        )
+    if out["max_batch"] < 1:
+        return (
+            f"beside the weights ({out['weight_bytes'] / 1e9:.1f} GB per GPU) not even one sequence of "
+            f"{out['input_len'] + out['output_len'] - 1} tokens fits"
+        )
+    if out["scenario"] == "concurrency" and out["max_batch"] < out["batch"]:
+        return f"{out['batch']} requests in flight do not fit: at most {out['max_batch']:g} do"
+    return "a time is not finite (e.g. no interconnect for tp > 1)"

@@ -1,0 +1,79 @@
+"""Human-readable rendering of ``sweep explain``: the article's steps, in display units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweep.query.units import gigabytes, seconds, si
+
+
+def render(d: dict[str, Any]) -> str:
+    """The breakdown of ``sweep.query.explain.explain`` as numbered steps, like the article."""
+    lines = [
+        f"{d['model']} on {_gpus(d)}, batch {d['batch']}, {d['input_len']} prompt + "
+        f"{d['output_len']} output tokens, scenario {d['scenario']}  "
+        f"[convention {d['convention']}, profile {d['profile']}, "
+        f"weights {d['weight_dtype']}, KV {d['kv_dtype']}]",
+        "",
+        "1. Parameters",
+        f"   embedding {si(d['params_embedding'], '')}, attention {si(d['params_attention'], '')}, "
+        f"MLP {si(d['params_mlp'], '')}, norms {si(d['params_norms'], '')}, LM head {si(d['params_lm_head'], '')}",
+        f"   total {d['params_total']:,.0f} -> weights {gigabytes(d['weight_bytes_total'])} "
+        f"({gigabytes(d['weight_bytes'])} per GPU)",
+    ]
+    if d["params_experts"] > 0:
+        lines.append(
+            f"   routed experts {si(d['params_experts'], '')}, router {si(d['params_router'], '')}; "
+            f"active per token {d['params_active']:,.0f}; a decode step of the batch touches "
+            f"{d['experts_touched_per_layer']:.2f} experts per MoE layer (uniform routing)"
+        )
+    lines += [
+        "",
+        f"2. Prefill FLOPs of one {d['input_len']}-token prompt, summed over all layers",
+    ]
+    for op, flops in d["prefill_flops_by_op"].items():
+        lines.append(f"   {op:<8} {si(flops, 'FLOP'):>16}")
+    lines += [
+        f"   total (+ LM head on the last token) {si(d['prefill_flops'], 'FLOP')} per prompt",
+        "",
+        f"3. Prefill time on {d['tp']} x {si(d['peak_flop_per_s'], 'FLOP/s')}, {si(d['hbm_bytes_per_s'], 'B/s')}",
+        f"   compute {seconds(d['prefill_compute_s'])} vs memory {seconds(d['prefill_memory_s'])} "
+        f"(weights {seconds(d['weight_read_s'])}) + communication {seconds(d['prefill_comm_s'])}"
+        f" -> {d['prefill_bottleneck']}-bound; TTFT {seconds(d['ttft_s'])}",
+        "",
+        f"4. Decode: the token after the prompt costs {si(d['decode_flops'], 'FLOP')} per sequence",
+        f"   step compute {seconds(d['decode_step_compute_s'])} vs memory {seconds(d['decode_step_memory_s'])}"
+        f" -> {d['decode_bottleneck']}-bound; step {seconds(d['decode_step_s'])}, "
+        f"mean over {d['decode_steps']:g} steps (TPOT) {seconds(d['tpot_s'])}",
+        "",
+        f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
+        f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
+        f"at most {d['max_batch']:g} such sequences fit{' per micro-batch' if d['pp'] > 1 else ''}; "
+        f"{d['batch_in_flight']:g} run together",
+        "",
+        f"6. Tensor parallelism over {d['tp']} GPUs: all-reduce per token {seconds(d['allreduce_s_per_token'])}"
+        f" (bandwidth) + {seconds(d['allreduce_latency_s_per_token'])} (latency)",
+        "",
+        "7. Throughput and cost",
+        f"   end to end {seconds(d['e2e_s'])}; {d['output_tok_s']:,.1f} output tokens/s "
+        f"({d['output_tok_s_per_gpu']:,.1f} per GPU, {d['user_tok_s']:,.1f} per user; "
+        f"{d['decode_tok_s']:,.1f} in steady decode)",
+        f"   at ${d['usd_per_hour']:.2f}/h: ${d['usd_per_mtok_output']:,.2f} per million output tokens, "
+        f"${d['usd_per_mtok_input']:,.4f} per million input tokens (prefill time charged to input)",
+        "",
+        f"Bottleneck: {d['bottleneck']}",
+    ]
+    if not d["feasible"]:
+        lines.append(
+            f"NOT FEASIBLE: {d['infeasible_reason']}. Times above are what it would take if it fit;"
+            " a sweep stores NaN here."
+        )
+    return "\n".join(lines)
+
+
+def _gpus(d: dict) -> str:
+    """'8 x h100-sxm', or with pipeline/data/expert parallelism '32 x h200 (tp 8 x pp 1 x dp 4, expert-parallel)'."""
+    if d["pp"] == 1 and d["dp"] == 1 and not d["expert_parallel"]:
+        return f"{d['tp']} x {d['gpu']}"
+    ep = ", expert-parallel" if d["expert_parallel"] else ""
+    return f"{d['gpus']} x {d['gpu']} (tp {d['tp']} x pp {d['pp']} x dp {d['dp']}{ep})"

@@ -1,0 +1,101 @@
+"""``sweep run``: evaluate a sweep chunk by chunk into a zarr store, resumably, with progress."""
+
+from __future__ import annotations
+
+import math
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import zarr
+from tqdm import tqdm
+
+from grids.sweeps import SweepSpec, load_sweep
+from sweep.engine.plan import Plan, make_plan
+from sweep.store.read import done_chunks, location
+from sweep.store.write import create, finish, write_chunk
+
+OUTPUTS = Path("outputs")
+
+
+def default_store(spec: SweepSpec) -> str:
+    return str(OUTPUTS / f"{spec.name}.zarr")
+
+
+def run_sweep(
+    spec: SweepSpec | str,
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    chunk_points: int | None = None,
+    max_chunks: int | None = None,
+    scheduler: str | None = None,
+) -> str:
+    """Evaluate every missing chunk of ``spec`` into ``out`` (default outputs/<name>.zarr; any
+    fsspec URL). Returns the store's location.
+
+    In process (``scheduler`` None), compute and storage overlap: while chunk i is compressed and
+    written by a writer thread, chunk i+1 is evaluated; at most two chunks are held in memory.
+    With ``scheduler`` (``local[:N]`` or ``tcp://HOST:PORT``) chunks run as Dask tasks
+    (``sweep.store.distributed``). ``max_chunks`` stops after that many chunks (tests of interrupted runs).
+    """
+    spec = load_sweep(spec) if isinstance(spec, str) else spec
+    url = location(out) if out is not None else default_store(spec)
+    if scheduler is None:
+        return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
+    from sweep.store.distributed import client_for, warm_workers
+
+    with client_for(scheduler) as client:
+        warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
+        return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
+
+
+def _run(
+    spec: SweepSpec, url: str, overwrite: bool, progress: bool, chunk_points: int | None, max_chunks: int | None, client
+) -> str:
+    plan = make_plan(spec, chunk_points)
+    status = create(url, plan, overwrite)
+    if status == "complete":
+        return url
+    if status == "recomputed":
+        print(
+            f"sweep run: {url} was made by another version of the code or catalogues; recomputing every chunk",
+            file=sys.stderr,
+        )
+    done = done_chunks(url)
+    todo = [c for c in plan.chunk_ids() if not done[c]][:max_chunks]
+    points = sum(math.prod(s.stop - s.start for s in plan.region(c)) for c in todo)
+    bar = tqdm(
+        total=points,
+        unit="pt",
+        unit_scale=True,
+        disable=not progress,
+        smoothing=0.1,
+        desc=f"{spec.name} ({len(todo)} of {plan.n_chunks} chunks)",
+    )
+    if client is None:
+        _run_in_process(plan, url, todo, bar)
+    else:
+        from sweep.store.distributed import run_chunks
+
+        run_chunks(client, spec, url, chunk_points, todo, bar)
+    bar.close()
+    if done_chunks(url).all():
+        finish(url)
+    return url
+
+
+def _run_in_process(plan: Plan, url: str, todo: list[tuple[int, ...]], bar: tqdm) -> None:
+    root = zarr.open_group(url, mode="r+")
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending: Future | None = None
+        for chunk_id in todo:
+            results = plan.evaluate(chunk_id)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write_chunk, root, plan, chunk_id, results)
+            points = next(iter(results.values())).size
+            pending.add_done_callback(lambda _f, n=points: bar.update(n))
+        if pending is not None:
+            pending.result()

@@ -1,0 +1,169 @@
+"""``sweep explore``: a Panel app over a sweep store, served on 127.0.0.1.
+
+One line figure: a variable (chooser) against a numeric dimension on the x axis (chooser), one
+line per value of a second dimension (chooser, or none), log-axis toggles, and one widget for
+every other dimension, which holds it at one value. The widgets of the dims on the axes are
+hidden. Values are shown in display units (sweep.query.units); infeasible points are gaps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import xarray as xr
+
+from grids.errors import SpecError
+from sweep.query.units import to_display, var_label
+from sweep.viz.base import Picked, color, curve, finish, pick, scatter
+
+NONE = "(none)"
+SKIP_VARIABLES = ("feasible", "bottleneck", "params_total")
+
+
+def variables(ds: xr.Dataset) -> dict[str, str]:
+    """Plottable variables: 'long name (unit)' -> name, in schema order."""
+    return {
+        var_label(ds, name): name
+        for name in ds.data_vars
+        if name not in SKIP_VARIABLES and ds[name].ndim == len(ds.dims)
+    }
+
+
+def _numeric_dims(ds: xr.Dataset) -> list[str]:
+    return [d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer) and ds.sizes[d] > 1] or [
+        d for d in ds.dims if np.issubdtype(ds[d].dtype, np.integer)
+    ]
+
+
+def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: bool, sel: dict[str, Any]) -> Any:
+    """``variable`` against ``x``, one line per value of ``by`` (or one line), the other dims at ``sel``."""
+    free = (x,) if by in (NONE, x) else (x, by)
+    fixed = {d: v for d, v in sel.items() if d not in free}
+    picked: Picked = pick(ds[[variable, "feasible"]], fixed, free)
+    sub = to_display(picked.ds[variable].load())
+    xs = sub[x].values
+    x_dim = hv.Dimension(x, label=var_label(ds, x))
+    y_dim = hv.Dimension(
+        variable,
+        label=f"{sub.attrs.get('long_name', variable)} ({sub.attrs['units']})"
+        if sub.attrs["units"]
+        else sub.attrs.get("long_name", variable),
+    )
+    groups = [(None, sub)] if by in (NONE, x) else [(v, sub.sel({by: v})) for v in sub[by].values]
+    parts = []
+    for i, (value, line) in enumerate(groups):
+        frame = pd.DataFrame({x: xs, variable: line.transpose(x).values.astype(float)})
+        if logy:
+            frame.loc[frame[variable] <= 0, variable] = np.nan
+        name = variable if value is None else f"{by}={value}"
+        parts += [curve(frame, x_dim, y_dim, name, color(i)), scatter(frame, x_dim, y_dim, name, color(i), size=6)]
+    if not any(np.isfinite(p.dimension_values(1)).any() for p in parts):
+        note = hv.Text(
+            float(np.sqrt(xs.min() * xs.max())) if logx else float(xs.mean()),
+            0.5,
+            "no feasible point at this selection",
+        )
+        parts.append(note)
+    main = f"{sub.attrs.get('long_name', variable)} vs {ds[x].attrs.get('long_name', x)}"
+    return finish(hv.Overlay(parts), main, picked, x_dim.label, y_dim.label, logx=logx, logy=logy, legend="right")
+
+
+LABEL = "label" if "label" in pn.widgets.Select.param else "name"
+"""The widget caption's parameter: ``label`` since Panel 1.9 (``name`` is deprecated), ``name`` before."""
+
+
+def _widget(cls: type, text: str, **params: Any) -> Any:
+    return cls(**{LABEL: text}, **params)
+
+
+def caption(widget: Any) -> str:
+    """The text shown above a widget."""
+    return getattr(widget, LABEL)
+
+
+def _widget_name(ds: xr.Dataset, dim: str) -> str:
+    """'input_len (prompt length)'; just 'gpu' where the long name says no more."""
+    long_name = ds[dim].attrs.get("long_name", dim)
+    return dim if long_name.lower() == dim.lower() else f"{dim} ({long_name})"
+
+
+def _initial(ds: xr.Dataset, x: str, by: str) -> dict[str, Any]:
+    """Default values of the other dims (as ``sweep.viz.base.pick`` chooses them)."""
+    free = (x,) if by == NONE else (x, by)
+    picked = pick(ds[["feasible"]], {}, free)
+    values = {d: v for d, v, _ in picked.chosen}
+    for dim in free:
+        values[dim] = ds[dim].values.tolist()[0]
+    return values
+
+
+def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
+    """The explorer for ``ds``: widgets on the left, the figure on the right."""
+    names = variables(ds)
+    numeric = _numeric_dims(ds)
+    if not names or not numeric:
+        raise SpecError("explore: the store has no plottable variable or numeric dimension")
+    x0 = "batch" if "batch" in numeric else numeric[0]
+    by0 = next((d for d in ("tp", "gpu", "model") if d in ds.dims and ds.sizes[d] > 1 and d != x0), NONE)
+    start = _initial(ds, x0, by0)
+    first = "output_tok_s" if "output_tok_s" in names.values() else next(iter(names.values()))
+    variable = _widget(pn.widgets.Select, "variable", options=names, value=first)
+    x = _widget(pn.widgets.Select, "x axis", options=numeric, value=x0)
+    by = _widget(pn.widgets.Select, "one line per", options=[NONE] + [d for d in ds.dims if ds.sizes[d] > 1], value=by0)
+    logx = _widget(pn.widgets.Checkbox, "log x axis", value=True)
+    logy = _widget(pn.widgets.Checkbox, "log y axis", value=True)
+    dims = {
+        d: _widget(pn.widgets.Select, _widget_name(ds, d), options=ds[d].values.tolist(), value=start[d])
+        for d in ds.dims
+    }
+
+    def show_widgets(*_: Any) -> None:
+        for d, widget in dims.items():
+            widget.visible = d not in (x.value, by.value)
+
+    x.param.watch(show_widgets, "value")
+    by.param.watch(show_widgets, "value")
+    show_widgets()
+
+    def view(variable: str, x: str, by: str, logx: bool, logy: bool, **sel: Any) -> Any:
+        return figure(ds, variable, x, by, logx, logy, sel)
+
+    plot = pn.bind(view, variable=variable, x=x, by=by, logx=logx, logy=logy, **dims)
+    controls = pn.Column(
+        pn.pane.Markdown("### Figure"),
+        variable,
+        x,
+        by,
+        logx,
+        logy,
+        pn.pane.Markdown("### Other dimensions (held at one value)"),
+        *dims.values(),
+        width=300,
+    )
+    heading = pn.pane.Markdown(
+        f"## {title or ds.attrs.get('title', 'sweep explorer')}\n"
+        f"{ds.attrs.get('description', '')}  \nGB = 1e9 bytes; infeasible points are gaps."
+    )
+    return pn.Column(heading, pn.Row(controls, pn.pane.HoloViews(plot, backend="bokeh")))
+
+
+def serve(store: str | Path, port: int = 5006, show: bool = False, **kwargs: Any) -> Any:
+    """Serve the explorer of ``store`` on http://127.0.0.1:PORT (blocks until stopped)."""
+    from sweep.store.read import open_sweep
+
+    ds = open_sweep(store)
+    origin = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    return pn.serve(
+        {"/": lambda: app(ds)},
+        port=port,
+        address="127.0.0.1",
+        show=show,
+        websocket_origin=origin,
+        title=ds.attrs.get("title", "sweep explorer"),
+        **kwargs,
+    )
