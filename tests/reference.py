@@ -1,5 +1,5 @@
-"""The scalar pure-Python reference of the cost model (it lives in ``sweep.reference`` so that
+"""The scalar pure-Python reference of the cost model (it lives in ``sweep.bench.reference`` so that
 ``sweep bench`` can time it too)."""
 
-from sweep.reference import *  # noqa: F401,F403
-from sweep.reference import evaluate, params, split_flops  # noqa: F401
+from sweep.bench.reference import *  # noqa: F401,F403
+from sweep.bench.reference import evaluate, params, split_flops  # noqa: F401

@@ -40,10 +40,10 @@ def _answers(url: str, proc: subprocess.Popen, log: Path) -> bool:
 
 @pytest.fixture
 def explorer(tmp_path):
-    """The URL of the explorer of a small store, served by `sweep.explore.serve` in a subprocess."""
+    """The URL of the explorer of a small store, served by `sweep.viz.explore.serve` in a subprocess."""
     store = run_sweep(small_spec(), tmp_path / "small.zarr", progress=False)
     port = _free_port()
-    code = f"from sweep.explore import serve; serve({str(store)!r}, {port})"
+    code = f"from sweep.viz.explore import serve; serve({str(store)!r}, {port})"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = tmp_path / "explore.log"
     with open(log, "wb") as out:

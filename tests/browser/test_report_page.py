@@ -3,8 +3,8 @@ figure drawn on a canvas of real size with real pixels. Screenshot: outputs/repo
 
 from __future__ import annotations
 
-from sweep.plots import KINDS
-from sweep.report import write_report
+from sweep.viz.figures import KINDS
+from sweep.viz.report import write_report
 from tests.browser.conftest import canvas_ink, drawn, wait_until
 from tests.sweep.plot_fixtures import small_spec
 

@@ -19,8 +19,8 @@ from kernels.memory import kv_bytes_per_token_per_gpu, kv_cache_bytes
 from kernels.params import param_counts, streamed_params
 from kernels.roofline import decode_step, decode_step_time, decode_time
 from sweep.api import compute
-from sweep.engine import INPUT_KEYS, lift, make_plan, point
-from sweep.explain import explain
+from sweep.engine.plan import INPUT_KEYS, lift, make_plan, point
+from sweep.query.explain import explain
 from tests import specs
 from tests.specs import f64
 

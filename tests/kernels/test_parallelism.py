@@ -18,7 +18,7 @@ from kernels.comm import comm_time
 from kernels.params import param_counts
 from kernels.point import evaluate
 from sweep.api import compute
-from sweep.explain import explain
+from sweep.query.explain import explain
 from tests import specs
 from tests.specs import f64
 

@@ -12,10 +12,10 @@ from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import TERMS, load_profile
 from kernels.point import evaluate
-from sweep.calibrate import FIT_BOUNDS, errors, fit
-from sweep.measurements import Measurement, load_measurements
-from sweep.predict import build_points, predict
-from sweep.validate import calibrate, report
+from sweep.calibration.fit import FIT_BOUNDS, errors, fit
+from sweep.calibration.measurements import Measurement, load_measurements
+from sweep.calibration.predict import build_points, predict
+from sweep.calibration.validate import calibrate, report
 from tests.specs import deployment, workload
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"

@@ -13,8 +13,8 @@ import xarray as xr
 from grids.errors import SpecError
 from grids.sweeps import validate
 from sweep.api import open_sweep, run_sweep
-from sweep.distributed import WORKER_ENV, parse_scheduler
-from sweep.store import done_chunks
+from sweep.store.distributed import WORKER_ENV, parse_scheduler
+from sweep.store.read import done_chunks
 
 RAW = {
     "name": "dask-test",

@@ -11,7 +11,7 @@ from grids.models import load_model
 from grids.profiles import load_profile
 from grids.sweeps import validate
 from kernels.point import evaluate, mask_infeasible
-from sweep.engine import STORED, chunk_shape, make_plan
+from sweep.engine.plan import STORED, chunk_shape, make_plan
 from tests.specs import deployment, workload
 
 RAW = {

@@ -12,9 +12,9 @@ import pytest
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from sweep.api import compute
-from sweep.plot_base import log_ticks, pick
-from sweep.plot_units import fmt_number, log2_ticks, to_display, tokens, unit_of
-from sweep.plots import KINDS, pareto_front, plot, save
+from sweep.query.units import fmt_number, log2_ticks, to_display, tokens, unit_of
+from sweep.viz.base import log_ticks, pick
+from sweep.viz.figures import KINDS, pareto_front, plot, save
 from tests.sweep.plot_fixtures import small_spec
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from grids.errors import SpecError
 from sweep.api import compute, run_sweep
-from sweep.cli_plots import KIND_NAMES, add_commands, parse_selection
-from sweep.plots import KINDS
-from sweep.report import best_table, build_report, write_report
+from sweep.cli.plots import KIND_NAMES, add_commands, parse_selection
+from sweep.viz.figures import KINDS
+from sweep.viz.report import best_table, build_report, write_report
 from tests.sweep.plot_fixtures import small_spec
 
 EXTERNAL = re.compile(r"<(script|link|img|iframe)[^>]*(src|href)\s*=", re.IGNORECASE)
@@ -52,10 +52,10 @@ def test_best_table_meets_the_targets(ds):
 
 
 def test_report_says_when_nothing_meets_the_targets(ds, monkeypatch):
-    import sweep.report
+    import sweep.viz.report
 
-    monkeypatch.setattr(sweep.report, "TARGETS", ("user_tok_s>=1e9", "ttft_s<=1"))
-    monkeypatch.setattr(sweep.report.best_table, "__defaults__", (sweep.report.TARGETS,))
+    monkeypatch.setattr(sweep.viz.report, "TARGETS", ("user_tok_s>=1e9", "ttft_s<=1"))
+    monkeypatch.setattr(sweep.viz.report.best_table, "__defaults__", (sweep.viz.report.TARGETS,))
     assert "No configuration meets the targets" in build_report(ds)
 
 
@@ -137,7 +137,7 @@ def test_explorer_widgets(ds):
     x axis hides that dimension's widget and shows the previous one."""
     import panel as pn
 
-    from sweep.explore import app, caption, figure
+    from sweep.viz.explore import app, caption, figure
 
     root = app(ds)
     widgets = {caption(w): w for w in root.select(pn.widgets.Widget)}

@@ -13,7 +13,7 @@ import zarr
 from grids.errors import SpecError
 from grids.sweeps import load_sweep, validate
 from sweep.api import compute, open_sweep, run_sweep
-from sweep.store import PROGRESS, IncompleteStoreWarning
+from sweep.store.read import PROGRESS, IncompleteStoreWarning
 
 RAW = {
     "name": "store-test",

@@ -23,8 +23,8 @@ def _add_point_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from sweep.calibrate import FREE_TERMS
-    from sweep.validate import calibrate, pair_files
+    from sweep.calibration.fit import FREE_TERMS
+    from sweep.calibration.validate import calibrate, pair_files
 
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
     free = tuple(t for t in args.free.split(",") if t) if args.free else FREE_TERMS
@@ -47,12 +47,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sweep.validate import pair_files, report
+    from sweep.calibration.validate import pair_files, report
 
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
     rep = report(rows, args.profile)
     if args.plot:
-        from sweep.validate_plot import write_plot
+        from sweep.viz.validation import write_plot
 
         write_plot(rep, Path(args.plot))
     if args.json:

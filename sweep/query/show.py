@@ -8,13 +8,13 @@ from pathlib import Path  # noqa: F401
 
 import xarray as xr
 
-from sweep import store
+from sweep.store.read import done_chunks, open_sweep
 
 
 def describe(path: str | Path) -> str:
     """Dims and sizes, variables with units, completeness and provenance of a store."""
-    ds = store.open_sweep(path)
-    done = store.done_chunks(path)
+    ds = open_sweep(path)
+    done = done_chunks(path)
     lines = [
         f"{path}: {ds.attrs.get('title', '')}",
         f"  {'complete' if ds.attrs.get('sweep_complete') else 'INCOMPLETE'}: "

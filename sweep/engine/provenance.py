@@ -20,7 +20,8 @@ from grids.models import load_model
 from grids.profiles import load_profile
 from grids.sweeps import SweepSpec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
+"""The checkout this package runs from (sweep/engine/provenance.py -> its root)."""
 KERNELS_DIR = Path(kernels.__file__).resolve().parent
 GRIDS_DIR = Path(grids.__file__).resolve().parent
 

@@ -1,4 +1,4 @@
-"""The engine: lift the point kernels over the sweep's axes, compile once, evaluate chunk by chunk.
+"""The engine's plan: lift the point kernels over the sweep's axes, compile once, evaluate chunk by chunk.
 
 ``lift`` wraps a function of one design point in one ``jax.vmap`` per dimension (outermost first,
 so the output's axis order equals the dims order) and ``jax.jit`` once. Chunks all have the same
@@ -19,10 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grids.axes import AXES, stack
-from grids.models import load_model
+from grids.axes import AXES
 from grids.sweeps import SweepSpec
-from kernels.params import param_counts
 from kernels.point import METRICS, design_point, evaluate_point
 
 
@@ -229,10 +227,3 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     return Plan(
         spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize), dtype
     )
-
-
-def params_by_model(spec: SweepSpec) -> np.ndarray:
-    """Parameter counts per model in float64 (float32 cannot hold 70,553,706,496 exactly)."""
-    with jax.enable_x64(True):
-        counts = jax.jit(jax.vmap(param_counts))(stack([load_model(k).spec for k in spec.axes["model"]]))
-        return np.asarray(counts.total, np.float64)

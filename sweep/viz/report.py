@@ -16,10 +16,10 @@ import xarray as xr
 
 from grids.errors import SpecError
 from grids.sweeps import SweepSpec, load_sweep
-from sweep.accessor import best_rows
-from sweep.html_page import figure_page
-from sweep.plot_units import fmt_number, unit_of
-from sweep.plots import KINDS, plot
+from sweep.query.accessor import best_rows
+from sweep.query.units import fmt_number, unit_of
+from sweep.viz.figures import KINDS, plot
+from sweep.viz.html_page import figure_page
 
 TARGETS = ("user_tok_s>=30", "ttft_s<=1")
 """What 'best' means in the summary: at least 30 tokens/s per user and TTFT under one second."""
@@ -35,18 +35,18 @@ def load_dataset(source: str | Path | SweepSpec | xr.Dataset) -> tuple[xr.Datase
     if isinstance(source, xr.Dataset):
         return source, []
     if isinstance(source, SweepSpec):
-        from sweep.api import compute
+        from sweep.engine.compute import compute
 
         return compute(source), []
     path = Path(source)
     if path.is_dir() or path.suffix == ".zarr":
-        from sweep.store import IncompleteStoreWarning, open_sweep
+        from sweep.store.read import IncompleteStoreWarning, open_sweep
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IncompleteStoreWarning)
             ds = open_sweep(path)
         return ds, [str(w.message) for w in caught if issubclass(w.category, IncompleteStoreWarning)]
-    from sweep.api import compute
+    from sweep.engine.compute import compute
 
     return compute(load_sweep(str(source))), []
 

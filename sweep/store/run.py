@@ -11,8 +11,9 @@ import zarr
 from tqdm import tqdm
 
 from grids.sweeps import SweepSpec, load_sweep
-from sweep import store
-from sweep.engine import Plan, make_plan
+from sweep.engine.plan import Plan, make_plan
+from sweep.store.read import done_chunks, location
+from sweep.store.write import create, finish, write_chunk
 
 OUTPUTS = Path("outputs")
 
@@ -37,13 +38,13 @@ def run_sweep(
     In process (``scheduler`` None), compute and storage overlap: while chunk i is compressed and
     written by a writer thread, chunk i+1 is evaluated; at most two chunks are held in memory.
     With ``scheduler`` (``local[:N]`` or ``tcp://HOST:PORT``) chunks run as Dask tasks
-    (``sweep.distributed``). ``max_chunks`` stops after that many chunks (tests of interrupted runs).
+    (``sweep.store.distributed``). ``max_chunks`` stops after that many chunks (tests of interrupted runs).
     """
     spec = load_sweep(spec) if isinstance(spec, str) else spec
-    url = store.location(out) if out is not None else default_store(spec)
+    url = location(out) if out is not None else default_store(spec)
     if scheduler is None:
         return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
-    from sweep.distributed import client_for, warm_workers
+    from sweep.store.distributed import client_for, warm_workers
 
     with client_for(scheduler) as client:
         warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
@@ -54,7 +55,7 @@ def _run(
     spec: SweepSpec, url: str, overwrite: bool, progress: bool, chunk_points: int | None, max_chunks: int | None, client
 ) -> str:
     plan = make_plan(spec, chunk_points)
-    status = store.create(url, plan, overwrite)
+    status = create(url, plan, overwrite)
     if status == "complete":
         return url
     if status == "recomputed":
@@ -62,7 +63,7 @@ def _run(
             f"sweep run: {url} was made by another version of the code or catalogues; recomputing every chunk",
             file=sys.stderr,
         )
-    done = store.done_chunks(url)
+    done = done_chunks(url)
     todo = [c for c in plan.chunk_ids() if not done[c]][:max_chunks]
     points = sum(math.prod(s.stop - s.start for s in plan.region(c)) for c in todo)
     bar = tqdm(
@@ -76,12 +77,12 @@ def _run(
     if client is None:
         _run_in_process(plan, url, todo, bar)
     else:
-        from sweep.distributed import run_chunks
+        from sweep.store.distributed import run_chunks
 
         run_chunks(client, spec, url, chunk_points, todo, bar)
     bar.close()
-    if store.done_chunks(url).all():
-        store.finish(url)
+    if done_chunks(url).all():
+        finish(url)
     return url
 
 
@@ -93,7 +94,7 @@ def _run_in_process(plan: Plan, url: str, todo: list[tuple[int, ...]], bar: tqdm
             results = plan.evaluate(chunk_id)
             if pending is not None:
                 pending.result()
-            pending = writer.submit(store.write_chunk, root, plan, chunk_id, results)
+            pending = writer.submit(write_chunk, root, plan, chunk_id, results)
             points = int(next(iter(results.values())).size)
 
             def advance(_done: Future, n: int = points) -> None:

@@ -1,8 +1,10 @@
-"""Display units of figures and tables: the one place where SI values become GB, ms, tokens/s, $/Mtok.
+"""Display units people read: the one place where SI values become GB, ms, tokens/s, $/Mtok, for
+figures, tables and ``sweep explain`` alike; every label says which unit.
 
-Every sweep variable is stored in SI base units (byte, s, FLOP, token/s, USD/Mtoken, see
-``sweep.schema``). A figure shows ``value / scale`` and says the display unit in its axis label,
-so "GB" here always means 1e9 bytes (never 2^30) and "ms" 1e-3 s.
+Every sweep variable is stored in SI base units (byte, s, FLOP, token/s, USD/Mtoken: its ``units``
+attr). A figure shows ``value / scale`` and says the display unit in its axis label, so "GB" here
+always means 1e9 bytes (never 2^30) and "ms" 1e-3 s. Text (``sweep explain``) uses ``si``,
+``seconds`` and ``gigabytes``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ BY_SI_UNIT = {
     "GPU": Unit(1.0, "GPUs"),
     "1": Unit(1.0, ""),
 }
-"""Display unit of each SI unit of ``sweep.schema`` (decimal prefixes: GB = 1e9 bytes)."""
+"""Display unit of each SI unit of the stored variables (decimal prefixes: GB = 1e9 bytes)."""
 
 BY_VARIABLE = {
     "params_total": Unit(1e9, "billion"),
@@ -122,3 +124,29 @@ def log2_ticks(values: np.ndarray | list[float], labeller=tokens) -> list[tuple[
     lo, hi = math.floor(math.log2(finite.min())), math.ceil(math.log2(finite.max()))
     step = max(1, math.ceil((hi - lo + 1) / 10))
     return [(float(2**k), labeller(2**k)) for k in range(lo, hi + 1, step)]
+
+
+def si(value: float, unit: str) -> str:
+    """A value with a decimal prefix: 2.9e14 FLOP -> '291.53 TFLOP'; 1.4e11 byte -> '141.11 GB'."""
+    if value is None or not math.isfinite(value):
+        return f"{value} {unit}"
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:,.2f} {prefix}{unit}"
+    return f"{value:,.4g} {unit}"
+
+
+def seconds(value: float) -> str:
+    """Seconds shown as s, ms or us, whichever reads best."""
+    if value is None or not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 1.0:
+        return f"{value:,.3f} s"
+    if abs(value) >= 1e-3:
+        return f"{value * 1e3:,.3f} ms"
+    return f"{value * 1e6:,.3f} us"
+
+
+def gigabytes(value: float) -> str:
+    """Bytes as decimal GB (1e9 bytes), said as such."""
+    return f"{value / 1e9:,.3f} GB"

@@ -3,7 +3,7 @@
 (a) in-memory points/s of the full metric set (chunks evaluated to numpy, compile excluded);
 (b) a sweep of at least 1e8 points through ``sweep run`` in a subprocess to a temporary zarr
     store: wall time, peak RSS of that process, store size;
-(c) points/s of the scalar pure-Python reference (``sweep.reference``) on a sample, and the
+(c) points/s of the scalar pure-Python reference (``sweep.bench.reference``) on a sample, and the
     speedup of (a) over it.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 from grids.gpus import load_gpus
 from grids.models import model_keys
 from grids.sweeps import SweepSpec, validate
-from sweep import reference
-from sweep.engine import make_plan
+from sweep.bench import reference
+from sweep.engine.plan import make_plan
 
 IN_MEMORY_CHUNKS = 24
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweep.display import gigabytes, seconds, si
+from sweep.query.units import gigabytes, seconds, si
 
 
 def render(d: dict[str, Any]) -> str:
-    """The breakdown of ``sweep.explain.explain`` as numbered steps, like the article."""
+    """The breakdown of ``sweep.query.explain.explain`` as numbered steps, like the article."""
     lines = [
         f"{d['model']} on {_gpus(d)}, batch {d['batch']}, {d['input_len']} prompt + "
         f"{d['output_len']} output tokens, scenario {d['scenario']}  "

@@ -72,7 +72,7 @@ def client_for(scheduler: str) -> Iterator[object]:
 
 def _plan_on_worker(spec: SweepSpec, chunk_points: int | None):
     """The compiled plan of this sweep in this worker process (built once, then reused)."""
-    from sweep.engine import make_plan
+    from sweep.engine.plan import make_plan
 
     key = json.dumps([spec.axes, spec.fixed, spec.precision, chunk_points or spec.chunk_points], default=str)
     if key not in _PLANS:
@@ -99,7 +99,7 @@ def chunk_task(spec: SweepSpec, url: str, chunk_points: int | None, chunk_id: tu
     """Evaluate one chunk on a worker, write its zarr region, mark it done; return its points."""
     import zarr
 
-    from sweep.store import write_chunk
+    from sweep.store.write import write_chunk
 
     plan = _plan_on_worker(spec, chunk_points)
     results = plan.evaluate(chunk_id)

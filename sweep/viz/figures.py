@@ -1,9 +1,9 @@
 """The article's figures from sweep data: one function per kind, each ``f(ds, sel) -> HoloViews object``.
 
 ``sel`` maps dims to values (``{"gpu": "h200", "input_len": 2048}``); a dim a figure does not show
-and ``sel`` leaves open gets a default (see ``sweep.plot_base.pick``), and the figure's title says
+and ``sel`` leaves open gets a default (see ``sweep.viz.base.pick``), and the figure's title says
 which values it holds fixed, defaults marked ``*``. Values are shown in display units
-(``sweep.plot_units``: GB = 1e9 bytes, ms, tokens/s, $/Mtok) and every axis label names its unit.
+(``sweep.query.units``: GB = 1e9 bytes, ms, tokens/s, $/Mtok) and every axis label names its unit.
 
 Reference: the article "LLM inference economics from first principles" (its KV-cache, batching,
 prefill/decode and roofline figures); Williams, Waterman & Patterson, "Roofline: an insightful
@@ -23,9 +23,9 @@ import xarray as xr
 
 from grids.errors import SpecError
 from grids.gpus import load_gpus
-from sweep.plot_base import Picked, color, curve, finish, labels, scatter, select
-from sweep.plot_kinds import KIND_DESCRIPTIONS
-from sweep.plot_units import GPU_FIELDS, label, log2_ticks, var_label
+from sweep.query.units import GPU_FIELDS, label, log2_ticks, var_label
+from sweep.viz.base import Picked, color, curve, finish, labels, scatter, select
+from sweep.viz.kinds import KIND_DESCRIPTIONS
 
 Sel = Mapping[str, Any] | None
 
@@ -491,7 +491,7 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
         renderer = hv.renderer("matplotlib").instance(dpi=dpi)
         renderer.save(fig, str(path.with_suffix("")), fmt="png")
     else:
-        from sweep.html_page import figure_page
+        from sweep.viz.html_page import figure_page
 
         path.write_text(figure_page([("", fig)], title=path.stem), encoding="utf-8")
     return path

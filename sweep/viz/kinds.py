@@ -1,5 +1,5 @@
 """The figure kinds of ``sweep plot`` and the report, with one line each (no plotting imports, so
-the CLI's --help stays fast; ``sweep.plots.KINDS`` maps the same names to functions)."""
+the CLI's --help stays fast; ``sweep.viz.figures.KINDS`` maps the same names to functions)."""
 
 KIND_DESCRIPTIONS = {
     "kv-vs-context": "KV-cache bytes per GPU vs context length (log2 axis), one line per model",

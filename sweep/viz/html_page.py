@@ -11,7 +11,7 @@ from bokeh.embed import components
 from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.resources import INLINE
 
-import sweep.plot_base  # noqa: F401  (loads both HoloViews backends)
+import sweep.viz.base  # noqa: F401  (loads both HoloViews backends)
 
 CSS = """
 body { font-family: system-ui, -apple-system, "DejaVu Sans", Arial, sans-serif; margin: 24px auto;

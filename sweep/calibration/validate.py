@@ -12,9 +12,9 @@ import numpy as np
 
 from grids.errors import SpecError
 from grids.profiles import TERMS, load_profile, write_profile
-from sweep.calibrate import FIT_BOUNDS, errors, fit
-from sweep.measurements import Measurement, load_measurements
-from sweep.predict import build_points, predict
+from sweep.calibration.fit import FIT_BOUNDS, errors, fit
+from sweep.calibration.measurements import Measurement, load_measurements
+from sweep.calibration.predict import build_points, predict
 
 DATASHEET = "roofline"
 """The profile of the pure datasheet roofline, reported beside every calibrated one."""

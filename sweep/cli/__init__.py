@@ -1,4 +1,4 @@
-"""The ``sweep`` console script: a thin layer over the Python API.
+"""The ``sweep`` console script: a thin layer over the subpackages (the calls of ``sweep.api``).
 
 Bad input (unknown key, malformed file, non-positive length) prints one message naming the file
 or argument and what is expected, and exits with status 2.
@@ -18,8 +18,8 @@ from grids.errors import SpecError
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from grids.axes import AXES
-    from sweep.explain import explain
-    from sweep.explain_text import render
+    from sweep.query.explain import explain
+    from sweep.query.explain_text import render
 
     values = {name: getattr(args, name) for name in AXES if getattr(args, name) is not None}
     result = explain(convention=args.convention, **values)
@@ -73,7 +73,7 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from grids.sweeps import load_sweep
-    from sweep.run import run_sweep
+    from sweep.store.run import run_sweep
 
     spec = load_sweep(args.spec)
     path = run_sweep(
@@ -89,7 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from sweep.show import describe
+    from sweep.query.show import describe
 
     print(describe(args.store))
     return 0
@@ -99,8 +99,8 @@ DEFAULT_COLUMNS = ("ttft_s", "tpot_s", "user_tok_s", "output_tok_s", "usd_per_mt
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from sweep.accessor import best_rows
-    from sweep.store import open_sweep
+    from sweep.query.accessor import best_rows
+    from sweep.store.read import open_sweep
 
     ds = open_sweep(args.store)
     selection = dict(_split_assignment(item) for item in args.sel)
@@ -302,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (SI units)")
     p.set_defaults(func=_cmd_bench)
 
-    from sweep.cli_calibrate import add_commands as add_calibration
-    from sweep.cli_plots import add_commands as add_plots
+    from sweep.cli.calibration import add_commands as add_calibration
+    from sweep.cli.plots import add_commands as add_plots
 
     add_calibration(sub)
     add_plots(sub)
@@ -321,7 +321,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

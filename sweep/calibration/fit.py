@@ -17,8 +17,8 @@ import numpy as np
 import scipy.optimize
 
 from kernels.specs import EngineProfile
-from sweep.measurements import Measurement
-from sweep.predict import Points, build_points, predict, with_terms
+from sweep.calibration.measurements import Measurement
+from sweep.calibration.predict import Points, build_points, predict, with_terms
 
 FREE_TERMS = (
     "matmul_eff",

@@ -1,5 +1,5 @@
 """The ``sweep plot``, ``sweep report`` and ``sweep explore`` subcommands (a thin layer over
-``sweep.plots``, ``sweep.report`` and ``sweep.explore``). Bad input raises SpecError, which the
+``sweep.viz.figures``, ``sweep.viz.report`` and ``sweep.viz.explore``). Bad input raises SpecError, which the
 CLI prints and turns into exit status 2."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import textwrap
 from typing import Any
 
 from grids.errors import SpecError
-from sweep.plot_kinds import KIND_DESCRIPTIONS
+from sweep.viz.kinds import KIND_DESCRIPTIONS
 
 KIND_NAMES = tuple(KIND_DESCRIPTIONS)
 
@@ -33,8 +33,8 @@ def parse_selection(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from sweep.plots import plot, save
-    from sweep.report import load_dataset
+    from sweep.viz.figures import plot, save
+    from sweep.viz.report import load_dataset
 
     if not str(args.output).lower().endswith((".html", ".png")):
         raise SpecError(f"-o {args.output}: expected a file name ending in .html or .png")
@@ -48,7 +48,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from sweep.report import write_report
+    from sweep.viz.report import write_report
 
     path = write_report(args.source, args.output)
     print(f"report -> {path}")
@@ -56,7 +56,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from sweep.explore import serve
+    from sweep.viz.explore import serve
 
     if not 0 < args.port < 65536:
         raise SpecError(f"--port {args.port}: expected a TCP port between 1 and 65535")

@@ -3,7 +3,7 @@
 One line figure: a variable (chooser) against a numeric dimension on the x axis (chooser), one
 line per value of a second dimension (chooser, or none), log-axis toggles, and one widget for
 every other dimension, which holds it at one value. The widgets of the dims on the axes are
-hidden. Values are shown in display units (sweep.plot_units); infeasible points are gaps.
+hidden. Values are shown in display units (sweep.query.units); infeasible points are gaps.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import panel as pn
 import xarray as xr
 
 from grids.errors import SpecError
-from sweep.plot_base import Picked, color, curve, finish, pick, scatter
-from sweep.plot_units import to_display, var_label
+from sweep.query.units import to_display, var_label
+from sweep.viz.base import Picked, color, curve, finish, pick, scatter
 
 NONE = "(none)"
 SKIP_VARIABLES = ("feasible", "bottleneck", "params_total")
@@ -92,7 +92,7 @@ def _widget_name(ds: xr.Dataset, dim: str) -> str:
 
 
 def _initial(ds: xr.Dataset, x: str, by: str) -> dict[str, Any]:
-    """Default values of the other dims (as ``sweep.plot_base.pick`` chooses them)."""
+    """Default values of the other dims (as ``sweep.viz.base.pick`` chooses them)."""
     free = (x,) if by == NONE else (x, by)
     picked = pick(ds[["feasible"]], {}, free)
     values = {d: v for d, v, _ in picked.chosen}
@@ -153,7 +153,7 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
 
 def serve(store: str | Path, port: int = 5006, show: bool = False, **kwargs: Any) -> Any:
     """Serve the explorer of ``store`` on http://127.0.0.1:PORT (blocks until stopped)."""
-    from sweep.store import open_sweep
+    from sweep.store.read import open_sweep
 
     ds = open_sweep(store)
     origin = [f"127.0.0.1:{port}", f"localhost:{port}"]

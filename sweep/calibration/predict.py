@@ -13,7 +13,7 @@ import numpy as np
 from grids.axes import design_inputs
 from kernels.point import design_point, evaluate
 from kernels.specs import EngineProfile
-from sweep.measurements import METRICS, Measurement
+from sweep.calibration.measurements import METRICS, Measurement
 
 
 @dataclass(frozen=True)
