@@ -28,7 +28,7 @@ def use_compilation_cache() -> None:
     """Keep compiled chunk programs on disk (``$SWEEP_JAX_CACHE``, default ~/.cache/llm-econ-sweep/jax),
     so that a rerun, or each Dask worker process, loads the program instead of compiling it
     (about 2 s saved per process). Leaves a cache directory the user set alone."""
-    if jax.config.read("jax_compilation_cache_dir") is None:
+    if jax.config.values["jax_compilation_cache_dir"] is None:
         default = os.path.join(os.path.expanduser("~"), ".cache", "llm-econ-sweep", "jax")
         jax.config.update("jax_compilation_cache_dir", os.environ.get("SWEEP_JAX_CACHE", default))
 

@@ -27,7 +27,7 @@ RAW = {
 
 
 def _done(path) -> int:
-    from sweep.store import PROGRESS
+    from sweep.store.read import PROGRESS
 
     return int(zarr.open_array(str(path), path=PROGRESS, mode="r")[...].sum())
 
