@@ -117,6 +117,73 @@ def _to_toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+EXPLAIN = [
+    "explain",
+    "--model",
+    "llama-3.3-70b",
+    "--gpu",
+    "h100-sxm",
+    "--tp",
+    "4",
+    "--batch",
+    "1",
+    "--input",
+    "2048",
+    "--output",
+    "300",
+    "--convention",
+    "article",
+]
+QUERY = [
+    "--sel",
+    "profile=vllm-h100",
+    "--sel",
+    "input_len=2048",
+    "--sel",
+    "output_len=300",
+    "--where",
+    "user_tok_s>=30",
+    "--best",
+    "usd_per_mtok_output",
+    "--over",
+    "tp,batch",
+]
+
+
+def command_s(args: list[str], env: dict[str, str] | None = None, repeats: int = 3) -> float:
+    """Median wall time of ``sweep ARGS`` in a fresh process (imports included), over ``repeats`` runs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "sweep.cli", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def answer_times() -> dict[str, float]:
+    """Wall time of one question: ``sweep explain`` of the article's point with an empty JAX
+    compilation cache (cold), ``sweep catalog``, and ``sweep query`` of the demo store
+    (article-70b, made here in a temporary directory)."""
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
+        cold = {"SWEEP_JAX_CACHE": str(Path(tmp) / "empty-cache"), "JAX_COMPILATION_CACHE_DIR": str(Path(tmp) / "c")}
+        store = str(Path(tmp) / "demo.zarr")
+        subprocess.run(
+            [sys.executable, "-m", "sweep.cli", "run", "article-70b", "-o", store, "-q"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return {
+            "explain_cold_s": command_s(EXPLAIN, cold),
+            "catalog_s": command_s(["catalog"]),
+            "query_s": command_s(["query", store, *QUERY]),
+        }
+
+
 def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: str | None = None) -> dict[str, float]:
     """All three measurements; the end-to-end grid is sized to at least ``min_points``. With
     ``scheduler`` the same end-to-end sweep also runs on Dask and the ratio of wall times is given."""
@@ -135,6 +202,7 @@ def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: s
         "reference_points_per_s": ref,
         "speedup_vs_reference": rate / ref,
         "cpu_count": float(os.cpu_count() or 0),
+        **answer_times(),
     }
     if scheduler:
         dask_s = end_to_end(raw, scheduler)["end_to_end_s"]

@@ -171,8 +171,9 @@ def test_parallelism_axes_in_one_sweep():
         )
     )
     assert ds.sizes["pp"] == 2 and ds.sizes["expert_parallel"] == 2
-    for dim in ("pp", "dp", "expert_parallel"):
-        assert ds[dim].attrs["units"] and ds[dim].attrs["long_name"]
+    for dim in ("pp", "dp"):
+        assert ds[dim].attrs["units"] == "1" and ds[dim].attrs["long_name"]
+    assert ds["expert_parallel"].attrs["units"] == "" and ds["expert_parallel"].attrs["long_name"]  # a name
     # A dense model ignores expert parallelism; independent data-parallel ranks double throughput.
     dense = ds.sel(model="llama-3.1-8b")
     np.testing.assert_array_equal(
