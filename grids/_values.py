@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,9 +68,7 @@ def float64_leaves(cls: type[T], values: dict[str, float]) -> T:
     """A spec dataclass of float64 rank-0 leaves: JAX arrays where JAX's 64-bit mode is on (tests,
     float64 sweeps, explain), numpy arrays otherwise, where JAX would silently make them float32
     (the engine and explain convert them inside their own 64-bit scope)."""
-    import jax
-    import jax.numpy as jnp
-
-    if jax.config.read("jax_enable_x64"):
-        return cls(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+    jax = sys.modules.get("jax")  # not imported: nothing to convert for (explain, catalog run in numpy)
+    if jax is not None and jax.config.read("jax_enable_x64"):
+        return cls(**{k: jax.numpy.asarray(v, dtype=np.float64) for k, v in values.items()})
     return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in values.items()})

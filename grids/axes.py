@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import jax
 import numpy as np
 
 from grids.dtypes import compute_code, load_dtypes
@@ -26,6 +25,7 @@ from grids.errors import SpecError
 from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import load_profile
+from kernels import xp
 from kernels.point import AUTO_COMPUTE
 from kernels.scenarios import REGISTRY as SCENARIO_REGISTRY
 from kernels.specs import COMPUTE_DTYPES
@@ -92,7 +92,7 @@ class Axis:
 
 def stack(specs: Sequence[Any]) -> Any:
     """Spec pytrees of one kind stacked leaf by leaf (float64 numpy): the leading axis indexes them."""
-    return jax.tree.map(lambda *leaves: np.stack([np.asarray(x, dtype=np.float64) for x in leaves]), *specs)
+    return xp.tree_map(lambda *leaves: np.stack([np.asarray(x, dtype=np.float64) for x in leaves]), *specs)
 
 
 def _floats(values: Sequence[Any]) -> np.ndarray:
@@ -360,5 +360,5 @@ def design_inputs(values: dict[str, Any]) -> Inputs:
         if value is None and axis.required:
             raise SpecError(f"missing value of '{name}' ({axis.cli_flag})")
         value = value if value is None else check_value(axis, axis.cli_flag, value)
-        inputs.update(jax.tree.map(lambda x: np.asarray(x[0]), axis.encode([value])))
+        inputs.update(xp.tree_map(lambda x: np.asarray(x[0]), axis.encode([value])))
     return inputs

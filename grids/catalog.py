@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
-import jax
-import jax.numpy as jnp
+import numpy as np
 
 from grids._values import read_toml
-from grids.axes import stack
 from grids.gpus import load_gpus
 from grids.models import MODELS_DIR, load_model, model_keys
 from kernels.memory import kv_bytes_per_token_per_gpu
@@ -22,10 +21,16 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _key_numbers(spec: ModelSpec) -> tuple[jax.Array, jax.Array]:
-    """All parameters, and KV-cache bytes per token on one GPU in bf16 (2 bytes per value)."""
-    one = jnp.ones_like(spec.d_model)
-    return param_counts(spec).total, kv_bytes_per_token_per_gpu(spec, one, 2.0 * one)
+def _f64(x: Any) -> Any:
+    return np.float64(x)
+
+
+def _key_numbers(spec: ModelSpec) -> tuple[float, float]:
+    """All parameters, and KV-cache bytes per token on one GPU in bf16 (2 bytes per value), in
+    float64 numpy (``kernels.xp``): whole numbers below 2**53, so exact, and no JAX to import."""
+    host = type(spec)(**{f.name: _f64(getattr(spec, f.name)) for f in dataclasses.fields(spec)})
+    one = _f64(1.0)
+    return float(param_counts(host).total), float(kv_bytes_per_token_per_gpu(host, one, 2.0 * one))
 
 
 def model_rows() -> list[dict[str, Any]]:
@@ -33,14 +38,11 @@ def model_rows() -> list[dict[str, Any]]:
     sources = read_toml(MODELS_DIR / "SOURCES.toml")
     keys = model_keys()
     specs = [load_model(key).spec for key in keys]
-    with jax.enable_x64(True):  # parameter counts need float64
-        params, kv_bytes = jax.jit(jax.vmap(_key_numbers))(stack(specs))
     rows = []
-    for i, (key, spec) in enumerate(zip(keys, specs)):
+    for key, spec in zip(keys, specs):
         row: dict[str, Any] = {"key": key}
         row.update({name: float(getattr(spec, name)) for name in spec.__dataclass_fields__})
-        row["params_total"] = float(params[i])
-        row["kv_bytes_per_token_bf16"] = float(kv_bytes[i])
+        row["params_total"], row["kv_bytes_per_token_bf16"] = _key_numbers(spec)
         source = sources.get(key, {})
         row["hf_repo"] = source.get("hf_repo")
         row["source"] = source.get("source")

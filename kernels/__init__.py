@@ -1,6 +1,7 @@
 """The cost model of LLM inference: pure JAX functions of one design point.
 
-Imports only ``jax`` and ``kernels.*``: no I/O, no xarray, no printing. Every input is rank 0;
+Imports only numpy, ``kernels.*`` and, for JAX values, ``jax`` (``kernels.xp``): no I/O, no
+xarray, no printing. Every input is rank 0;
 the sweep engine adds axes with ``jax.vmap``.
 """
 

@@ -1,9 +1,31 @@
-"""Type aliases shared by the kernels (the pattern of diffrax's ``_custom_types.py``)."""
+"""Type aliases shared by the kernels (the pattern of diffrax's ``_custom_types.py``).
 
-from jaxtyping import Array, Bool, Float
+A value is a JAX array (traced or not) or, for host evaluation in numpy (``kernels.xp``), a numpy
+float64 one. jaxtyping's ``Array`` imports JAX (1-2 s), which host evaluation does without: these
+are jaxtyping types only where a type checker reads them or jaxtyping is loaded (the tests'
+``--jaxtyping-packages`` hook, which checks them at run time).
+"""
 
-Scalar = Float[Array, ""]
-"""A rank-0 floating-point array: one design point's value of one quantity."""
+import sys
+from typing import TYPE_CHECKING, Any
 
-BoolScalar = Bool[Array, ""]
-"""A rank-0 boolean array."""
+if TYPE_CHECKING:  # the type checker sees what the kernels see under JAX: jax arrays (traced or not)
+    from jaxtyping import Array, Bool, Float
+
+    Scalar = Float[Array, ""]
+    BoolScalar = Bool[Array, ""]
+    Leaf = Array
+elif "jaxtyping" in sys.modules:
+    import numpy as np
+    from jaxtyping import Array, Bool, Float
+
+    Scalar = Float[Array | np.ndarray | np.generic, ""]
+    """A rank-0 floating-point value: one design point's value of one quantity."""
+
+    BoolScalar = Bool[Array | np.ndarray | np.generic, ""]
+    """A rank-0 boolean value."""
+
+    Leaf = Float[Array | np.ndarray | np.generic, "..."]
+    """A spec field: one value (rank 0), or a stack of them along the engine's axes."""
+else:
+    Scalar = BoolScalar = Leaf = Any

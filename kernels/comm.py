@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import Scalar
 from kernels.params import is_moe
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
@@ -32,25 +31,25 @@ ALLREDUCES_PER_BLOCK = 2.0
 def group_link_bytes_per_s(gpu: GPUSpec, group: Scalar) -> Scalar:
     """Bandwidth per GPU of a group of ``group`` GPUs: scale-up links inside a node, else the
     network (the slowest hop decides) [byte/s]."""
-    return jnp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
+    return xp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
 
 
 def expert_group(dep: Deployment) -> Scalar:
     """GPUs a MoE layer's routed experts are spread over: P * dp under expert parallelism, else
     the P GPUs of the tensor-parallel group (each holding 1/P of every expert) [GPU]."""
-    return jnp.where(dep.expert_parallel > 0.0, dep.tp * dep.dp, dep.tp)
+    return xp.where(dep.expert_parallel > 0.0, dep.tp * dep.dp, dep.tp)
 
 
 def expert_group_tokens(dep: Deployment, tokens: Scalar) -> Scalar:
     """Tokens that share one expert group's experts in a pass where each rank carries ``tokens``:
     all dp ranks' under expert parallelism, else the rank's own [token]."""
-    return tokens * jnp.where(dep.expert_parallel > 0.0, dep.dp, 1.0)
+    return tokens * xp.where(dep.expert_parallel > 0.0, dep.dp, 1.0)
 
 
 def uses_all_to_all(model: ModelSpec, dep: Deployment) -> Scalar:
     """1.0 where MoE blocks dispatch tokens to expert-parallel GPUs (an MoE model, expert
     parallelism on, more than one GPU in the group), else 0.0."""
-    return jnp.where(is_moe(model) & (dep.expert_parallel > 0.0) & (expert_group(dep) > 1.0), 1.0, 0.0)
+    return xp.where(is_moe(model) & (dep.expert_parallel > 0.0) & (expert_group(dep) > 1.0), 1.0, 0.0)
 
 
 class CommTime(NamedTuple):
@@ -65,7 +64,7 @@ def allreduces(model: ModelSpec, dep: Deployment) -> Scalar:
     """All-reduces of one pass over all L blocks [1]: 2L, less the MLP all-reduce of MoE blocks
     whose output the expert-parallel combine delivers (those without shared experts: shared
     experts are split over the P GPUs like a dense MLP and still need theirs)."""
-    dropped = uses_all_to_all(model, dep) * model.n_moe_layers * jnp.where(model.d_ffn_shared > 0.0, 0.0, 1.0)
+    dropped = uses_all_to_all(model, dep) * model.n_moe_layers * xp.where(model.d_ffn_shared > 0.0, 0.0, 1.0)
     return ALLREDUCES_PER_BLOCK * model.n_layers - dropped
 
 
@@ -87,7 +86,7 @@ def _allreduce_bandwidth_s(
 def _unless_none(count: Scalar, time_s: Scalar) -> Scalar:
     """``time_s``, or exactly 0 where ``count`` (of messages) is 0, whatever the links (a GPU
     without a scale-out network has NaN there)."""
-    return jnp.where(count > 0.0, time_s, 0.0)
+    return xp.where(count > 0.0, time_s, 0.0)
 
 
 def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, tokens: Scalar) -> CommTime:
@@ -104,7 +103,7 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
     values each) from stage to stage, over the network once the P * pp GPUs span nodes.
     """
     message = tokens * model.d_model * dep.act_bytes_per_elem
-    n_ar = jnp.where(dep.tp > 1.0, allreduces(model, dep), 0.0)  # one GPU communicates nothing
+    n_ar = xp.where(dep.tp > 1.0, allreduces(model, dep), 0.0)  # one GPU communicates nothing
     group = expert_group(dep)
     a2a = 2.0 * model.n_moe_layers * uses_all_to_all(model, dep)
     a2a_bw = _unless_none(
@@ -121,7 +120,7 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
 def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, tokens: Scalar) -> CommTime:
     """The 2L all-reduces alone of one pass over ``tokens`` tokens (the article's tensor-parallel
     term, reported per token)."""
-    n_ar = jnp.where(dep.tp > 1.0, ALLREDUCES_PER_BLOCK * model.n_layers, 0.0)
+    n_ar = xp.where(dep.tp > 1.0, ALLREDUCES_PER_BLOCK * model.n_layers, 0.0)
     bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, tokens * model.d_model * dep.act_bytes_per_elem)
     latency = n_ar * profile.allreduce_latency_s
     return CommTime(bandwidth, latency, bandwidth + latency)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import Scalar
 from kernels.params import is_mla
 from kernels.specs import ModelSpec
@@ -67,20 +66,20 @@ def op_flops(model: ModelSpec, n: Scalar, pairs: Scalar, pairs_window: Scalar, a
     mla = is_mla(model)
     c, qc, r = model.kv_lora_rank, model.q_lora_rank, model.qk_rope_head_dim
     nope, dv = model.qk_nope_head_dim, model.v_head_dim
-    q_mla = jnp.where(qc > 0.0, 2.0 * n * d * qc + 2.0 * n * qc * heads * (nope + r), 2.0 * n * d * heads * (nope + r))
-    qk_width = jnp.where(mla, heads * jnp.where(absorbed > 0.0, c + r, nope + r), q_dim)
-    av_width = jnp.where(mla, heads * jnp.where(absorbed > 0.0, c, dv), q_dim)
+    q_mla = xp.where(qc > 0.0, 2.0 * n * d * qc + 2.0 * n * qc * heads * (nope + r), 2.0 * n * d * heads * (nope + r))
+    qk_width = xp.where(mla, heads * xp.where(absorbed > 0.0, c + r, nope + r), q_dim)
+    av_width = xp.where(mla, heads * xp.where(absorbed > 0.0, c, dv), q_dim)
     f_tok = ffn_width(model)
     return OpFlops(
         rmsnorm=layers * model.n_norms * (4.0 * n * d + 2.0 * n),
-        q=layers * jnp.where(mla, q_mla, 2.0 * n * d * q_dim),
-        k=layers * jnp.where(mla, 2.0 * n * d * (c + r), 2.0 * n * d * kv_dim),
-        v=layers * jnp.where(mla, 2.0 * n * heads * c * (nope + dv), 2.0 * n * d * kv_dim),
+        q=layers * xp.where(mla, q_mla, 2.0 * n * d * q_dim),
+        k=layers * xp.where(mla, 2.0 * n * d * (c + r), 2.0 * n * d * kv_dim),
+        v=layers * xp.where(mla, 2.0 * n * heads * c * (nope + dv), 2.0 * n * d * kv_dim),
         rope=layers * 6.0 * n * d,
         qk=2.0 * all_pairs * qk_width,
         softmax=5.0 * all_pairs * heads,
         av=2.0 * all_pairs * av_width,
-        o=layers * 2.0 * n * jnp.where(mla, heads * dv, q_dim) * d,
+        o=layers * 2.0 * n * xp.where(mla, heads * dv, q_dim) * d,
         router=model.n_moe_layers * 2.0 * n * d * model.n_experts,
         gate=2.0 * n * d * f_tok,
         up=2.0 * n * d * f_tok,
@@ -109,8 +108,8 @@ def window_pairs(seq_len: Scalar, window: Scalar, causal: Scalar) -> Scalar:
     """
     inside = 0.5 * seq_len * (seq_len - 1.0)
     beyond = 0.5 * window * (window + 1.0) + (seq_len - 1.0 - window) * window
-    causal_pairs = seq_len + jnp.where(seq_len <= window + 1.0, inside, beyond)
-    full = seq_len * jnp.minimum(seq_len, window + 1.0)
+    causal_pairs = seq_len + xp.where(seq_len <= window + 1.0, inside, beyond)
+    full = seq_len * xp.minimum(seq_len, window + 1.0)
     return full + causal * (causal_pairs - full)
 
 
@@ -141,7 +140,7 @@ def pass_flops(
 
 def prefill_flops(model: ModelSpec, seq_len: Scalar, causal: Scalar) -> PassFlops:
     """FLOPs of the prefill of one prompt of T tokens (the LM head on the last token only)."""
-    one = jnp.ones_like(seq_len)
+    one = xp.ones_like(seq_len)
     return pass_flops(
         model, seq_len, attention_pairs(seq_len, causal), window_pairs(seq_len, model.window, causal), one, 0.0 * one
     )
@@ -153,5 +152,5 @@ def decode_flops(model: ModelSpec, context_len: Scalar) -> PassFlops:
 
     Llama 3.3 70B after a 2048-token prompt: about 0.14 TFLOPs (the article, "Decode").
     """
-    one = jnp.ones_like(context_len)
-    return pass_flops(model, one, context_len + 1.0, jnp.minimum(context_len, model.window) + 1.0, one, one)
+    one = xp.ones_like(context_len)
+    return pass_flops(model, one, context_len + 1.0, xp.minimum(context_len, model.window) + 1.0, one, one)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.comm import expert_group
 from kernels.params import is_mla, weight_bytes_per_gpu
@@ -20,7 +19,7 @@ from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
 
 def kv_heads_per_gpu(model: ModelSpec, tp: Scalar) -> Scalar:
     """KV heads each of P GPUs holds: ceil(K / P); heads are replicated when P > K [1]."""
-    return jnp.ceil(model.n_kv_heads / tp)
+    return xp.ceil(model.n_kv_heads / tp)
 
 
 def kv_elems_per_token_per_layer(model: ModelSpec, tp: Scalar) -> Scalar:
@@ -29,7 +28,7 @@ def kv_elems_per_token_per_layer(model: ModelSpec, tp: Scalar) -> Scalar:
     e_kv = 2 ceil(K / P) H (one K and one V per KV head), or c + r for MLA: the latent and the
     RoPE key are shared by all heads, so tensor parallelism replicates them on every GPU.
     """
-    return jnp.where(
+    return xp.where(
         is_mla(model), model.kv_lora_rank + model.qk_rope_head_dim, 2.0 * kv_heads_per_gpu(model, tp) * model.d_head
     )
 
@@ -40,7 +39,7 @@ def cached_layer_tokens(model: ModelSpec, seq_len: Scalar) -> Scalar:
     (L - L_w) T + L_w min(T, W): a sliding-window layer keeps only its last W tokens.
     """
     full = model.n_layers - model.n_window_layers
-    return full * seq_len + model.n_window_layers * jnp.minimum(seq_len, model.window)
+    return full * seq_len + model.n_window_layers * xp.minimum(seq_len, model.window)
 
 
 def kv_cache_bytes(model: ModelSpec, seq_len: Scalar, batch: Scalar, kv_bytes_per_elem: Scalar) -> Scalar:
@@ -49,7 +48,7 @@ def kv_cache_bytes(model: ModelSpec, seq_len: Scalar, batch: Scalar, kv_bytes_pe
     M_kv = e_kv(1) * b_kv * ((L - L_w) T + L_w min(T, W)) * B;  dense: 2 * L * K * H * T * B * b_kv
     """
     return (
-        kv_elems_per_token_per_layer(model, jnp.ones_like(seq_len))
+        kv_elems_per_token_per_layer(model, xp.ones_like(seq_len))
         * kv_bytes_per_elem
         * cached_layer_tokens(model, seq_len)
         * batch
@@ -96,5 +95,5 @@ def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     m_seq = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, seq_len) / dep.pp
     budget = profile.mem_usable_frac * gpu.hbm_bytes - w
     # Each stage holds its layers' cache of all pp micro-batches: pp * B sequences.
-    fit = jnp.floor(jnp.maximum(budget, 0.0) / (dep.pp * m_seq))
-    return MemoryPlan(w, m_kv, m_seq, budget, jnp.minimum(fit, profile.max_num_seqs), budget > 0.0)
+    fit = xp.floor(xp.maximum(budget, 0.0) / (dep.pp * m_seq))
+    return MemoryPlan(w, m_kv, m_seq, budget, xp.minimum(fit, profile.max_num_seqs), budget > 0.0)

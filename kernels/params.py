@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.specs import ModelSpec
 
@@ -33,12 +31,12 @@ class ParamCounts(NamedTuple):
 
 def is_moe(model: ModelSpec) -> BoolScalar:
     """Whether some blocks route tokens to experts (a bool, rank 0)."""
-    return jnp.greater(model.n_experts, 0.0)
+    return xp.greater(model.n_experts, 0.0)
 
 
 def is_mla(model: ModelSpec) -> BoolScalar:
     """Whether attention is multi-head latent attention (a bool, rank 0)."""
-    return jnp.greater(model.kv_lora_rank, 0.0)
+    return xp.greater(model.kv_lora_rank, 0.0)
 
 
 def attention_params_per_layer(model: ModelSpec) -> Scalar:
@@ -57,10 +55,10 @@ def attention_params_per_layer(model: ModelSpec) -> Scalar:
     gqa = 2.0 * d * q_dim + 2.0 * d * kv_dim + model.qkv_bias * (q_dim + 2.0 * kv_dim)
     c, qc, r = model.kv_lora_rank, model.q_lora_rank, model.qk_rope_head_dim
     d_qk = model.qk_nope_head_dim + r
-    q = jnp.where(qc > 0.0, d * qc + qc + qc * n * d_qk, d * n * d_qk)
+    q = xp.where(qc > 0.0, d * qc + qc + qc * n * d_qk, d * n * d_qk)
     kv = d * (c + r) + c + c * n * (model.qk_nope_head_dim + model.v_head_dim)
     o = n * model.v_head_dim * d
-    return jnp.where(is_mla(model), q + kv + o, gqa)
+    return xp.where(is_mla(model), q + kv + o, gqa)
 
 
 def mlp_params_per_layer(model: ModelSpec) -> Scalar:
@@ -131,14 +129,14 @@ def idle_experts(model: ModelSpec, tokens: Scalar) -> Scalar:
     """
 
     def moe() -> Scalar:
-        safe_e = jnp.where(model.n_experts > 0.0, model.n_experts, 1.0)
+        safe_e = xp.where(model.n_experts > 0.0, model.n_experts, 1.0)
         # exp(n log1p(-k/E)), not a power: the logarithm depends on the model only, so a sweep takes
         # it once per model and only the exponential runs per design point (k = E gives exp(-inf) = 0).
-        return model.n_experts * jnp.exp(tokens * jnp.log1p(-model.experts_per_token / safe_e))
+        return model.n_experts * xp.exp(tokens * xp.log1p(-model.experts_per_token / safe_e))
 
     # A branch on the architecture: where the model is not batched (the engine maps over models)
     # a dense model skips the exponential; under vmap over models both run and one is selected.
-    return jax.lax.cond(is_moe(model), moe, lambda: jnp.zeros_like(tokens))
+    return xp.cond(is_moe(model), moe, lambda: xp.zeros_like(tokens))
 
 
 def experts_touched(model: ModelSpec, tokens: Scalar) -> Scalar:

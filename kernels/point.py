@@ -12,8 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.comm import allreduce_time
 from kernels.economics import usd_per_mtok
@@ -266,8 +265,8 @@ def design_point(
       compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight format's.
       usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
     """
-    compute = jnp.where(compute_dtype < 0.0, weight_compute_dtype, compute_dtype)
-    price = jnp.where(jnp.isnan(usd_per_gpu_hour), gpu.usd_per_hour, usd_per_gpu_hour)
+    compute = xp.where(compute_dtype < 0.0, weight_compute_dtype, compute_dtype)
+    price = xp.where(xp.isnan(usd_per_gpu_hour), gpu.usd_per_hour, usd_per_gpu_hour)
     dep = Deployment(
         tp=tp,
         batch=batch,
@@ -293,9 +292,9 @@ def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, p
     """Heads split evenly, every pipeline stage has a layer, the precision exists, one sequence
     fits (whether the scenario can run the batch is the scenario's own check)."""
     plan = request_memory(model, gpu, dep, wl, profile)
-    heads_split = jnp.mod(model.n_heads, dep.tp) == 0.0
+    heads_split = xp.mod(model.n_heads, dep.tp) == 0.0
     stages_have_layers = dep.pp <= model.n_layers
-    has_peak = jnp.isfinite(peak_flop_per_s(gpu, dep.compute_dtype))
+    has_peak = xp.isfinite(peak_flop_per_s(gpu, dep.compute_dtype))
     fits = plan.weights_fit & (plan.max_batch >= 1.0)
     return heads_split & stages_have_layers & has_peak & fits
 
@@ -314,14 +313,14 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     plan = request_memory(model, gpu, dep, wl, profile)
     # Where nothing fits, the scenarios evaluate the batch as given (explain shows what it would take).
     tl, runs = timeline(model, gpu, dep, wl, profile, plan.max_batch)
-    has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
-    ok = feasibility(model, gpu, dep, wl, profile) & runs & jnp.isfinite(tl.e2e_s) & jnp.isfinite(tl.tpot_s)
+    has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
+    ok = feasibility(model, gpu, dep, wl, profile) & runs & xp.isfinite(tl.e2e_s) & xp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
     gpus = dep.tp * dep.pp * dep.dp
     price = gpu.usd_per_hour * gpus
     return Metrics(
         feasible=ok,
-        bottleneck=jnp.where(ok, bottleneck(total), CAPACITY),
+        bottleneck=xp.where(ok, bottleneck(total), CAPACITY),
         params_total=param_counts(model).total,
         weight_bytes=plan.weight_bytes_per_gpu,
         kv_cache_bytes=plan.kv_bytes_per_seq_per_gpu * tl.in_flight / dep.dp,
@@ -340,7 +339,7 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
         user_tok_s=1.0 / tl.tpot_s,
         usd_per_mtok_output=usd_per_mtok(price, tl.output_tok_s),
         usd_per_mtok_input=usd_per_mtok(price, tl.input_tok_s),
-        allreduce_s_per_token=allreduce_time(model, gpu, dep, profile, jnp.ones_like(dep.batch)).bandwidth_s,
+        allreduce_s_per_token=allreduce_time(model, gpu, dep, profile, xp.ones_like(dep.batch)).bandwidth_s,
     )
 
 
@@ -350,5 +349,5 @@ TIMED_FIELDS = tuple(name for name, info in METRICS.items() if info.runs_only)
 
 def mask_infeasible(metrics: Metrics) -> Metrics:
     """NaN for every time, rate and price of a point that cannot run; the grid stays rectangular."""
-    masked = {name: jnp.where(metrics.feasible, getattr(metrics, name), jnp.nan) for name in TIMED_FIELDS}
+    masked = {name: xp.where(metrics.feasible, getattr(metrics, name), xp.nan) for name in TIMED_FIELDS}
     return metrics._replace(**masked)

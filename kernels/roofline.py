@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import Scalar
 from kernels.comm import comm_time, expert_group, expert_group_tokens
 from kernels.flops import pass_flops, prefill_flops
@@ -25,10 +23,10 @@ BOTTLENECKS = ("compute", "memory", "communication", "overhead", "capacity")
 
 def peak_flop_per_s(gpu: GPUSpec, compute_dtype: Scalar) -> Scalar:
     """Dense peak of the chosen compute precision [FLOP/s]; NaN where the chip lacks it."""
-    return jnp.select(
+    return xp.select(
         [compute_dtype == 0.0, compute_dtype == 1.0, compute_dtype == 2.0, compute_dtype == 3.0],
         [gpu.flop_per_s_bf16, gpu.flop_per_s_fp8, gpu.flop_per_s_int8, gpu.flop_per_s_fp4],
-        jnp.nan,
+        xp.nan,
     )
 
 
@@ -63,7 +61,7 @@ class PhaseTime(NamedTuple):
 
 
 def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar) -> PhaseTime:
-    return PhaseTime(compute_s, memory_s, comm_s, overhead_s, overhead_s + jnp.maximum(compute_s, memory_s) + comm_s)
+    return PhaseTime(compute_s, memory_s, comm_s, overhead_s, overhead_s + xp.maximum(compute_s, memory_s) + comm_s)
 
 
 def weight_read_s(
@@ -159,7 +157,7 @@ def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
         terms.compute_per_prompt_s,
         terms.memory_0_s,
         terms.memory_per_prompt_s,
-        jnp.ones_like(prompts),
+        xp.ones_like(prompts),
         prompts,
     )
     return terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0) + roof / prompts
@@ -193,7 +191,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
     # FLOPs per token and per pair depend on the model only: shaped like a model field, a sweep
     # computes them once per model, not once per design point.
-    one, zero = jnp.ones_like(model.d_model), jnp.zeros_like(model.d_model)
+    one, zero = xp.ones_like(model.d_model), xp.zeros_like(model.d_model)
     dense = pass_flops(model, one, zero, zero, one, one)
     per_pair = pass_flops(model, zero, one, zero, zero, one).attention
     per_window_pair = pass_flops(model, zero, zero, one, zero, one).attention
@@ -231,12 +229,12 @@ def _step_phase(step: DecodeStep, context_len: Scalar, window_context: Scalar) -
 
 def decode_step_time(step: DecodeStep, context_len: Scalar) -> PhaseTime:
     """The terms of one decode step after ``context_len`` cached tokens (attention over T + 1)."""
-    return _step_phase(step, context_len, jnp.minimum(context_len, step.window))
+    return _step_phase(step, context_len, xp.minimum(context_len, step.window))
 
 
 def _below_window(step: DecodeStep, first: Scalar, count: Scalar) -> Scalar:
     """How many of the contexts first, ..., first + count - 1 lie below the window W [1]."""
-    return jnp.clip(step.window - first, 0.0, count)
+    return xp.clip(step.window - first, 0.0, count)
 
 
 def window_context_sum(step: DecodeStep, first: Scalar, count: Scalar) -> Scalar:
@@ -262,12 +260,12 @@ def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar
     last = first + count - 1.0
     sum_g = count * (a2 + b2 * 0.5 * (first + last))
     a, b = a1 - a2, b1 - b2
-    safe_b = jnp.where(b == 0.0, 1.0, b)
+    safe_b = xp.where(b == 0.0, 1.0, b)
     root = -a / safe_b
-    lo = jnp.where(b > 0.0, jnp.maximum(first, jnp.ceil(root)), first)
-    hi = jnp.where(b < 0.0, jnp.minimum(last, jnp.floor(root)), last)
-    n_pos = jnp.where(b == 0.0, jnp.where(a > 0.0, count, 0.0), jnp.maximum(hi - lo + 1.0, 0.0))
-    lo = jnp.where(b == 0.0, first, lo)
+    lo = xp.where(b > 0.0, xp.maximum(first, xp.ceil(root)), first)
+    hi = xp.where(b < 0.0, xp.minimum(last, xp.floor(root)), last)
+    n_pos = xp.where(b == 0.0, xp.where(a > 0.0, count, 0.0), xp.maximum(hi - lo + 1.0, 0.0))
+    lo = xp.where(b == 0.0, first, lo)
     sum_d = 0.5 * n_pos * ((a + b * lo) + (a + b * (lo + n_pos - 1.0)))
     return sum_g + sum_d
 
@@ -279,10 +277,10 @@ def sum_positive_affine(a: Scalar, b: Scalar, first: Scalar, count: Scalar) -> S
     floor(t*) if b < 0; the positive terms form an arithmetic series.
     """
     last = first + count - 1.0
-    root = -a / jnp.where(b == 0.0, 1.0, b)
-    lo = jnp.where(b > 0.0, jnp.clip(jnp.ceil(root), first, last + 1.0), first)
-    hi = jnp.where(b < 0.0, jnp.clip(jnp.floor(root), first - 1.0, last), last)
-    n_pos = jnp.where(b == 0.0, jnp.where(a > 0.0, count, 0.0), hi - lo + 1.0)
+    root = -a / xp.where(b == 0.0, 1.0, b)
+    lo = xp.where(b > 0.0, xp.clip(xp.ceil(root), first, last + 1.0), first)
+    hi = xp.where(b < 0.0, xp.clip(xp.floor(root), first - 1.0, last), last)
+    n_pos = xp.where(b == 0.0, xp.where(a > 0.0, count, 0.0), hi - lo + 1.0)
     return 0.5 * n_pos * (2.0 * a + b * (lo + hi))
 
 
@@ -296,7 +294,7 @@ def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> Phase
     without window layers has one piece (W = 0 in the split gives the same numbers, at twice the
     cost): a branch on the architecture, taken per model where the engine maps over models.
     """
-    return jax.lax.cond(step.window > 0.0, _decode_time_split, _decode_time_full, step, first_context, steps)
+    return xp.cond(step.window > 0.0, _decode_time_split, _decode_time_full, step, first_context, steps)
 
 
 def _decode_time_full(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:
@@ -336,5 +334,5 @@ def _decode_time_split(step: DecodeStep, first_context: Scalar, steps: Scalar) -
 
 def bottleneck(phase: PhaseTime) -> Scalar:
     """Code of the largest term of a phase: 0 compute, 1 memory, 2 communication, 3 overhead."""
-    terms = jnp.stack([phase.compute_s, phase.memory_s, phase.comm_s, phase.overhead_s])
-    return jnp.argmax(terms).astype(phase.total_s.dtype)
+    terms = xp.stack([phase.compute_s, phase.memory_s, phase.comm_s, phase.overhead_s])
+    return xp.argmax(terms).astype(phase.total_s.dtype)

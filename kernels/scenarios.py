@@ -23,9 +23,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
+from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.roofline import (
     PhaseTime,
@@ -58,7 +56,7 @@ class Timeline(NamedTuple):
 
 def decode_steps(wl: Workload) -> Scalar:
     """Decode steps averaged for TPOT: O - 1, or the one step that would follow when O = 1."""
-    return jnp.maximum(wl.output_len - 1.0, 1.0)
+    return xp.maximum(wl.output_len - 1.0, 1.0)
 
 
 def _with_batch(dep: Deployment, batch: Scalar) -> Deployment:
@@ -80,13 +78,13 @@ def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile
     terms = prefill_terms(model, gpu, d, wl, profile)
     prefill = prefill_pass(terms, batch)
     decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
-    has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
+    has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     return Wave(
         prefill,
         decode,
         prefill.total_s + has_decode * decode.total_s,
         mean_first_token_s(terms, batch),
-        prefill_pass(terms, jnp.ones_like(terms.overhead_s)).total_s,
+        prefill_pass(terms, xp.ones_like(terms.overhead_s)).total_s,
     )
 
 
@@ -107,16 +105,16 @@ def static(
     once for all batch sizes: vmap computes a value at the rank of the axes it depends on.
     """
     one_wave = (dep.batch <= max_batch) | (max_batch < 1.0)
-    fit = jnp.maximum(max_batch, 1.0)
-    n_full = jnp.where(one_wave, 1.0, jnp.floor(dep.batch / fit))
-    rest = jnp.where(one_wave, 0.0, dep.batch - n_full * fit)
-    has_rem = jnp.where(rest > 0.0, 1.0, 0.0)
-    b_rem = jnp.maximum(rest, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
+    fit = xp.maximum(max_batch, 1.0)
+    n_full = xp.where(one_wave, 1.0, xp.floor(dep.batch / fit))
+    rest = xp.where(one_wave, 0.0, dep.batch - n_full * fit)
+    has_rem = xp.where(rest > 0.0, 1.0, 0.0)
+    b_rem = xp.maximum(rest, 1.0)  # >= 1 so that no term is 0 * inf; has_rem gates it
     # The wave that depends on B: all of B, or the remainder. Full waves of B_max, ``full``, do not.
-    sized = _wave(model, gpu, dep, wl, profile, jnp.where(one_wave, dep.batch, b_rem))
+    sized = _wave(model, gpu, dep, wl, profile, xp.where(one_wave, dep.batch, b_rem))
     full = _wave(model, gpu, dep, wl, profile, fit)
-    run = jax.tree.map(lambda x, y: jnp.where(one_wave, x, y), sized, full)
-    b_run = jnp.where(one_wave, dep.batch, fit)
+    run = xp.tree_map(lambda x, y: xp.where(one_wave, x, y), sized, full)
+    b_run = xp.where(one_wave, dep.batch, fit)
     p_run, d_run, w_run = run.prefill, run.decode, run.duration_s
     p_rem, d_rem, w_rem = sized.prefill, sized.decode, sized.duration_s
 
@@ -154,12 +152,12 @@ def steady(
     context, each also paying, on average, for the (C - 1) / (O - 1) prefills of other requests
     that pause decoding meanwhile. e2e = P(1) + (O-1) S(C) + (C-1) P(1); throughput = C O / e2e.
     """
-    c = jnp.maximum(concurrency, 1.0)
-    single = prefill_time(model, gpu, _with_batch(dep, jnp.ones_like(c)), wl, profile)
+    c = xp.maximum(concurrency, 1.0)
+    single = prefill_time(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile)
     steps = decode_steps(wl)
     # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
     step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
-    has_decode = jnp.where(wl.output_len > 1.0, 1.0, 0.0)
+    has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     others = (c - 1.0) * single.total_s
     e2e = single.total_s + has_decode * (steps * step.total_s + others) + (1.0 - has_decode) * others
     tpot = step.total_s + others / steps
@@ -182,7 +180,7 @@ def _static(
     model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
 ) -> tuple[Timeline, BoolScalar]:
     """``static``: always runnable (waves when B exceeds B_max)."""
-    return static(model, gpu, dep, wl, profile, max_batch), jnp.ones_like(dep.batch, dtype=bool)
+    return static(model, gpu, dep, wl, profile, max_batch), xp.ones_like(dep.batch, dtype=bool)
 
 
 def _concurrency(
@@ -196,8 +194,8 @@ def _max_throughput(
     model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
 ) -> tuple[Timeline, BoolScalar]:
     """``max_throughput``: C = B_max in flight (where nothing fits, the batch as given)."""
-    fill = jnp.where(max_batch >= 1.0, max_batch, dep.batch)
-    return steady(model, gpu, dep, wl, profile, fill), jnp.ones_like(dep.batch, dtype=bool)
+    fill = xp.where(max_batch >= 1.0, max_batch, dep.batch)
+    return steady(model, gpu, dep, wl, profile, fill), xp.ones_like(dep.batch, dtype=bool)
 
 
 class Scenario(NamedTuple):
@@ -228,8 +226,8 @@ def timeline(
     ``lax.switch``: where a sweep holds the scenario fixed, only its branch runs; where scenario
     is an axis, ``vmap`` turns the switch into a select of all branches.
     """
-    code = jnp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(jnp.int32)
-    one, ok = jax.lax.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, max_batch)
+    code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(xp.int32)
+    one, ok = xp.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, max_batch)
     return deployment_timeline(one, dep), ok
 
 

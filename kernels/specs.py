@@ -30,20 +30,56 @@ W     sliding-window length                       token
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import importlib.abc
+import importlib.util
+import sys
+from typing import Any
 
-import jax
-import numpy as np
-from jaxtyping import Array, Float
+from kernels._types import Leaf
 
-if TYPE_CHECKING:  # the type checker sees what the kernels see: jax arrays (traced or not)
-    Leaf = Array
-else:  # checked at run time by jaxtyping + beartype in the tests
-    Leaf = Float[Array | np.ndarray, "..."]
-"""A spec field: a jax array, or a numpy array while the engine holds inputs on the host."""
+_PYTREES: list[type] = []
 
 
-@jax.tree_util.register_dataclass
+class _RegisterOnJaxImport(importlib.abc.MetaPathFinder):
+    """Imports ``jax`` as usual, then registers the spec classes with it."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "jax":
+            return None
+        sys.meta_path.remove(self)  # find the real spec, not this one again
+        try:
+            spec = importlib.util.find_spec("jax")
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_register(module: Any) -> None:
+            exec_module(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            for cls in _PYTREES:
+                module.tree_util.register_dataclass(cls)
+
+        spec.loader.exec_module = exec_and_register  # type: ignore[method-assign]
+        return spec
+
+
+def _pytree(cls: type) -> type:
+    """A JAX pytree whose fields are its leaves (``jax.tree_util.register_dataclass``): now if JAX
+    is imported, else as soon as it is, so that the kernels import without JAX (1-2 s) for host
+    evaluation in numpy (``kernels.xp``)."""
+    if "jax" in sys.modules:
+        sys.modules["jax"].tree_util.register_dataclass(cls)
+    else:
+        if not _PYTREES:
+            sys.meta_path.insert(0, _RegisterOnJaxImport())
+        _PYTREES.append(cls)
+    return cls
+
+
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """One decoder-only transformer: dense (Llama and alike), mixture of experts (Mixtral,
@@ -103,7 +139,7 @@ DENSE_DEFAULTS = dict(
 """Values of the ModelSpec extension fields for a dense model with full attention (Llama)."""
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class GPUSpec:
     """One accelerator, from its datasheet. FLOP/s are dense (datasheet sparsity figures / 2).
@@ -126,7 +162,7 @@ class GPUSpec:
     usd_per_hour: Leaf  # rental price of one GPU [USD/h]
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class Deployment:
     """How a deployment is run: parallelism, batch, number formats and the serving scenario.
@@ -150,7 +186,7 @@ class Deployment:
     expert_parallel: Leaf  # 1.0: routed experts spread whole over the P*dp GPUs of a stage; 0.0: split like dense MLPs
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """One request shape."""
@@ -159,7 +195,7 @@ class Workload:
     output_len: Leaf  # generated tokens per request [token]
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class EngineProfile:
     """How far a serving engine falls short of the datasheet, as named physical terms.

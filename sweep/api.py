@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-import sweep.query  # noqa: F401  (registers ds.econ)
+import sweep.query.accessor  # noqa: F401  (registers ds.econ)
 from grids.sweeps import load_sweep
 from sweep.engine.compute import compute
 from sweep.query.explain import explain

@@ -10,10 +10,12 @@ always means 1e9 bytes (never 2^30) and "ms" 1e-3 s. Text (``sweep explain``) us
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # annotations only: explain's text loads no xarray (1.5-2.5 s)
+    import xarray as xr
 
 
 class Unit(NamedTuple):

@@ -16,7 +16,7 @@ import holoviews as hv
 import numpy as np
 import xarray as xr
 
-import sweep.query  # noqa: F401  (registers ds.econ)
+import sweep.query.accessor  # noqa: F401  (registers ds.econ)
 from grids.errors import SpecError
 
 if not {"bokeh", "matplotlib"} <= set(hv.Store.renderers):

@@ -1,0 +1,100 @@
+"""The array operations of the kernels: jax.numpy's (and jax.lax's) on JAX values, numpy's on host
+values.
+
+The sweep engine traces the kernels under ``jit`` and ``vmap``: every value is a JAX tracer and
+each function here is its JAX namesake. ``sweep explain`` and ``sweep catalog`` pass numpy float64
+values instead (one design point, one model): the same code then runs op by op in numpy, without
+importing JAX or compiling anything. XLA takes 10-30 s on a 2-core CPU to compile the ~9,000
+scalar operations of one design point; numpy evaluates them in ~20 ms. Each operation is the same
+IEEE double-precision one either way; a compiled program may differ in the last bit where XLA's
+algebraic simplifier rewrites, e.g. (a / b) / c into a / (b * c).
+
+A value is a JAX one if it is a ``jax.Array`` (tracers are); where JAX is not imported, none is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+nan = np.nan
+int32 = np.int32
+
+
+def on_jax(*values: Any) -> bool:
+    """Whether any of ``values`` (or of the lists among them) is a JAX array or tracer."""
+    jax = sys.modules.get("jax")
+    return jax is not None and any(
+        isinstance(v, jax.Array) or (isinstance(v, (list, tuple)) and on_jax(*v)) for v in values
+    )
+
+
+def _op(name: str) -> Callable[..., Any]:
+    host = getattr(np, name)
+
+    def op(*args: Any, **kwargs: Any) -> Any:
+        if on_jax(*args):
+            import jax.numpy as jnp
+
+            return getattr(jnp, name)(*args, **kwargs)
+        return host(*args, **kwargs)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``jax.numpy.{name}`` on JAX values, ``numpy.{name}`` on host values."
+    return op
+
+
+argmax = _op("argmax")
+ceil = _op("ceil")
+clip = _op("clip")
+exp = _op("exp")
+floor = _op("floor")
+greater = _op("greater")
+isfinite = _op("isfinite")
+isnan = _op("isnan")
+log1p = _op("log1p")
+maximum = _op("maximum")
+minimum = _op("minimum")
+mod = _op("mod")
+ones_like = _op("ones_like")
+select = _op("select")
+stack = _op("stack")
+where = _op("where")
+zeros_like = _op("zeros_like")
+
+
+def cond(pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], *operands: Any) -> Any:
+    """``jax.lax.cond``; on a host predicate, the branch it picks, called."""
+    if on_jax(pred):
+        import jax
+
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+    return true_fn(*operands) if pred else false_fn(*operands)
+
+
+def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -> Any:
+    """``jax.lax.switch``; on a host index (in range), the branch it picks, called."""
+    if on_jax(index):
+        import jax
+
+        return jax.lax.switch(index, branches, *operands)
+    return branches[int(index)](*operands)
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map`` over dicts, (named) tuples and spec dataclasses of values, without JAX."""
+    if tree is None:
+        return None
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        mapped = [tree_map(fn, *leaves) for leaves in zip(tree, *rest)]
+        return type(tree)(*mapped) if hasattr(tree, "_fields") else tuple(mapped)
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        fields = (f.name for f in dataclasses.fields(tree))
+        return type(tree)(**{k: tree_map(fn, getattr(tree, k), *(getattr(r, k) for r in rest)) for k in fields})
+    return fn(tree, *rest)
