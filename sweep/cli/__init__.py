@@ -318,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows here
+        return status
     except SpecError as err:
         print(f"sweep {args.command}: error: {err}", file=sys.stderr)
         return 2
