@@ -19,9 +19,14 @@ import xarray as xr
 import sweep.query.accessor  # noqa: F401  (registers ds.econ)
 from grids.errors import SpecError
 
-if not {"bokeh", "matplotlib"} <= set(hv.Store.renderers):
-    hv.extension("bokeh", "matplotlib", logo=False)
-    hv.Store.set_current_backend("bokeh")
+
+def ensure_backends() -> None:
+    """Load HoloViews' bokeh and matplotlib backends (once, when the first figure is styled; never
+    at import, which would load both plotting libraries for any importer)."""
+    if not {"bokeh", "matplotlib"} <= set(hv.Store.renderers):
+        hv.extension("bokeh", "matplotlib", logo=False)
+        hv.Store.set_current_backend("bokeh")
+
 
 ARTICLE_DEFAULTS: dict[str, int] = {"input_len": 2048, "output_len": 300}
 """The article's request shape: a 2048-token prompt and 300 output tokens."""
@@ -299,6 +304,7 @@ def finish(
 ) -> Any:
     """Title, axis labels, log axes (ticks from ``log_ticks`` unless given) and size of a figure,
     for bokeh and matplotlib alike."""
+    ensure_backends()
     for axis, is_log in (("xticks", logx), ("yticks", logy)):
         if is_log and not common.get(axis):
             lo, hi = _extent(obj, 0 if axis == "xticks" else 1)
@@ -342,6 +348,7 @@ def finish(
 
 def curve(data: Any, kdim: Any, vdim: Any, label: str, color: str, dash: bool = False, width: float = 2.5) -> hv.Curve:
     """A line, styled for both backends (``dash``: a dashed line)."""
+    ensure_backends()
     c = hv.Curve(data, kdim, vdim, label=label)
     c = c.opts(backend="bokeh", color=color, line_width=width, line_dash="dashed" if dash else "solid", tools=["hover"])
     return c.opts(backend="matplotlib", color=color, linewidth=width * 0.8, linestyle="--" if dash else "-")
@@ -358,6 +365,7 @@ def scatter(
     alpha: float = 1.0,
 ) -> hv.Scatter:
     """Points, styled for both backends; ``marker`` in circle, square, triangle, diamond."""
+    ensure_backends()
     mpl_marker = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}[marker]
     s = hv.Scatter(data, kdim, vdims, label=label)
     s = s.opts(backend="bokeh", color=color, size=size, marker=marker, alpha=alpha, tools=["hover"])
@@ -374,6 +382,7 @@ def labels(
     baseline: str = "middle",
 ) -> hv.Labels:
     """Text at given positions (place it beside a point by scaling its coordinates on log axes)."""
+    ensure_backends()
     lab = hv.Labels(data, kdims, vdim)
     lab = lab.opts(
         backend="bokeh", text_font_size=f"{size}pt", text_color=color, text_align=align, text_baseline=baseline

@@ -24,7 +24,7 @@ import xarray as xr
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from sweep.query.units import GPU_FIELDS, label, log2_ticks, var_label
-from sweep.viz.base import Picked, color, curve, finish, labels, scatter, select
+from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, scatter, select
 from sweep.viz.kinds import KIND_DESCRIPTIONS
 
 Sel = Mapping[str, Any] | None
@@ -32,6 +32,7 @@ Sel = Mapping[str, Any] | None
 
 def _hline(y: float, text: str, x: float, color_: str = "#555555") -> hv.Overlay:
     """A dashed horizontal reference line with its label at (x, y), just above the line."""
+    ensure_backends()
     line = hv.HLine(y).opts(backend="bokeh", color=color_, line_dash="dotted", line_width=1.5)
     line = line.opts(backend="matplotlib", color=color_, linestyle=":", linewidth=1.2)
     return line * labels(
@@ -44,6 +45,7 @@ def _vline(
 ) -> hv.Overlay:
     """A dotted vertical reference line with its label beside it at height y; given the x ``span``
     of a log axis, the label goes on the side with more room."""
+    ensure_backends()
     if span is not None and np.log(x) > 0.5 * (np.log(span[0]) + np.log(span[1])):
         align = "right"
     line = hv.VLine(x).opts(backend="bokeh", color=color_, line_dash="dotted", line_width=1.5)

@@ -11,7 +11,7 @@ from bokeh.embed import components
 from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.resources import INLINE
 
-import sweep.viz.base  # noqa: F401  (loads both HoloViews backends)
+from sweep.viz.base import ensure_backends
 
 CSS = """
 body { font-family: system-ui, -apple-system, "DejaVu Sans", Arial, sans-serif; margin: 24px auto;
@@ -48,6 +48,7 @@ def _inline_bundle(models: Sequence[Any]) -> Any:
 
 
 def _render(fig: Any) -> Any:
+    ensure_backends()
     return hv.render(fig, backend="bokeh")
 
 

@@ -45,3 +45,24 @@ def test_kernels_leave_xarray_and_zarr_unloaded():
     # Evaluate really ran: 2 V D + L (2 D N H + 2 D K H + 3 D F + 2 D) + D for the toy model
     # = 2*1000*64 + 2*(8,192 + 4,096 + 24,576 + 128) + 64 = 202,048 parameters.
     assert result["params_total"] == 202_048
+
+
+SIDE_EFFECTS = """
+import json
+import grids, grids.axes, grids.sweeps, kernels
+import jax
+x64 = bool(jax.config.read("jax_enable_x64"))
+import holoviews as hv
+import sweep.viz.base, sweep.viz.figures
+print(json.dumps({"x64": x64, "renderers": sorted(hv.Store.renderers)}))
+"""
+
+
+@pytest.mark.slow
+def test_imports_have_no_side_effects():
+    """Importing grids leaves JAX's 64-bit mode off (the engine and explain scope it), and
+    importing the figure modules loads no plotting backend (the first figure does)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SIDE_EFFECTS], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(out.stdout) == {"x64": False, "renderers": []}
