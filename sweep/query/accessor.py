@@ -98,7 +98,8 @@ class EconAccessor:
         index = (flat.argmax("_cfg") if maximize else flat.argmin("_cfg")).compute()
         chosen = self._ds[names].assign({metric: target}).stack(_cfg=over).isel(_cfg=index).drop_vars("_cfg")
         found = np.isfinite(chosen[metric])
-        return chosen.where(found).assign_coords({d: chosen[d] for d in over})
+        best = chosen.where(found).assign_coords({d: chosen[d] for d in over})
+        return best.transpose(*(d for d in self._ds.dims if d in best.dims))  # the sweep's dim order
 
 
 def best_rows(best: xr.Dataset, metric: str) -> pd.DataFrame:
