@@ -53,6 +53,7 @@ class Axis:
     check: Callable[[str], None] | None = None  # raises SpecError for an unknown catalogue key
     flag: str = ""  # explain's command-line flag; default --name-with-hyphens
     loop: bool = False  # the engine loops over it: the kernels branch on its entries (architecture)
+    label_of: Callable[[Any], Any] = lambda value: value  # a value's coordinate label
     readout: Callable[[dict[str, list[Any]], Any], tuple[tuple[str, ...], np.ndarray]] | None = None
     """When the axis is not swept: the dims and values of a data variable named like the axis that
     records the value each point used (e.g. each GPU's catalogue price)."""
@@ -67,10 +68,8 @@ class Axis:
         return {"long_name": self.long_name, "units": self.units, "description": self.description}
 
     def label(self, value: Any) -> Any:
-        """The coordinate value of a validated value: a config.json path is labelled by its stem."""
-        if self.name == "model" and str(value).endswith(".json"):
-            return Path(value).stem
-        return value
+        """The coordinate value of a validated value (``label_of``)."""
+        return self.label_of(value)
 
     def cast(self, text: Any, where: str = "") -> Any:
         """A value from text (``--sel tp=4``, a CLI flag), typed by kind; SpecError if it is not one."""
@@ -130,6 +129,11 @@ def _catalogue_price(axes: dict[str, list[Any]], value: Any) -> tuple[tuple[str,
     return ("gpu",), _floats([gpus[g].table["usd_per_hour"] if value is None else value for g in axes["gpu"]])
 
 
+def _file_stem(key: str) -> str:
+    """A model's label: its catalogue key, or a config.json path's file name without .json."""
+    return Path(key).stem if key.endswith(".json") else key
+
+
 def _check_model(key: str) -> None:
     load_model(key)
 
@@ -164,6 +168,7 @@ AXES: dict[str, Axis] = {
             required=True,
             check=_check_model,
             loop=True,
+            label_of=_file_stem,
             choices=lambda: sorted(p.stem for p in (Path(__file__).parent / "models").glob("*.json")),
         ),
         Axis(

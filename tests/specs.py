@@ -57,6 +57,29 @@ def point(m: Any = None, g: Any = None, p: Any = None, **values: Any) -> DesignP
     return design_point(**jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), named))
 
 
+def drawn_point(pt: dict, parallel: bool = True) -> DesignPoint:
+    """The design point of a point drawn by ``tests.properties.strategies.points`` (plain dicts and
+    raw kernel inputs: byte widths and codes); without ``parallel``, pp = dp = 1 and expert
+    parallelism off whatever was drawn."""
+    extra = {}
+    if parallel:
+        extra = dict(pp=pt.get("pp", 1), dp=pt.get("dp", 1), expert_parallel=float(pt.get("expert_parallel", 0)))
+    return point(
+        pt["m"],
+        pt["g"],
+        pt["p"],
+        tp=pt["tp"],
+        batch=pt["batch"],
+        input_len=pt["input_len"],
+        output_len=pt["output_len"],
+        weight_bytes_per_elem=pt["w_bytes"],
+        kv_bytes_per_elem=pt["kv_bytes"],
+        compute_dtype=pt["compute_dtype"],
+        scenario=pt.get("scenario", 0),
+        **extra,
+    )
+
+
 def deployment(tp, batch, **axes: Any) -> Deployment:
     """The Deployment of ``point(tp=tp, batch=batch, **axes)``."""
     return point(tp=tp, batch=batch, **axes).dep

@@ -43,20 +43,7 @@ def _decode_step_time(model, gpu, dep, profile, context_len):
 def _specs(pt: dict, **over):
     """(model, gpu, deployment, workload, profile) of a drawn point, with fields overridden."""
     pt = {**pt, **over}
-    point = specs.point(
-        pt["m"],
-        pt["g"],
-        pt["p"],
-        tp=pt["tp"],
-        batch=pt["batch"],
-        input_len=pt["input_len"],
-        output_len=pt["output_len"],
-        weight_bytes_per_elem=pt["w_bytes"],
-        kv_bytes_per_elem=pt["kv_bytes"],
-        compute_dtype=pt["compute_dtype"],
-        scenario=pt.get("scenario", 0),
-    )
-    return tuple(point)
+    return tuple(specs.drawn_point(pt, parallel=False))  # one replica: pp = dp = 1, as these properties were written
 
 
 def _step_total(pt: dict, context_len: float, **over) -> float:

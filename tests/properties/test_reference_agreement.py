@@ -42,23 +42,7 @@ examples, well inside 1e-12."""
 
 
 def _kernel(pt: dict):
-    point = specs.point(
-        pt["m"],
-        pt["g"],
-        pt["p"],
-        tp=pt["tp"],
-        batch=pt["batch"],
-        input_len=pt["input_len"],
-        output_len=pt["output_len"],
-        weight_bytes_per_elem=pt["w_bytes"],
-        kv_bytes_per_elem=pt["kv_bytes"],
-        compute_dtype=pt["compute_dtype"],
-        scenario=pt.get("scenario", 0),
-        pp=pt.get("pp", 1),
-        dp=pt.get("dp", 1),
-        expert_parallel=float(pt.get("expert_parallel", 0)),
-    )
-    return EVALUATE(*point)
+    return EVALUATE(*specs.drawn_point(pt))
 
 
 def _reference(pt: dict) -> dict:
