@@ -103,6 +103,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     from sweep.store.read import open_sweep
 
     ds = open_sweep(args.store)
+    order = list(map(str, ds.dims))
     selection = dict(_split_assignment(item) for item in args.sel)
     ds = ds.econ.sel(**selection)
     # coordinates are printed anyway: --vars may name them, and only variables become columns
@@ -112,7 +113,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         best = ds.econ.best(
             args.best, over, *args.where, maximize=args.max, columns=[c for c in columns if c != args.best]
         )
-        table = best_rows(best, args.best)
+        table = best_rows(best, args.best, order)
     else:
         masked = ds.econ.where(*args.where)[columns]
         table = masked.to_dataframe().dropna(how="all", subset=columns).reset_index()

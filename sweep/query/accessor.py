@@ -102,10 +102,13 @@ class EconAccessor:
         return best.transpose(*(d for d in self._ds.dims if d in best.dims))  # the sweep's dim order
 
 
-def best_rows(best: xr.Dataset, metric: str) -> pd.DataFrame:
+def best_rows(best: xr.Dataset, metric: str, order: Sequence[str] = ()) -> pd.DataFrame:
     """A result of ``ds.econ.best`` as a table: one row per combination of the other dims where a
-    point qualifies; columns the other dims, the chosen point's coordinates, then the variables."""
+    point qualifies; columns the coordinates (in ``order``, the sweep's dim order, then any
+    others), then the variables. xarray does not keep selected scalar coordinates in a fixed
+    order, so the order is given rather than taken from ``best``."""
     frame = best.to_dataframe().reset_index()
-    keys = [c for c in frame.columns if c in best.coords]
+    rank = {name: i for i, name in enumerate(order)}
+    keys = sorted((c for c in frame.columns if c in best.coords), key=lambda c: rank.get(c, len(rank)))
     frame = frame[keys + [c for c in frame.columns if c not in keys]]
     return frame.dropna(subset=[metric]).reset_index(drop=True)

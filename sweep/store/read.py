@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import fsspec
 import numpy as np
 import zarr
 
@@ -20,6 +19,12 @@ if TYPE_CHECKING:
 
 PROGRESS = "_progress/chunk_done"
 
+# Below this many bytes of data a store is read with plain lazily indexed arrays instead of
+# dask: an answer from a small store then costs no dask graph and no scheduler (import of
+# `distributed` included), which is most of the time of a one-line `sweep query`. 256 MB is a
+# small share of any machine that runs sweeps; above it, dask keeps memory bounded by chunk.
+SMALL_STORE_BYTES = 256e6
+
 
 def location(path: str | Path) -> str:
     """A store location as zarr and fsspec take it: a local path or any fsspec URL (s3://, gs://...)."""
@@ -27,6 +32,8 @@ def location(path: str | Path) -> str:
 
 
 def _exists(url: str) -> bool:
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(url)
     return fs.exists(root)
 
@@ -40,15 +47,27 @@ def done_chunks(path: str | Path) -> np.ndarray:
     return np.asarray(zarr.open_array(location(path), path=PROGRESS, mode="r")[...])
 
 
-def open_sweep(path: str | Path, *, allow_incomplete: bool = True) -> xr.Dataset:
-    """Open a sweep store lazily. An incomplete store says so (warning, or error if not allowed)."""
+def data_bytes(path: str | Path) -> int:
+    """Uncompressed bytes of every array in a store (metadata only, nothing is read)."""
+    group = zarr.open_group(location(path), mode="r", zarr_format=3)
+    return sum(array.nbytes for _, array in group.arrays())
+
+
+def open_sweep(path: str | Path, *, allow_incomplete: bool = True, dask: bool | None = None) -> xr.Dataset:
+    """Open a sweep store lazily. An incomplete store says so (warning, or error if not allowed).
+
+    ``dask``: variables as dask arrays chunked like the store (True), or as lazily indexed
+    arrays that load on first use (False); by default dask only above ``SMALL_STORE_BYTES``.
+    """
     import xarray as xr
 
     url = location(path)
     if not _exists(url):
         raise _spec_error(f"{url}: no such store")
     try:
-        ds = xr.open_zarr(url, consolidated=False, zarr_format=3)
+        if dask is None:
+            dask = data_bytes(url) > SMALL_STORE_BYTES
+        ds = xr.open_zarr(url, consolidated=False, zarr_format=3, chunks="auto" if dask else None)
     except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError, KeyError) as err:
         raise _spec_error(f"{url}: not a sweep store ({err})") from None
     if not ds.attrs.get("sweep_complete"):

@@ -56,7 +56,7 @@ def best_table(ds: xr.Dataset, targets: Sequence[str] = TARGETS) -> pd.DataFrame
     million output tokens among feasible points meeting ``targets``."""
     over = [d for d in BEST_OVER if d in ds.dims]
     best = ds.econ.best("usd_per_mtok_output", over, *targets, columns=list(TABLE_COLUMNS))
-    return best_rows(best, "usd_per_mtok_output")
+    return best_rows(best, "usd_per_mtok_output", list(map(str, ds.dims)))
 
 
 def _table_html(ds: xr.Dataset, table: pd.DataFrame) -> str:

@@ -15,6 +15,7 @@ from grids.models import MODELS_DIR
 from grids.sweeps import validate
 from kernels.point import METRICS
 from sweep.api import compute, run_sweep
+from sweep.query.accessor import best_rows
 
 RAW = {
     "name": "newuser",
@@ -87,3 +88,15 @@ def test_query_vars_take_coordinates_and_show_into_head_is_quiet(tmp_path):
     stderr = proc.stderr.read().decode()
     proc.stderr.close()
     assert proc.wait() == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_best_table_columns_follow_the_sweep_dim_order(ds):
+    """Selected scalar coordinates come out of xarray in no fixed order; the table gives the
+    sweep's order (it once swapped input_len and profile between runs of one command)."""
+    picked = ds.econ.sel(input_len="1024", output_len="128")
+    best = picked.econ.best("usd_per_mtok_output", ["tp", "batch"], columns=["ttft_s"])
+    order = list(map(str, ds.dims))
+    table = best_rows(best, "usd_per_mtok_output", order)
+    keys = [c for c in table.columns if c in best.coords]
+    assert keys == [d for d in order if d in keys] and set(keys) == set(order)
+    assert list(table.columns[len(keys) :]) == ["usd_per_mtok_output", "ttft_s"]

@@ -13,7 +13,7 @@ import zarr
 from grids.errors import SpecError
 from grids.sweeps import load_sweep, validate
 from sweep.api import compute, open_sweep, run_sweep
-from sweep.store.read import PROGRESS, IncompleteStoreWarning
+from sweep.store.read import PROGRESS, SMALL_STORE_BYTES, IncompleteStoreWarning, data_bytes
 
 RAW = {
     "name": "store-test",
@@ -48,6 +48,12 @@ def test_round_trip_identical(tmp_path):
         assert "units" in attrs and attrs.get("long_name"), name
         # names (catalogue keys, choices) carry units "" so that hvplot labels read "model", not "model [1]"
         assert bool(attrs["units"]) == (stored[name].dtype.kind != "T"), name
+    # a small store reads without dask (a one-line query pays for no graph or scheduler); asked
+    # for, or above SMALL_STORE_BYTES, it is chunked like the store; the values are the same
+    assert data_bytes(path) < SMALL_STORE_BYTES and open_sweep(path)["ttft_s"].chunks is None
+    chunked = open_sweep(path, dask=True)
+    assert chunked["ttft_s"].chunks is not None
+    _same(stored, chunked.load())
     assert stored.params_total.dtype == np.float64 and stored.ttft_s.dtype == np.float32
     assert stored.params_total.sel(model="llama-3.3-70b").item() == 70_553_706_496  # the article
 
