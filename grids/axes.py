@@ -107,6 +107,7 @@ def _weight_dtype(values: Sequence[Any]) -> Inputs:
     return {
         "weight_bytes_per_elem": _floats([formats[v].bytes_per_elem for v in values]),
         "weight_compute_dtype": _floats([compute_code(formats[v].compute) for v in values]),
+        "weight_fallback_compute_dtype": _floats([compute_code(formats[v].fallback_compute) for v in values]),
         "act_bytes_per_elem": _floats([formats[v].act_bytes_per_elem for v in values]),
     }
 

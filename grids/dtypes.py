@@ -23,7 +23,8 @@ class DType:
 
     name: str
     bytes_per_elem: float  # including the scale overhead [byte]
-    compute: str  # a name of kernels.specs.COMPUTE_DTYPES
+    compute: str  # a name of kernels.specs.COMPUTE_DTYPES: where the GPU has tensor cores for it
+    fallback_compute: str  # where the GPU has not (weight-only kernels, W*A16)
     kv: bool  # may store the KV cache
     act_bytes_per_elem: float  # width of the activations exchanged between GPUs [byte]
     source: str
@@ -38,15 +39,18 @@ def load_dtypes() -> dict[str, DType]:
         bits = number(where, table, "bits", integer=True)
         scale = number(where, table, "scale_bits", positive=False, integer=True)
         group = number(where, table, "group_size", positive=False, integer=True)
-        compute = text(where, table, "compute")
-        if compute not in COMPUTE_DTYPES:
-            raise SpecError(f"{where}: 'compute' must be one of {', '.join(COMPUTE_DTYPES)}, got {compute!r}")
+        compute, fallback = text(where, table, "compute"), text(where, table, "fallback_compute")
+        for field, value in (("compute", compute), ("fallback_compute", fallback)):
+            if value not in COMPUTE_DTYPES:
+                raise SpecError(f"{where}: '{field}' must be one of {', '.join(COMPUTE_DTYPES)}, got {value!r}")
+        if fallback != compute:
+            text(where, table, "fallback_compute_source")
         if not isinstance(table.get("kv"), bool):
             raise SpecError(f"{where}: field 'kv' must be true or false")
         overhead = scale / group if group > 0 else 0.0
         act_bits = number(where, table, "activation_bits", integer=True)
         out[name] = DType(
-            name, (bits + overhead) / 8.0, compute, table["kv"], act_bits / 8.0, text(where, table, "source")
+            name, (bits + overhead) / 8.0, compute, fallback, table["kv"], act_bits / 8.0, text(where, table, "source")
         )
     return out
 

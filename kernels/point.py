@@ -243,6 +243,7 @@ def design_point(
     output_len: Leaf,
     weight_bytes_per_elem: Leaf,
     weight_compute_dtype: Leaf,
+    weight_fallback_compute_dtype: Leaf,
     act_bytes_per_elem: Leaf,
     kv_bytes_per_elem: Leaf,
     compute_dtype: Leaf,
@@ -258,14 +259,18 @@ def design_point(
     Args:
       model, gpu, profile: catalogue specs.
       tp, pp, dp, batch, input_len, output_len, scenario, expert_parallel: see ``Deployment``, ``Workload``.
-      weight_bytes_per_elem, weight_compute_dtype, act_bytes_per_elem: the weight format's storage
-        width [byte], its own compute precision (a code), and the width of the activations it
-        runs with [byte] (grids/dtypes.toml).
+      weight_bytes_per_elem, weight_compute_dtype, weight_fallback_compute_dtype,
+        act_bytes_per_elem: the weight format's storage width [byte], the precision it computes
+        in where the GPU has tensor cores for it and where it has not (codes), and the width of
+        the activations it runs with [byte] (grids/dtypes.toml).
       kv_bytes_per_elem: the KV-cache format's width [byte].
-      compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight format's.
+      compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight
+        format's own where the GPU has it (nvfp4 on B200: fp4), else its fallback (on H100: bf16).
       usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
     """
-    compute = xp.where(compute_dtype < 0.0, weight_compute_dtype, compute_dtype)
+    native = xp.isfinite(peak_flop_per_s(gpu, weight_compute_dtype))
+    auto = xp.where(native, weight_compute_dtype, weight_fallback_compute_dtype)
+    compute = xp.where(compute_dtype < 0.0, auto, compute_dtype)
     price = xp.where(xp.isnan(usd_per_gpu_hour), gpu.usd_per_hour, usd_per_gpu_hour)
     dep = Deployment(
         tp=tp,

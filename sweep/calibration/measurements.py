@@ -1,8 +1,11 @@
 """Measurements to calibrate and validate against: shared/benchmarks' JSON and the canonical CSV.
 
 Canonical CSV header: ``model,gpu,tp,batch,input_len,output_len,scenario,metric,value`` with
-optional ``precision,engine,source`` columns. ``metric`` is one of METRICS; ``batch`` is empty
-for max_throughput. The benchmark JSON (vLLM static batches) does not say model, GPU or tp: the
+optional columns saying what ran: ``weight_dtype,kv_dtype,compute_dtype,pp,dp,expert_parallel``
+(the sweep axes of the same names, validated by them; empty means the axis default),
+``precision`` (shorthand for the weight and KV format, and the compute precision the weights
+run at), ``engine`` and ``source``. ``metric`` is one of METRICS; ``batch`` is empty for
+max_throughput. The benchmark JSON (vLLM static batches) does not say model, GPU or tp: the
 caller gives them.
 """
 
@@ -14,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grids.axes import AXES, check_value
 from grids.dtypes import kv_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
@@ -25,6 +29,9 @@ METRICS = ("output_tok_s", "ttft_s", "tpot_s", "e2e_s", "ttft_min_s")
 
 
 CSV_REQUIRED = ("model", "gpu", "tp", "batch", "input_len", "output_len", "scenario", "metric", "value")
+DESIGN_COLUMNS = ("weight_dtype", "kv_dtype", "compute_dtype", "pp", "dp", "expert_parallel")
+"""Optional columns that are sweep axes: what ran, validated by the axis registry."""
+CSV_OPTIONAL = ("precision", *DESIGN_COLUMNS, "engine", "source")
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,35 @@ class Measurement:
     scenario: str
     metric: str
     value: float
-    precision: str = "bf16"
+    weight_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    compute_dtype: str = "auto"
+    pp: int = 1
+    dp: int = 1
+    expert_parallel: str = "off"
+    engine: str = ""
     file: str = ""
     extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def precision(self) -> str:
+        """The number formats in one word: the weights' where the KV cache matches, else both."""
+        return self.weight_dtype if self.kv_dtype == self.weight_dtype else f"{self.weight_dtype}/kv-{self.kv_dtype}"
+
+    def design(self) -> dict[str, object]:
+        """The sweep-axis values of the point that ran (lengths and batch aside)."""
+        return dict(
+            model=self.model,
+            gpu=self.gpu,
+            tp=self.tp,
+            weight_dtype=self.weight_dtype,
+            kv_dtype=self.kv_dtype,
+            compute_dtype=self.compute_dtype,
+            pp=self.pp,
+            dp=self.dp,
+            expert_parallel=self.expert_parallel,
+            scenario=self.scenario,
+        )
 
 
 def _positive(where: str, name: str, text: str, allow_empty: bool = False) -> float:
@@ -66,6 +99,36 @@ def _check_keys(where: str, model: str, gpu: str) -> None:
         raise SpecError(f"{where}: unknown GPU '{gpu}'; expected one of: {', '.join(load_gpus())}")
 
 
+def _axis_value(where: str, name: str, text: str) -> object:
+    """A CSV cell of a sweep-axis column, validated by the axis (whole numbers for tp, pp, dp)."""
+    axis = AXES[name]
+    value: object = text
+    if axis.kind in ("integer", "float"):
+        value = _positive(where, name, text)
+    return check_value(axis, f"{where}: column '{name}'", value)
+
+
+def _formats(where: str, row: dict[str, str]) -> dict[str, object]:
+    """The number formats and parallelism of a row: the design columns, with ``precision`` the
+    shorthand for weights and KV cache (an explicit column wins where both are given and agree)."""
+    cells = {c: (row.get(c) or "").strip() for c in ("precision", *DESIGN_COLUMNS)}
+    out: dict[str, object] = {c: _axis_value(where, c, v) for c, v in cells.items() if v and c != "precision"}
+    precision = cells["precision"]
+    if precision:
+        _axis_value(where, "weight_dtype", precision)
+        if out.get("weight_dtype", precision) != precision:
+            raise SpecError(f"{where}: precision '{precision}' and weight_dtype '{out['weight_dtype']}' disagree")
+        out.setdefault("weight_dtype", precision)
+        if "kv_dtype" not in out:
+            if precision not in kv_dtypes():
+                raise SpecError(
+                    f"{where}: precision '{precision}' cannot store the KV cache; give the kv_dtype column "
+                    f"(one of {', '.join(kv_dtypes())})"
+                )
+            out["kv_dtype"] = precision
+    return out
+
+
 def load_csv(path: Path) -> list[Measurement]:
     """Rows of a canonical measurement CSV, validated."""
     with open(path, newline="") as handle:
@@ -74,7 +137,7 @@ def load_csv(path: Path) -> list[Measurement]:
         if missing:
             raise SpecError(
                 f"{path}: missing column '{missing[0]}'; expected header "
-                f"{','.join(CSV_REQUIRED)}[,precision,engine,source]"
+                f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]"
             )
         rows = []
         for line, row in enumerate(reader, start=2):
@@ -83,26 +146,23 @@ def load_csv(path: Path) -> list[Measurement]:
                 raise SpecError(f"{where}: scenario must be one of {', '.join(SCENARIOS)}, got {row['scenario']!r}")
             if row["metric"] not in METRICS:
                 raise SpecError(f"{where}: metric must be one of {', '.join(METRICS)}, got {row['metric']!r}")
-            precision = (row.get("precision") or "bf16").strip()
-            formats = kv_dtypes()  # a precision applies to weights and KV cache alike: a KV format
-            if precision not in formats:
-                raise SpecError(f"{where}: precision must be one of {', '.join(formats)}")
             _check_keys(where, row["model"], row["gpu"])
-            tp = _positive(where, "tp", row["tp"])
+            tp = _axis_value(where, "tp", row["tp"])
             rows.append(
                 Measurement(
                     model=row["model"],
                     gpu=row["gpu"],
-                    tp=int(tp),
+                    tp=int(tp),  # type: ignore[call-overload]
                     batch=_positive(where, "batch", row["batch"], allow_empty=row["scenario"] == "max_throughput"),
                     input_len=_positive(where, "input_len", row["input_len"]),
                     output_len=_positive(where, "output_len", row["output_len"]),
                     scenario=row["scenario"],
                     metric=row["metric"],
                     value=_positive(where, "value", row["value"]),
-                    precision=precision,
+                    engine=(row.get("engine") or "").strip(),
                     file=str(path),
-                    extra={k: row.get(k, "") for k in ("engine", "source") if row.get(k)},
+                    extra={"source": row["source"]} if row.get("source") else {},
+                    **_formats(where, row),  # type: ignore[arg-type]
                 )
             )
     if not rows:

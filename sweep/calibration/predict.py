@@ -28,22 +28,11 @@ class Points:
 
 def build_points(rows: list[Measurement]) -> Points:
     """The design point of every measurement, from its named values (the batch of max_throughput
-    rows is unused: 1). A measurement's precision is its weights' and KV cache's format; the
-    weights run at the format's own compute precision, as in sweeps (fp8 weights: fp8 matmuls)."""
+    rows is unused: 1): what ran (formats, compute precision, parallelism) as the measurement
+    says, the rest at the sweep axes' defaults."""
     per_row = []
     for r in rows:
-        named = design_inputs(
-            dict(
-                model=r.model,
-                gpu=r.gpu,
-                tp=r.tp,
-                input_len=1,
-                output_len=1,
-                weight_dtype=r.precision,
-                kv_dtype=r.precision,
-                scenario=r.scenario,
-            )
-        )
+        named = design_inputs(dict(r.design(), input_len=1, output_len=1))
         # Measured lengths are means over requests (299.8 output tokens), not whole numbers.
         lengths = dict(batch=1.0 if np.isnan(r.batch) else r.batch, input_len=r.input_len, output_len=r.output_len)
         named.update({k: np.asarray(v, np.float64) for k, v in lengths.items()})

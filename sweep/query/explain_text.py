@@ -13,7 +13,7 @@ def render(d: dict[str, Any]) -> str:
         f"{d['model']} on {_gpus(d)}, batch {d['batch']}, {d['input_len']} prompt + "
         f"{d['output_len']} output tokens, scenario {d['scenario']}  "
         f"[convention {d['convention']}, profile {d['profile']}, "
-        f"weights {d['weight_dtype']}, KV {d['kv_dtype']}]",
+        f"weights {d['weight_dtype']}, KV {d['kv_dtype']}, {d['compute_dtype']} matmuls]",
         "",
         "1. Parameters",
         f"   embedding {si(d['params_embedding'], '')}, attention {si(d['params_attention'], '')}, "

@@ -152,7 +152,9 @@ def test_fp8_measurements_are_predicted_at_fp8_compute():
     # A measurement in fp8 runs fp8 weights on fp8 tensor cores, as a sweep's fp8 weight format
     # does: the prediction equals the kernels at compute code 1 (fp8), not bf16. Prefill of 8
     # prompts of 8k tokens on an H100 is compute-bound, so the two precisions differ.
-    row = Measurement("llama-3.1-8b", "h100-sxm", 1, 8.0, 8192.0, 2.0, "static", "ttft_s", 1.0, precision="fp8")
+    row = Measurement(
+        "llama-3.1-8b", "h100-sxm", 1, 8.0, 8192.0, 2.0, "static", "ttft_s", 1.0, weight_dtype="fp8", kv_dtype="fp8"
+    )
     got = float(predict(load_profile("roofline").spec, build_points([row]))[0])
     args = (
         load_model("llama-3.1-8b").spec,

@@ -1,0 +1,90 @@
+"""Measurements say what ran (issue 12): formats, compute precision, parallelism and engine as
+optional CSV columns, validated by the sweep axes; a weight format runs on its own tensor cores
+where the GPU has them."""
+
+import jax
+import pytest
+
+from grids.errors import SpecError
+from grids.profiles import load_profile
+from kernels.point import evaluate
+from sweep.calibration.measurements import load_measurements
+from sweep.calibration.predict import build_points, predict
+from tests.specs import point
+
+HEADER = "model,gpu,tp,batch,input_len,output_len,scenario,metric,value"
+
+
+def _csv(tmp_path, extra_header: str, *rows: str):
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join([HEADER + extra_header, *rows]) + "\n")
+    return str(path)
+
+
+def test_nvfp4_measurement_is_expressible(tmp_path):
+    # NVFP4 as TensorRT-LLM runs it on Blackwell: fp4 weights, fp8 KV cache, fp4 matmuls
+    f = _csv(
+        tmp_path,
+        ",weight_dtype,kv_dtype,compute_dtype,pp,dp,expert_parallel,engine",
+        "llama-3.3-70b,b200,1,8,1024,128,static,output_tok_s,100,nvfp4,fp8,fp4,1,2,off,TensorRT-LLM 1.0",
+    )
+    (row,) = load_measurements([f])
+    assert (row.weight_dtype, row.kv_dtype, row.compute_dtype, row.pp, row.dp) == ("nvfp4", "fp8", "fp4", 1, 2)
+    assert row.engine == "TensorRT-LLM 1.0" and row.precision == "nvfp4/kv-fp8"
+    assert predict(load_profile("roofline").spec, build_points([row]))[0] > 0
+
+
+def test_precision_is_the_shorthand_and_refuses_a_kv_format_it_cannot_be(tmp_path):
+    (row,) = load_measurements([_csv(tmp_path, ",precision", "llama-3.1-8b,h100-sxm,1,8,128,128,static,e2e_s,1,fp8")])
+    assert (row.weight_dtype, row.kv_dtype, row.compute_dtype) == ("fp8", "fp8", "auto")
+    with pytest.raises(SpecError, match="line 2: precision 'nvfp4' cannot store the KV cache; give the kv_dtype"):
+        load_measurements([_csv(tmp_path, ",precision", "llama-3.1-8b,b200,1,8,128,128,static,e2e_s,1,nvfp4")])
+    (row,) = load_measurements(
+        [_csv(tmp_path, ",precision,kv_dtype", "llama-3.1-8b,b200,1,8,128,128,static,e2e_s,1,nvfp4,fp8")]
+    )
+    assert (row.weight_dtype, row.kv_dtype) == ("nvfp4", "fp8")
+
+
+@pytest.mark.parametrize(
+    ("extra", "cell", "message"),
+    [
+        ("", "", "column 'tp': expected whole numbers, got 1.5"),
+        (",pp", ",0", "column 'pp' must be positive"),
+        (",expert_parallel", ",maybe", "column 'expert_parallel': unknown expert parallelism 'maybe'"),
+        (",compute_dtype", ",fp6", "column 'compute_dtype': unknown compute precision 'fp6'"),
+        (",precision,weight_dtype", ",fp8,bf16", "precision 'fp8' and weight_dtype 'bf16' disagree"),
+    ],
+)
+def test_design_columns_are_validated_by_the_axes(tmp_path, extra, cell, message):
+    tp = "1.5" if not extra else "1"
+    f = _csv(tmp_path, extra, f"llama-3.1-8b,h100-sxm,{tp},8,128,128,static,e2e_s,1{cell}")
+    with pytest.raises(SpecError, match="line 2: " + message.replace("(", r"\(")):
+        load_measurements([f])
+
+
+def test_a_weight_format_runs_on_its_own_tensor_cores_where_the_gpu_has_them():
+    """nvfp4 weights: fp4 matmuls on B200 (which has fp4 tensor cores), bf16 on H100 (which has
+    not); fp8 weights on A100 (no fp8 tensor cores) run W8A16 instead of being infeasible."""
+    with jax.enable_x64(True):
+        for gpu, weights, expected in (
+            ("b200", "nvfp4", 3.0),
+            ("h100-sxm", "nvfp4", 0.0),
+            ("a100-sxm-80gb", "fp8", 0.0),
+        ):
+            pt = point(
+                "llama-3.1-8b", gpu, "roofline", tp=1, batch=64, input_len=4096, output_len=2, weight_dtype=weights
+            )
+            assert float(pt.dep.compute_dtype) == expected, (gpu, weights)
+            assert bool(evaluate(*pt).feasible)
+        fast = point("llama-3.1-8b", "b200", "roofline", batch=64, input_len=4096, output_len=2, weight_dtype="nvfp4")
+        slow = point(
+            "llama-3.1-8b",
+            "b200",
+            "roofline",
+            batch=64,
+            input_len=4096,
+            output_len=2,
+            weight_dtype="nvfp4",
+            compute_dtype="bf16",
+        )
+        assert float(evaluate(*fast).ttft_s) < 0.5 * float(evaluate(*slow).ttft_s)  # prefill is compute-bound
