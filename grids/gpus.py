@@ -25,6 +25,9 @@ OPTIONAL = (
 """Fields that may be ``nan``: the chip lacks the feature (a design point needing it is then
 infeasible), or it has no market price (costs are then NaN)."""
 
+DERIVED = ("link_pcie",)
+"""GPUSpec fields derived from text fields rather than read as numbers."""
+
 TEXT_FIELDS = ("name", "vendor", "interconnect", "source", "accessed", "price_source", "price_accessed")
 
 
@@ -44,15 +47,23 @@ def spec_from_table(where: str, table: dict[str, Any]) -> GPUSpec:
     for key in TEXT_FIELDS:
         text(where, table, key)
     fields = [f.name for f in dataclasses.fields(GPUSpec)]
-    known = set(fields) | set(TEXT_FIELDS) | {"notes"}
+    known = set(fields) - set(DERIVED) | set(TEXT_FIELDS) | {"notes"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise SpecError(f"{where}: unknown field '{unknown[0]}'; expected fields: {', '.join(sorted(known))}")
     values = {
         name: number(where, table, name, allow_nan=name in OPTIONAL, integer=name in ("gpus_per_node", "n_sm"))
         for name in fields
+        if name not in DERIVED
     }
+    values["link_pcie"] = link_pcie(table["interconnect"])
     return float64_leaves(GPUSpec, values)
+
+
+def link_pcie(interconnect: str) -> float:
+    """1.0 where the catalogue's ``interconnect`` names PCIe (GPUs talk through the host's PCIe
+    switches and CPU root complexes), else 0.0 (NVLink, Infinity Fabric, none)."""
+    return 1.0 if interconnect.strip().lower().startswith("pcie") else 0.0
 
 
 def load_gpus(path: Path = GPUS_FILE) -> dict[str, GPUEntry]:

@@ -28,10 +28,13 @@ ALLREDUCES_PER_BLOCK = 2.0
 """Megatron split: one after attention's o projection, one after the MLP's down projection."""
 
 
-def group_link_bytes_per_s(gpu: GPUSpec, group: Scalar) -> Scalar:
-    """Bandwidth per GPU of a group of ``group`` GPUs: scale-up links inside a node, else the
-    network (the slowest hop decides) [byte/s]."""
-    return xp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
+def group_link_bytes_per_s(gpu: GPUSpec, profile: EngineProfile, group: Scalar) -> Scalar:
+    """Achieved bandwidth per GPU of collectives in a group of ``group`` GPUs: scale-up links
+    inside a node at the engine's achieved fraction for that fabric (NVLink or Infinity Fabric:
+    ``link_eff``; PCIe through the host: ``pcie_link_eff``), else the network (the slowest hop
+    decides) [byte/s]."""
+    eff = xp.where(gpu.link_pcie > 0.0, profile.pcie_link_eff, profile.link_eff)
+    return xp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s * eff, gpu.network_bytes_per_s)
 
 
 def expert_group(dep: Deployment) -> Scalar:
@@ -79,7 +82,7 @@ def _allreduce_bandwidth_s(
         * (dep.tp - 1.0)
         / dep.tp
         * message
-        / group_link_bytes_per_s(gpu, dep.tp),
+        / group_link_bytes_per_s(gpu, profile, dep.tp),
     )
 
 
@@ -106,12 +109,10 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
     n_ar = xp.where(dep.tp > 1.0, allreduces(model, dep), 0.0)  # one GPU communicates nothing
     group = expert_group(dep)
     a2a = 2.0 * model.n_moe_layers * uses_all_to_all(model, dep)
-    a2a_bw = _unless_none(
-        a2a,
-        a2a * message / dep.tp * model.experts_per_token * (group - 1.0) / group / group_link_bytes_per_s(gpu, group),
-    )
+    a2a_link = group_link_bytes_per_s(gpu, profile, group)
+    a2a_bw = _unless_none(a2a, a2a * message / dep.tp * model.experts_per_token * (group - 1.0) / group / a2a_link)
     hops = dep.pp - 1.0
-    p2p_bw = _unless_none(hops, hops * message / group_link_bytes_per_s(gpu, dep.tp * dep.pp))
+    p2p_bw = _unless_none(hops, hops * message / group_link_bytes_per_s(gpu, profile, dep.tp * dep.pp))
     bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, message) + a2a_bw + p2p_bw
     latency = (n_ar + a2a + hops) * profile.allreduce_latency_s
     return CommTime(bandwidth, latency, bandwidth + latency)

@@ -60,7 +60,7 @@ class PhaseTime(NamedTuple):
     total_s: Scalar  # overhead + max(compute, memory) + comm
 
 
-def _phase(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar) -> PhaseTime:
+def phase_time(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar) -> PhaseTime:
     return PhaseTime(compute_s, memory_s, comm_s, overhead_s, overhead_s + xp.maximum(compute_s, memory_s) + comm_s)
 
 
@@ -133,7 +133,7 @@ def prefill_terms(
 
 def prefill_pass(terms: PrefillTerms, prompts: Scalar) -> PhaseTime:
     """One prefill pass over ``prompts`` prompts."""
-    return _phase(
+    return phase_time(
         terms.compute_0_s + terms.compute_per_prompt_s * prompts,
         terms.memory_0_s + terms.memory_per_prompt_s * prompts,
         terms.comm_0_s + terms.comm_per_prompt_s * prompts,
@@ -219,7 +219,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
 
 
 def _step_phase(step: DecodeStep, context_len: Scalar, window_context: Scalar) -> PhaseTime:
-    return _phase(
+    return phase_time(
         step.compute_0_s + step.compute_per_token_s * context_len + step.compute_per_window_token_s * window_context,
         step.memory_0_s + step.memory_per_token_s * context_len + step.memory_per_window_token_s * window_context,
         step.comm_s,

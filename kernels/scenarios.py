@@ -12,8 +12,9 @@ function and one ``Scenario`` entry.
 - ``concurrency`` (code 1): a closed loop keeps C = B requests in flight with continuous
   batching, in steady state. Every decode step serves all C sequences at the mean context
   I + (O-1)/2 and the mean window context (exact: a step's time is affine in the summed
-  contexts, ``decode_step_mean``); each request's prefill
-  (one prompt) pauses decoding once per request. Feasible only if the C sequences fit.
+  contexts, ``decode_step_mean``); each request's prefill (one prompt) either pauses decoding
+  once per request or, with the profile's ``chunked_prefill``, shares the steps with the
+  decodes. Feasible only if the C sequences fit.
 - ``max_throughput`` (code 2): the same steady state with C = B_max, as many as fit.
 """
 
@@ -27,10 +28,12 @@ from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.roofline import (
     PhaseTime,
+    PrefillTerms,
     decode_step,
     decode_step_mean,
     decode_time,
     mean_first_token_s,
+    phase_time,
     prefill_pass,
     prefill_terms,
     prefill_time,
@@ -146,17 +149,25 @@ def static(
 def steady(
     model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, concurrency: Scalar
 ) -> Timeline:
-    """C requests always in flight (continuous batching), steady state.
+    """C requests always in flight (continuous batching), steady state; ``chunked_prefill``
+    chooses how prompts meet decodes (``_separate`` or ``_mixed``)."""
+    c = xp.maximum(concurrency, 1.0)
+    single = prefill_time(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile)
+    # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
+    step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
+    separate = _separate(single, step, wl, c)
+    mixed = _mixed(prefill_terms(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile), single, step, wl, c)
+    return xp.tree_map(lambda x, y: xp.where(profile.chunked_prefill > 0.0, y, x), separate, mixed)
+
+
+def _separate(single: PhaseTime, step: PhaseTime, wl: Workload, c: Scalar) -> Timeline:
+    """Each prompt's prefill pauses every decode (engines without chunked prefill).
 
     Per request: one single-prompt prefill P(1); O - 1 decode steps of all C sequences at the mean
     context, each also paying, on average, for the (C - 1) / (O - 1) prefills of other requests
     that pause decoding meanwhile. e2e = P(1) + (O-1) S(C) + (C-1) P(1); throughput = C O / e2e.
     """
-    c = xp.maximum(concurrency, 1.0)
-    single = prefill_time(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile)
     steps = decode_steps(wl)
-    # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
-    step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     others = (c - 1.0) * single.total_s
     e2e = single.total_s + has_decode * (steps * step.total_s + others) + (1.0 - has_decode) * others
@@ -172,6 +183,50 @@ def steady(
         e2e,
         e2e,
         c * wl.output_len / e2e,
+        wl.input_len / single.total_s,
+    )
+
+
+def _mixed_step(terms: PrefillTerms, step: PhaseTime, prompts: Scalar) -> PhaseTime:
+    """One step that decodes the C sequences and also processes ``prompts`` whole prompts: their
+    math, KV writes and all-reduce bytes join the step's (weights are read once for all), and
+    the roofline applies to the sum."""
+    return phase_time(
+        step.compute_s + prompts * terms.compute_per_prompt_s,
+        step.memory_s + prompts * terms.memory_per_prompt_s,
+        step.comm_s + prompts * terms.comm_per_prompt_s,
+        step.overhead_s,
+    )
+
+
+def _mixed(terms: PrefillTerms, single: PhaseTime, step: PhaseTime, wl: Workload, c: Scalar) -> Timeline:
+    """Prompts share steps with decodes (chunked prefill: vLLM V1, TensorRT-LLM's in-flight
+    batching). Every step emits one token for each of the C sequences, so C / O requests finish
+    and as many start per step: each step carries C I / O prompt tokens beside the C decodes.
+
+    S_mix = overhead + max(T_math(C) + (C/O) m_1, T_mem(C) + (C/O) w_1) + T_comm(C) + (C/O) a_1
+
+    with m_1, w_1, a_1 one prompt's math, KV write and all-reduce time (``PrefillTerms``): decode
+    is memory-bound where prefill is compute-bound, so prompts fill the idle tensor cores.
+    Throughput C / S_mix; TPOT S_mix; TTFT the step that carries a whole prompt, and e2e
+    TTFT + (O - 1) S_mix. Not modelled: a token budget smaller than a prompt (prompts then take
+    several steps) and queueing for admission.
+    """
+    steps = decode_steps(wl)
+    has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
+    mixed = _mixed_step(terms, step, c / wl.output_len)
+    first = _mixed_step(terms, step, xp.ones_like(c))
+    e2e = first.total_s + has_decode * steps * mixed.total_s
+    return Timeline(
+        single,
+        PhaseTime(*(steps * x for x in mixed)),
+        c,
+        first.total_s,
+        first.total_s,
+        mixed.total_s,
+        e2e,
+        e2e,
+        c / mixed.total_s,
         wl.input_len / single.total_s,
     )
 

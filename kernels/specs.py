@@ -155,6 +155,7 @@ class GPUSpec:
     hbm_bytes: Leaf  # device memory [byte]
     hbm_bytes_per_s: Leaf  # device memory bandwidth [byte/s]
     link_bytes_per_s: Leaf  # scale-up interconnect, per GPU per direction [byte/s]
+    link_pcie: Leaf  # 1.0: the scale-up path is PCIe through the host (no NVLink/Infinity Fabric); else 0.0
     network_bytes_per_s: Leaf  # scale-out network, per GPU per direction [byte/s]
     gpus_per_node: Leaf  # GPUs sharing one scale-up domain [GPU]
     n_sm: Leaf  # streaming multiprocessors / compute units [1]
@@ -218,6 +219,9 @@ class EngineProfile:
     step_overhead_s: Leaf  # fixed time per decode step: scheduling, launches, sampling [s]
     prefill_overhead_s: Leaf  # fixed time per prefill pass [s]
     allreduce_latency_s: Leaf  # latency of one all-reduce, independent of its size [s]
+    link_eff: Leaf  # achieved / datasheet bandwidth of collectives over NVLink or Infinity Fabric [1]
+    pcie_link_eff: Leaf  # achieved / datasheet bandwidth of collectives between GPUs over PCIe [1]
+    chunked_prefill: Leaf  # 1.0: prompts share steps with decodes (steady states); 0.0: each prefill pauses decoding
     mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
     max_num_seqs: Leaf  # the engine's limit on sequences in flight (inf: none) [sequence]
 

@@ -110,6 +110,7 @@ H100 = dict(
     hbm_bytes=80e9,
     hbm_bytes_per_s=3.35e12,
     link_bytes_per_s=450e9,
+    link_pcie=0,
     network_bytes_per_s=50e9,
     gpus_per_node=8,
     n_sm=132,
@@ -129,6 +130,9 @@ ARTICLE = dict(
     step_overhead_s=0,
     prefill_overhead_s=0,
     allreduce_latency_s=0,
+    link_eff=1,
+    pcie_link_eff=1,
+    chunked_prefill=0,
     mem_usable_frac=1,
     max_num_seqs=float("inf"),
 )

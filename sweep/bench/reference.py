@@ -164,8 +164,12 @@ def kv_per_token_per_gpu(m: dict, tp: float, kv_bytes: float) -> float:
     return m["n_layers"] * _kv_elems(m, tp) * kv_bytes
 
 
-def _link(gpu: dict, group: float) -> float:
-    return gpu["link_bytes_per_s"] if group <= gpu["gpus_per_node"] else gpu["network_bytes_per_s"]
+def _link(gpu: dict, prof: dict, group: float) -> float:
+    """Achieved bandwidth per GPU of a collective: the node's links (PCIe or NVLink/Infinity
+    Fabric, each at the engine's achieved fraction) or, across nodes, the network."""
+    if group > gpu["gpus_per_node"]:
+        return gpu["network_bytes_per_s"]
+    return gpu["link_bytes_per_s"] * (prof["pcie_link_eff"] if gpu["link_pcie"] else prof["link_eff"])
 
 
 def comm(m: dict, gpu: dict, prof: dict, par: dict, tokens: float, act_bytes: float = 2.0) -> float:
@@ -179,16 +183,16 @@ def comm(m: dict, gpu: dict, prof: dict, par: dict, tokens: float, act_bytes: fl
     a2a = moe and ep and group > 1
     t = 0.0
     if tp > 1:
-        ring = prof["allreduce_volume_factor"] * (tp - 1) / tp * tokens * D * act_bytes / _link(gpu, tp)
+        ring = prof["allreduce_volume_factor"] * (tp - 1) / tp * tokens * D * act_bytes / _link(gpu, prof, tp)
         for layer in range(int(m["n_layers"])):
             is_moe_layer = layer >= m["n_layers"] - _get(m, "n_moe_layers")  # which ones does not matter
             mlp_reduced = not (a2a and is_moe_layer and not _get(m, "d_ffn_shared"))
             t += (1 + mlp_reduced) * (alpha + ring)
     if a2a:
         share = tokens / tp * _get(m, "experts_per_token") * D * act_bytes * (group - 1) / group
-        t += 2 * _get(m, "n_moe_layers") * (alpha + share / _link(gpu, group))
+        t += 2 * _get(m, "n_moe_layers") * (alpha + share / _link(gpu, prof, group))
     for _ in range(int(pp) - 1):
-        t += alpha + tokens * D * act_bytes / _link(gpu, tp * pp)
+        t += alpha + tokens * D * act_bytes / _link(gpu, prof, tp * pp)
     return t
 
 
@@ -250,12 +254,24 @@ def _step(m, gpu, prof, par, batch, context, *args):
     return _step_fixed(m, gpu, prof, par, batch) + max(_step_terms(m, gpu, prof, par, batch, context, *args))
 
 
-def _steady_step(m, gpu, prof, par, batch, contexts, *args):
+def _steady_step(m, gpu, prof, par, batch, contexts, *args, prompts=0.0, input_len=0.0):
     """One step of `batch` sequences spread evenly over `contexts`: math and memory summed over
-    the sequences, i.e. averaged over the contexts one by one, then the roofline."""
+    the sequences, i.e. averaged over the contexts one by one, then the roofline. With
+    ``prompts`` (chunked prefill), that many whole prompts of `input_len` tokens join the step:
+    their math and KV writes, and their tokens in every all-reduce."""
+    w_bytes, kv_bytes, compute_dtype = args
     terms = [_step_terms(m, gpu, prof, par, batch, t, *args) for t in contexts]
     c, mem = (math.fsum(x) / len(terms) for x in zip(*terms))
-    return _step_fixed(m, gpu, prof, par, batch) + max(c, mem)
+    if prompts:
+        S = input_len
+        causal = bool(prof["causal_attention"])
+        pairs = S * (S + 1) / 2 if causal else S * S
+        other, attn = split_flops(m, S, pairs, window_prefill_pairs(S, _get(m, "window"), causal))
+        peak = gpu[PEAK_FIELDS[compute_dtype]] * par["tp"]
+        c += prompts * (other / prof["matmul_eff"] + attn / prof["attn_eff"]) / peak
+        mem += prompts * kv_seq_per_gpu(m, par["tp"], kv_bytes, S) / (gpu["hbm_bytes_per_s"] * prof["kv_bw_eff"])
+    fixed = prof["step_overhead_s"] + comm(m, gpu, prof, par, batch + prompts * input_len)
+    return fixed + max(c, mem)
 
 
 def evaluate(
@@ -331,11 +347,18 @@ def evaluate(
         in_flight = c
         p1 = _prefill(m, gpu, prof, par, 1, input_len, *args)
         contexts = [input_len + j for j in range(int(output_len))]  # in flight at every stage
-        step = _steady_step(m, gpu, prof, par, c, contexts, *args)
-        others = (c - 1) * p1
-        e2e = p1 + (steps * step + others if output_len > 1 else others)
-        ttft, tpot, first = p1, step + others / steps, p1
-        rate, in_rate = engines * c * output_len / e2e, engines * input_len / p1
+        in_rate = engines * input_len / p1
+        if prof["chunked_prefill"]:  # c / O prompts join every step; a new one's first step has one
+            step = _steady_step(m, gpu, prof, par, c, contexts, *args, prompts=c / output_len, input_len=input_len)
+            ttft = _steady_step(m, gpu, prof, par, c, contexts, *args, prompts=1.0, input_len=input_len)
+            e2e = ttft + (steps * step if output_len > 1 else 0.0)
+            tpot, first, rate = step, ttft, engines * c / step
+        else:
+            step = _steady_step(m, gpu, prof, par, c, contexts, *args)
+            others = (c - 1) * p1
+            e2e = p1 + (steps * step + others if output_len > 1 else others)
+            ttft, tpot, first = p1, step + others / steps, p1
+            rate = engines * c * output_len / e2e
     gpus = tp * pp * dp
     price = gpu["usd_per_hour"] * gpus
     peak = gpu[PEAK_FIELDS[compute_dtype]]

@@ -83,6 +83,7 @@ def gpus(draw) -> dict:
         hbm_bytes=draw(_pos(8e9, 512e9)),
         hbm_bytes_per_s=draw(_pos(0.1e12, 8e12)),
         link_bytes_per_s=draw(_pos(16e9, 1.8e12)),
+        link_pcie=draw(st.sampled_from([0, 1])),
         network_bytes_per_s=draw(_pos(12.5e9, 100e9)),
         gpus_per_node=draw(st.sampled_from([1, 2, 4, 8, 16, 72])),
         n_sm=draw(st.integers(1, 304)),
@@ -108,6 +109,9 @@ def profiles(draw) -> dict:
         step_overhead_s=draw(zero_or(0.1)),
         prefill_overhead_s=draw(zero_or(1.0)),
         allreduce_latency_s=draw(zero_or(1e-3)),
+        link_eff=draw(_pos(0.05, 1.0)),
+        pcie_link_eff=draw(_pos(0.05, 1.0)),
+        chunked_prefill=draw(st.sampled_from([0, 1])),
         mem_usable_frac=draw(_pos(0.05, 1.0)),
         max_num_seqs=draw(st.one_of(st.just(math.inf), st.integers(1, 1024).map(float))),
     )

@@ -138,6 +138,7 @@ _THIN_PREFILL = dict(
         hbm_bytes=8e9,
         hbm_bytes_per_s=100e9,
         link_bytes_per_s=16e9,
+        link_pcie=0,
         network_bytes_per_s=12.5e9,
         gpus_per_node=1,
         n_sm=1,
