@@ -54,6 +54,7 @@ TERMS: dict[str, Term] = {
         "1", 0.0, 1.0, "1: in steady states prompts share steps with decodes (chunked prefill); 0: each pauses them"
     ),
     "mem_usable_frac": Term("1", 0.05, 1.0, "fraction of device memory available to weights and KV cache"),
+    "kv_free_frac": Term("1", 0.05, 1.0, "fraction of the usable memory left after the weights given to KV cache"),
     "max_num_seqs": Term("sequence", 1.0, math.inf, "the engine's limit on sequences in flight (inf: none)"),
 }
 assert tuple(TERMS) == tuple(f.name for f in dataclasses.fields(EngineProfile))

@@ -75,7 +75,7 @@ class MemoryPlan(NamedTuple):
     weight_bytes_per_gpu: Scalar  # M_w,gpu: M_w / P without pipeline or expert parallelism [byte]
     kv_bytes_per_token_per_gpu: Scalar  # m_kv / pp, inside every window [byte/token]
     kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens, its stage's layers [byte]
-    kv_budget_bytes_per_gpu: Scalar  # u * M_gpu - M_w,gpu, may be negative [byte]
+    kv_budget_bytes_per_gpu: Scalar  # f_kv (u * M_gpu - M_w,gpu), may be negative [byte]
     max_batch: Scalar  # sequences of T tokens per micro-batch that fit, capped by the engine's limit [sequence]
     weights_fit: BoolScalar  # the weights alone fit in usable memory
 
@@ -83,9 +83,11 @@ class MemoryPlan(NamedTuple):
 def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, seq_len: Scalar) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 
-    B_max = min( floor((u * M_gpu - M_w,gpu) / (pp * M_seq(T))), B_engine )   per micro-batch
+    B_max = min( floor(f_kv (u * M_gpu - M_w,gpu) / (pp * M_seq(T))), B_engine )   per micro-batch
 
-    u is the usable fraction of device memory (``mem_usable_frac``), B_engine the engine's limit
+    u is the usable fraction of device memory (``mem_usable_frac``: vLLM's
+    gpu_memory_utilization), f_kv the share of what the weights leave that the engine gives the
+    KV cache (``kv_free_frac``: TensorRT-LLM's kv_cache_free_gpu_memory_fraction), B_engine the engine's limit
     on sequences in flight (``max_num_seqs``), M_seq(T) one sequence's KV cache per GPU (its
     stage's L/pp layers), M_w,gpu the weights per GPU (``weight_bytes_per_gpu``). The
     article: on 2 x H100 the 141 GB of Llama 3.3 70B fill 88% of memory and leave 19 GB for KV cache.
@@ -93,7 +95,7 @@ def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     w = weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, dep.pp, expert_group(dep))
     m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / dep.pp
     m_seq = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, seq_len) / dep.pp
-    budget = profile.mem_usable_frac * gpu.hbm_bytes - w
+    budget = profile.kv_free_frac * (profile.mem_usable_frac * gpu.hbm_bytes - w)
     # Each stage holds its layers' cache of all pp micro-batches: pp * B sequences.
     fit = xp.floor(xp.maximum(budget, 0.0) / (dep.pp * m_seq))
     return MemoryPlan(w, m_kv, m_seq, budget, xp.minimum(fit, profile.max_num_seqs), budget > 0.0)

@@ -223,6 +223,7 @@ class EngineProfile:
     pcie_link_eff: Leaf  # achieved / datasheet bandwidth of collectives between GPUs over PCIe [1]
     chunked_prefill: Leaf  # 1.0: prompts share steps with decodes (steady states); 0.0: each prefill pauses decoding
     mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
+    kv_free_frac: Leaf  # fraction of the usable memory left after the weights that goes to KV cache [1]
     max_num_seqs: Leaf  # the engine's limit on sequences in flight (inf: none) [sequence]
 
 

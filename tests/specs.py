@@ -134,5 +134,6 @@ ARTICLE = dict(
     pcie_link_eff=1,
     chunked_prefill=0,
     mem_usable_frac=1,
+    kv_free_frac=1,
     max_num_seqs=float("inf"),
 )

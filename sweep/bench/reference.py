@@ -303,7 +303,8 @@ def evaluate(
     group = tp * dp if expert_parallel else tp
     w_gpu = ((n_params - experts) / tp + experts / group) * w_bytes / pp
     usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - w_gpu
-    max_batch = min(math.floor(max(usable, 0) / (pp * kv_seq)), prof["max_num_seqs"])
+    kv_budget = prof["kv_free_frac"] * usable
+    max_batch = min(math.floor(max(kv_budget, 0) / (pp * kv_seq)), prof["max_num_seqs"])
     args = (w_bytes, kv_bytes, compute_dtype)
     steps = max(output_len - 1, 1)
     engines = int(pp * dp)

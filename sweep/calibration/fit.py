@@ -43,6 +43,9 @@ FIT_BOUNDS = {
     "step_overhead_s": (0.0, 0.02),
     "prefill_overhead_s": (0.0, 0.5),
     "allreduce_latency_s": (0.0, 1e-4),
+    "link_eff": (0.05, 1.0),
+    "pcie_link_eff": (0.02, 1.0),
+    "max_num_seqs": (16.0, 4096.0),
 }
 """Search box of each free term: inside its physical range (grids.profiles.TERMS), narrowed to
 values a GPU serving engine can have (e.g. a per-step overhead under 20 ms)."""

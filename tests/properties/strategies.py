@@ -113,6 +113,7 @@ def profiles(draw) -> dict:
         pcie_link_eff=draw(_pos(0.05, 1.0)),
         chunked_prefill=draw(st.sampled_from([0, 1])),
         mem_usable_frac=draw(_pos(0.05, 1.0)),
+        kv_free_frac=draw(_pos(0.05, 1.0)),
         max_num_seqs=draw(st.one_of(st.just(math.inf), st.integers(1, 1024).map(float))),
     )
 
