@@ -55,7 +55,19 @@ TERMS: dict[str, Term] = {
     ),
     "mem_usable_frac": Term("1", 0.05, 1.0, "fraction of device memory available to weights and KV cache"),
     "kv_free_frac": Term("1", 0.05, 1.0, "fraction of the usable memory left after the weights given to KV cache"),
+    "kv_paged": Term(
+        "1",
+        0.0,
+        1.0,
+        "1: KV pages allocated as sequences grow (PagedAttention); 0: prompt + output reserved per sequence",
+    ),
     "max_num_seqs": Term("sequence", 1.0, math.inf, "the engine's limit on sequences in flight (inf: none)"),
+    "max_num_tokens": Term(
+        "token",
+        1.0,
+        math.inf,
+        "the engine's limit on tokens in one step, prompt chunks and decodes together (inf: none)",
+    ),
 }
 assert tuple(TERMS) == tuple(f.name for f in dataclasses.fields(EngineProfile))
 

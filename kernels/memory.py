@@ -80,6 +80,13 @@ class MemoryPlan(NamedTuple):
     weights_fit: BoolScalar  # the weights alone fit in usable memory
 
 
+class Capacity(NamedTuple):
+    """Sequences per micro-batch that fit, by how the sequences' lengths line up [sequence]."""
+
+    lockstep: Scalar  # all at their longest together, I + O - 1 tokens (a static batch)
+    staggered: Scalar  # spread evenly over their lives (steady states): paged, at the mean context
+
+
 def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, seq_len: Scalar) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 

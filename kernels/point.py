@@ -17,7 +17,7 @@ from kernels._types import BoolScalar, Scalar
 from kernels.comm import allreduce_time
 from kernels.economics import usd_per_mtok
 from kernels.flops import decode_flops, prefill_flops
-from kernels.memory import MemoryPlan, memory_plan
+from kernels.memory import Capacity, MemoryPlan, memory_plan
 from kernels.params import param_counts
 from kernels.roofline import PhaseTime, bottleneck, peak_flop_per_s
 from kernels.scenarios import timeline
@@ -293,6 +293,26 @@ def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload
     return memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0)
 
 
+def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Capacity:
+    """How many sequences fit. A static batch's sequences grow in lockstep and all reach
+    I + O - 1 tokens together. In a steady state they are spread evenly over their lives, so
+    an engine that allocates KV pages as sequences grow (``kv_paged``) holds on average the
+    mean context I + (O - 1)/2 per sequence (exact for full-attention layers; a window layer's
+    min(T, W) at the mean is an upper bound of its mean); one that reserves I + O per sequence
+    holds the longest.
+
+    The engine's token budget per step N (``max_num_tokens``) caps both: a decode step carries
+    one token per sequence, and with chunked prefill a steady step also carries the C I / O
+    prompt tokens of the requests that start meanwhile, so C (1 + I / O) <= N.
+    """
+    lockstep = xp.minimum(request_memory(model, gpu, dep, wl, profile).max_batch, profile.max_num_tokens)
+    mean = memory_plan(model, gpu, dep, profile, wl.input_len + 0.5 * (wl.output_len - 1.0)).max_batch
+    held = xp.where(profile.kv_paged > 0.0, mean, request_memory(model, gpu, dep, wl, profile).max_batch)
+    tokens_per_sequence = 1.0 + profile.chunked_prefill * wl.input_len / wl.output_len
+    budget = xp.floor(profile.max_num_tokens / tokens_per_sequence)
+    return Capacity(lockstep, xp.minimum(held, budget))
+
+
 def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
     """Heads split evenly, every pipeline stage has a layer, the precision exists, one sequence
     fits (whether the scenario can run the batch is the scenario's own check)."""
@@ -317,7 +337,7 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     """
     plan = request_memory(model, gpu, dep, wl, profile)
     # Where nothing fits, the scenarios evaluate the batch as given (explain shows what it would take).
-    tl, runs = timeline(model, gpu, dep, wl, profile, plan.max_batch)
+    tl, runs = timeline(model, gpu, dep, wl, profile, capacity(model, gpu, dep, wl, profile))
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     ok = feasibility(model, gpu, dep, wl, profile) & runs & xp.isfinite(tl.e2e_s) & xp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))

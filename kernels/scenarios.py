@@ -1,6 +1,6 @@
 """Serving scenarios: how requests share the GPUs, in closed form, one function each.
 
-A scenario is a function ``(model, gpu, dep, wl, profile, max_batch) -> (Timeline, feasible)``
+A scenario is a function ``(model, gpu, dep, wl, profile, capacity) -> (Timeline, feasible)``
 of one micro-batch of one rank, registered once in ``REGISTRY``; its code (``Deployment.scenario``)
 is its index there, and ``timeline`` dispatches with ``lax.switch``. Adding a scenario is its
 function and one ``Scenario`` entry.
@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
+from kernels.memory import Capacity
 from kernels.roofline import (
     PhaseTime,
     PrefillTerms,
@@ -232,23 +233,25 @@ def _mixed(terms: PrefillTerms, single: PhaseTime, step: PhaseTime, wl: Workload
 
 
 def _static(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
 ) -> tuple[Timeline, BoolScalar]:
-    """``static``: always runnable (waves when B exceeds B_max)."""
-    return static(model, gpu, dep, wl, profile, max_batch), xp.ones_like(dep.batch, dtype=bool)
+    """``static``: always runnable (waves when B exceeds B_max, the sequences in lockstep)."""
+    return static(model, gpu, dep, wl, profile, capacity.lockstep), xp.ones_like(dep.batch, dtype=bool)
 
 
 def _concurrency(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
 ) -> tuple[Timeline, BoolScalar]:
-    """``concurrency``: C = B in flight; runnable only if the C sequences fit (C <= B_max)."""
-    return steady(model, gpu, dep, wl, profile, dep.batch), dep.batch <= max_batch
+    """``concurrency``: C = B in flight; runnable only if the C staggered sequences fit."""
+    return steady(model, gpu, dep, wl, profile, dep.batch), dep.batch <= capacity.staggered
 
 
 def _max_throughput(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
 ) -> tuple[Timeline, BoolScalar]:
-    """``max_throughput``: C = B_max in flight (where nothing fits, the batch as given)."""
+    """``max_throughput``: as many staggered sequences in flight as fit (where nothing fits, the
+    batch as given)."""
+    max_batch = capacity.staggered
     fill = xp.where(max_batch >= 1.0, max_batch, dep.batch)
     return steady(model, gpu, dep, wl, profile, fill), xp.ones_like(dep.batch, dtype=bool)
 
@@ -273,7 +276,7 @@ SCENARIOS = tuple(s.name for s in REGISTRY)
 
 
 def timeline(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
 ) -> tuple[Timeline, BoolScalar]:
     """The deployment's timeline under the scenario chosen by ``dep.scenario``, and whether that
     scenario can run it.
@@ -282,7 +285,7 @@ def timeline(
     is an axis, ``vmap`` turns the switch into a select of all branches.
     """
     code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(xp.int32)
-    one, ok = xp.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, max_batch)
+    one, ok = xp.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, capacity)
     return deployment_timeline(one, dep), ok
 
 

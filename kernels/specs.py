@@ -224,7 +224,9 @@ class EngineProfile:
     chunked_prefill: Leaf  # 1.0: prompts share steps with decodes (steady states); 0.0: each prefill pauses decoding
     mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
     kv_free_frac: Leaf  # fraction of the usable memory left after the weights that goes to KV cache [1]
+    kv_paged: Leaf  # 1.0: KV pages allocated as sequences grow (PagedAttention); 0.0: I + O reserved per sequence
     max_num_seqs: Leaf  # the engine's limit on sequences in flight (inf: none) [sequence]
+    max_num_tokens: Leaf  # the engine's limit on tokens in one step, prompts and decodes together (inf: none) [token]
 
 
 COMPUTE_DTYPES = ("bf16", "fp8", "int8", "fp4")

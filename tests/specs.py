@@ -135,5 +135,7 @@ ARTICLE = dict(
     chunked_prefill=0,
     mem_usable_frac=1,
     kv_free_frac=1,
+    kv_paged=0,
     max_num_seqs=float("inf"),
+    max_num_tokens=float("inf"),
 )

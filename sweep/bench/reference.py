@@ -305,6 +305,17 @@ def evaluate(
     usable = prof["mem_usable_frac"] * gpu["hbm_bytes"] - w_gpu
     kv_budget = prof["kv_free_frac"] * usable
     max_batch = min(math.floor(max(kv_budget, 0) / (pp * kv_seq)), prof["max_num_seqs"])
+    # Steady states: sequences spread over their lives hold the mean context, if paged.
+    kv_mean = kv_seq_per_gpu(m, tp, kv_bytes, input_len + (output_len - 1) / 2) / pp
+    steady_batch = max_batch
+    if prof["kv_paged"]:
+        steady_batch = min(math.floor(max(kv_budget, 0) / (pp * kv_mean)), prof["max_num_seqs"])
+    # The token budget per step: one token per decoding sequence, plus (chunked prefill) the
+    # prompt tokens of the requests that start while it runs, I / O per sequence and step.
+    per_seq = 1 + (input_len / output_len if prof["chunked_prefill"] else 0)
+    if math.isfinite(prof["max_num_tokens"]):
+        steady_batch = min(steady_batch, math.floor(prof["max_num_tokens"] / per_seq))
+    lockstep_batch = min(max_batch, prof["max_num_tokens"])
     args = (w_bytes, kv_bytes, compute_dtype)
     steps = max(output_len - 1, 1)
     engines = int(pp * dp)
@@ -315,7 +326,7 @@ def evaluate(
     if scenario == "static":
         # Simulate the waves of every engine: each request waits for the waves before it, then for
         # the prompts ahead of it in its own wave's prefill (first come, first served).
-        b_run = min(batch, max_batch) if max_batch >= 1 else batch  # nothing fits: the batch as given
+        b_run = min(batch, lockstep_batch) if lockstep_batch >= 1 else batch  # nothing fits: the batch as given
         stage_gap = _prefill(m, gpu, prof, par, b_run, input_len, *args) / pp
         clock, left, prefill_time, requests = 0.0, int(batch), 0.0, []
         in_flight: float | None = None
@@ -344,7 +355,7 @@ def evaluate(
         rate = engines * batch * output_len / (max(offsets) + clock)
         in_rate = engines * batch * input_len / prefill_time
     else:
-        c = max_batch if scenario == "max_throughput" and max_batch >= 1 else batch
+        c = steady_batch if scenario == "max_throughput" and steady_batch >= 1 else batch
         in_flight = c
         p1 = _prefill(m, gpu, prof, par, 1, input_len, *args)
         contexts = [input_len + j for j in range(int(output_len))]  # in flight at every stage
@@ -369,7 +380,7 @@ def evaluate(
         and usable > 0
         and max_batch >= 1
         and math.isfinite(peak)
-        and (scenario != "concurrency" or batch <= max_batch)
+        and (scenario != "concurrency" or batch <= steady_batch)
     )
     return {
         "feasible": feasible,

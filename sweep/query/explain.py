@@ -18,7 +18,7 @@ from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
 from kernels.params import experts_touched, param_counts
-from kernels.point import design_point, evaluate, request_memory
+from kernels.point import capacity, design_point, evaluate, request_memory
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
 from kernels.scenarios import decode_steps, timeline
 from kernels.specs import COMPUTE_DTYPES
@@ -92,7 +92,7 @@ def _explain(
 
     metrics = evaluate(spec, gspec, dep, wl, pspec)
     plan = request_memory(spec, gspec, dep, wl, pspec)
-    tl, _ = timeline(spec, gspec, dep, wl, pspec, plan.max_batch)
+    tl, _ = timeline(spec, gspec, dep, wl, pspec, capacity(spec, gspec, dep, wl, pspec))
     prefill, decode = tl.prefill, tl.decode
     running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
     first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)

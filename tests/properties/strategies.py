@@ -114,7 +114,9 @@ def profiles(draw) -> dict:
         chunked_prefill=draw(st.sampled_from([0, 1])),
         mem_usable_frac=draw(_pos(0.05, 1.0)),
         kv_free_frac=draw(_pos(0.05, 1.0)),
+        kv_paged=draw(st.sampled_from([0, 1])),
         max_num_seqs=draw(st.one_of(st.just(math.inf), st.integers(1, 1024).map(float))),
+        max_num_tokens=draw(st.one_of(st.just(math.inf), st.integers(1, 16384).map(float))),
     )
 
 
