@@ -47,6 +47,7 @@ FIT_BOUNDS = {
     "pcie_link_eff": (0.02, 1.0),
     "max_num_seqs": (16.0, 4096.0),
     "max_num_tokens": (1024.0, 32768.0),
+    "kv_free_frac": (0.3, 1.0),
 }
 """Search box of each free term: inside its physical range (grids.profiles.TERMS), narrowed to
 values a GPU serving engine can have (e.g. a per-step overhead under 20 ms)."""

@@ -40,13 +40,66 @@ def pair_files(files: list[str], models: list[str], gpus: list[str], tps: list[i
     return rows
 
 
+GROUP_KEYS = (
+    "gpu",
+    "model",
+    "engine",
+    "file",
+    "tp",
+    "scenario",
+    "metric",
+    "weight_dtype",
+    "kv_dtype",
+    "compute_dtype",
+    "pp",
+    "dp",
+    "expert_parallel",
+)
+"""What ``sweep validate --by`` may group the errors by: fields of a measurement."""
+
+
+def parse_by(text: str | None) -> tuple[str, ...]:
+    """``--by gpu,model,engine`` -> ('gpu', 'model', 'engine'), each a known field."""
+    keys = tuple(k.strip() for k in (text or "").split(",") if k.strip())
+    for key in keys:
+        if key not in GROUP_KEYS:
+            raise SpecError(f"argument --by: unknown field '{key}'; expected among: {', '.join(GROUP_KEYS)}")
+    return keys
+
+
+def group_errors(rows: list[Measurement], predicted: np.ndarray, by: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Errors per group of measurements sharing the ``by`` fields, in first-seen order: points,
+    MAPE, median absolute error and signed bias (median of predicted / measured - 1), as fractions."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(tuple(getattr(r, k) for k in by), []).append(i)
+    out = []
+    for key, idx in groups.items():
+        pred = predicted[idx]
+        measured = np.array([rows[i].value for i in idx])
+        ok = np.isfinite(pred)
+        signed = pred[ok] / measured[ok] - 1.0
+        out.append(
+            {
+                **dict(zip(by, key)),
+                "points": len(idx),
+                "predicted_points": int(ok.sum()),
+                "mape": float(np.abs(signed).mean()) if ok.any() else math.nan,
+                "median_abs_error": float(np.median(np.abs(signed))) if ok.any() else math.nan,
+                "bias": float(np.median(signed)) if ok.any() else math.nan,
+            }
+        )
+    return out
+
+
 def _nullable(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
 
 
-def report(rows: list[Measurement], profile: str | None) -> dict[str, Any]:
+def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = ()) -> dict[str, Any]:
     """The validation report of ``sweep validate --json``: errors of ``profile`` (default: the
-    datasheet roofline), with the datasheet roofline's errors beside it."""
+    datasheet roofline), with the datasheet roofline's errors beside it; with ``by``, errors per
+    group of those fields (``groups``)."""
     points = build_points(rows)
     names = [profile or DATASHEET] + ([DATASHEET] if profile and profile != DATASHEET else [])
     preds = {n: np.asarray(predict(load_profile(n).spec, points)) for n in names}
@@ -66,11 +119,21 @@ def report(rows: list[Measurement], profile: str | None) -> dict[str, Any]:
             for f in files
         },
     }
+    if by:
+        out["by"] = list(by)
+        out["groups"] = group_errors(rows, main, by)
     out["points"] = [
         dict(
             model=r.model,
             gpu=r.gpu,
             tp=r.tp,
+            pp=r.pp,
+            dp=r.dp,
+            expert_parallel=r.expert_parallel,
+            weight_dtype=r.weight_dtype,
+            kv_dtype=r.kv_dtype,
+            compute_dtype=r.compute_dtype,
+            engine=r.engine,
             batch=_nullable(r.batch),
             input_len=r.input_len,
             output_len=r.output_len,

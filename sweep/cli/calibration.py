@@ -47,16 +47,20 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sweep.calibration.validate import pair_files, report
+    from sweep.calibration.validate import pair_files, parse_by, report
 
+    by = parse_by(args.by)
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
-    rep = report(rows, args.profile)
+    rep = report(rows, args.profile, by)
     if args.plot:
         from sweep.viz.validation import write_plot
 
         write_plot(rep, Path(args.plot))
     if args.json:
         print(json.dumps(rep, indent=2))
+        return 0
+    if by:
+        _print_groups(rep)
         return 0
     print(
         f"{'model':<14} {'gpu':<9} {'tp':>2} {'batch':>6} {'in':>6} {'out':>6} {'scenario':<10} {'metric':<12} "
@@ -83,6 +87,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{100 * rep['max_abs_pct_error']:.2f}% over {len(rep['points'])} points"
     )
     return 0
+
+
+def _print_groups(rep: dict) -> None:
+    """The per-group table of ``sweep validate --by``, then the overall error."""
+    by = rep["by"]
+    widths = {k: max(len(k), *(len(str(g[k])) for g in rep["groups"])) for k in by}
+    print("  ".join(f"{k:<{widths[k]}}" for k in by) + f"  {'points':>6}  {'MAPE':>7}  {'median':>7}  {'bias':>7}")
+    for g in rep["groups"]:
+        pct = lambda x: "n/a" if x != x else f"{100 * x:.1f}%"  # noqa: E731  (NaN: nothing predicted)
+        bias = "n/a" if g["bias"] != g["bias"] else f"{100 * g['bias']:+.1f}%"
+        print(
+            "  ".join(f"{str(g[k]):<{widths[k]}}" for k in by)
+            + f"  {g['points']:>6}  {pct(g['mape']):>7}  {pct(g['median_abs_error']):>7}  {bias:>7}"
+        )
+    print(
+        f"overall, profile {rep['profile']}: MAPE {100 * rep['mape']:.2f}%, max "
+        f"{100 * rep['max_abs_pct_error']:.2f}% over {len(rep['points'])} points "
+        "(median: median absolute error; bias: median of predicted / measured - 1)"
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -120,6 +143,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_point_flags(p)
     p.add_argument("--profile", default=None, help="profile name in grids/profiles or path (default: roofline)")
     p.add_argument("--json", action="store_true", help="print one JSON object (errors as fractions)")
+    p.add_argument(
+        "--by",
+        default=None,
+        metavar="FIELDS",
+        help="errors per group of these comma-separated fields (e.g. gpu,model,engine): points, MAPE, "
+        "median absolute error and signed bias",
+    )
     p.add_argument(
         "--plot",
         default=None,

@@ -88,3 +88,30 @@ def test_a_weight_format_runs_on_its_own_tensor_cores_where_the_gpu_has_them():
             compute_dtype="bf16",
         )
         assert float(evaluate(*fast).ttft_s) < 0.5 * float(evaluate(*slow).ttft_s)  # prefill is compute-bound
+
+
+def test_validate_by_groups_errors(tmp_path):
+    """`sweep validate --by gpu,metric`: per group the points, MAPE, median absolute error and
+    the signed bias (median of predicted / measured - 1), computed here by hand."""
+    import numpy as np
+
+    from sweep.calibration.validate import group_errors, parse_by
+
+    f = _csv(
+        tmp_path,
+        "",
+        "llama-3.1-8b,h100-sxm,1,8,128,128,static,e2e_s,1.0",
+        "llama-3.1-8b,h100-sxm,1,16,128,128,static,e2e_s,2.0",
+        "llama-3.1-8b,h100-sxm,1,32,128,128,static,e2e_s,4.0",
+        "llama-3.1-8b,h200,1,8,128,128,static,e2e_s,1.0",
+    )
+    rows = load_measurements([f])
+    predicted = np.array([1.1, 1.6, 4.4, np.nan])  # +10%, -20%, +10%; the h200 point not predicted
+    groups = group_errors(rows, predicted, parse_by("gpu,metric"))
+    h100, h200 = groups
+    assert (h100["gpu"], h100["metric"], h100["points"], h100["predicted_points"]) == ("h100-sxm", "e2e_s", 3, 3)
+    assert h100["mape"] == pytest.approx((0.1 + 0.2 + 0.1) / 3)
+    assert h100["median_abs_error"] == pytest.approx(0.1) and h100["bias"] == pytest.approx(0.1)
+    assert h200["predicted_points"] == 0 and np.isnan(h200["mape"])
+    with pytest.raises(SpecError, match="--by: unknown field 'colour'"):
+        parse_by("gpu,colour")
