@@ -25,7 +25,7 @@ OPTIONAL = (
 """Fields that may be ``nan``: the chip lacks the feature (a design point needing it is then
 infeasible), or it has no market price (costs are then NaN)."""
 
-DERIVED = ("link_pcie",)
+DERIVED = ("link_kind",)
 """GPUSpec fields derived from text fields rather than read as numbers."""
 
 TEXT_FIELDS = ("name", "vendor", "interconnect", "source", "accessed", "price_source", "price_accessed")
@@ -56,14 +56,20 @@ def spec_from_table(where: str, table: dict[str, Any]) -> GPUSpec:
         for name in fields
         if name not in DERIVED
     }
-    values["link_pcie"] = link_pcie(table["interconnect"])
+    values["link_kind"] = link_kind(table["interconnect"])
     return float64_leaves(GPUSpec, values)
 
 
-def link_pcie(interconnect: str) -> float:
-    """1.0 where the catalogue's ``interconnect`` names PCIe (GPUs talk through the host's PCIe
-    switches and CPU root complexes), else 0.0 (NVLink, Infinity Fabric, none)."""
-    return 1.0 if interconnect.strip().lower().startswith("pcie") else 0.0
+LINK_KINDS = ("nvlink", "pcie", "infinity fabric")
+"""Names of the ``GPUSpec.link_kind`` codes, in code order, as ``interconnect`` begins."""
+
+
+def link_kind(interconnect: str) -> float:
+    """The code of the fabric the catalogue's ``interconnect`` names: NVLink (and none, which
+    has no bandwidth anyway) 0, PCIe through the host's switches and root complexes 1, AMD's
+    Infinity Fabric mesh 2."""
+    name = interconnect.strip().lower()
+    return next((float(i) for i, kind in enumerate(LINK_KINDS) if name.startswith(kind)), 0.0)
 
 
 def load_gpus(path: Path = GPUS_FILE) -> dict[str, GPUEntry]:

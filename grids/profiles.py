@@ -48,8 +48,11 @@ TERMS: dict[str, Term] = {
     "step_overhead_s": Term("s", 0.0, 0.1, "fixed time per decode step: scheduling, kernel launches, sampling"),
     "prefill_overhead_s": Term("s", 0.0, 1.0, "fixed time per prefill pass"),
     "allreduce_latency_s": Term("s", 0.0, 1e-3, "latency of one all-reduce, independent of its size"),
-    "link_eff": Term("1", 0.01, 1.0, "achieved / datasheet bandwidth of collectives over NVLink or Infinity Fabric"),
+    "link_eff": Term("1", 0.01, 1.0, "achieved / datasheet bandwidth of collectives over NVLink"),
     "pcie_link_eff": Term("1", 0.01, 1.0, "achieved / datasheet bandwidth of collectives between GPUs over PCIe"),
+    "if_link_eff": Term(
+        "1", 0.01, 1.0, "achieved / datasheet (all-peer aggregate) bandwidth of collectives over Infinity Fabric"
+    ),
     "chunked_prefill": Term(
         "1", 0.0, 1.0, "1: in steady states prompts share steps with decodes (chunked prefill); 0: each pauses them"
     ),

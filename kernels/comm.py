@@ -30,10 +30,13 @@ ALLREDUCES_PER_BLOCK = 2.0
 
 def group_link_bytes_per_s(gpu: GPUSpec, profile: EngineProfile, group: Scalar) -> Scalar:
     """Achieved bandwidth per GPU of collectives in a group of ``group`` GPUs: scale-up links
-    inside a node at the engine's achieved fraction for that fabric (NVLink or Infinity Fabric:
-    ``link_eff``; PCIe through the host: ``pcie_link_eff``), else the network (the slowest hop
-    decides) [byte/s]."""
-    eff = xp.where(gpu.link_pcie > 0.0, profile.pcie_link_eff, profile.link_eff)
+    inside a node at the engine's achieved fraction for that fabric (NVLink: ``link_eff``; PCIe
+    through the host: ``pcie_link_eff``; Infinity Fabric, whose datasheet figure is the sum
+    over all peers while a ring uses one link per pair: ``if_link_eff``), else the network (the
+    slowest hop decides) [byte/s]."""
+    eff = xp.select(
+        [gpu.link_kind == 1.0, gpu.link_kind == 2.0], [profile.pcie_link_eff, profile.if_link_eff], profile.link_eff
+    )
     return xp.where(group <= gpu.gpus_per_node, gpu.link_bytes_per_s * eff, gpu.network_bytes_per_s)
 
 

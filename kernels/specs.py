@@ -155,7 +155,7 @@ class GPUSpec:
     hbm_bytes: Leaf  # device memory [byte]
     hbm_bytes_per_s: Leaf  # device memory bandwidth [byte/s]
     link_bytes_per_s: Leaf  # scale-up interconnect, per GPU per direction [byte/s]
-    link_pcie: Leaf  # 1.0: the scale-up path is PCIe through the host (no NVLink/Infinity Fabric); else 0.0
+    link_kind: Leaf  # scale-up fabric: 0 NVLink/NVSwitch, 1 PCIe through the host, 2 Infinity Fabric mesh (a code)
     network_bytes_per_s: Leaf  # scale-out network, per GPU per direction [byte/s]
     gpus_per_node: Leaf  # GPUs sharing one scale-up domain [GPU]
     n_sm: Leaf  # streaming multiprocessors / compute units [1]
@@ -219,8 +219,9 @@ class EngineProfile:
     step_overhead_s: Leaf  # fixed time per decode step: scheduling, launches, sampling [s]
     prefill_overhead_s: Leaf  # fixed time per prefill pass [s]
     allreduce_latency_s: Leaf  # latency of one all-reduce, independent of its size [s]
-    link_eff: Leaf  # achieved / datasheet bandwidth of collectives over NVLink or Infinity Fabric [1]
+    link_eff: Leaf  # achieved / datasheet bandwidth of collectives over NVLink [1]
     pcie_link_eff: Leaf  # achieved / datasheet bandwidth of collectives between GPUs over PCIe [1]
+    if_link_eff: Leaf  # achieved / datasheet (all-peer aggregate) bandwidth of collectives over Infinity Fabric [1]
     chunked_prefill: Leaf  # 1.0: prompts share steps with decodes (steady states); 0.0: each prefill pauses decoding
     mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
     kv_free_frac: Leaf  # fraction of the usable memory left after the weights that goes to KV cache [1]

@@ -169,7 +169,8 @@ def _link(gpu: dict, prof: dict, group: float) -> float:
     Fabric, each at the engine's achieved fraction) or, across nodes, the network."""
     if group > gpu["gpus_per_node"]:
         return gpu["network_bytes_per_s"]
-    return gpu["link_bytes_per_s"] * (prof["pcie_link_eff"] if gpu["link_pcie"] else prof["link_eff"])
+    eff = {0: prof["link_eff"], 1: prof["pcie_link_eff"], 2: prof["if_link_eff"]}[int(gpu["link_kind"])]
+    return gpu["link_bytes_per_s"] * eff
 
 
 def comm(m: dict, gpu: dict, prof: dict, par: dict, tokens: float, act_bytes: float = 2.0) -> float:

@@ -45,6 +45,7 @@ FIT_BOUNDS = {
     "allreduce_latency_s": (0.0, 1e-4),
     "link_eff": (0.05, 1.0),
     "pcie_link_eff": (0.02, 1.0),
+    "if_link_eff": (0.02, 1.0),
     "max_num_seqs": (16.0, 4096.0),
     "max_num_tokens": (1024.0, 32768.0),
     "kv_free_frac": (0.3, 1.0),

@@ -149,6 +149,27 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
     return out
 
 
+def cross_validate(rows: list[Measurement], base: str, free: tuple[str, ...], field: str) -> list[dict[str, Any]]:
+    """Leave one group out: for each value of ``field`` (a GPU, a model, a file...), fit ``free``
+    on the measurements of every other value and predict the held-out ones. The errors say how
+    the profile transfers to what it was not fitted to."""
+    base_spec = load_profile(base).spec
+    values = list(dict.fromkeys(getattr(r, field) for r in rows))
+    if len(values) < 2:
+        raise SpecError(
+            f"argument --hold-out: the measurements have one {field} only ({values[0]}); nothing to hold out"
+        )
+    out = []
+    for value in values:
+        train = [r for r in rows if getattr(r, field) != value]
+        test = [r for r in rows if getattr(r, field) == value]
+        fitted = fit(train, base_spec, free).profile
+        pred = np.asarray(predict(fitted, build_points(test)))
+        (group,) = group_errors(test, pred, ())
+        out.append({field: value, "train_points": len(train), **group})
+    return out
+
+
 def _sha(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 

@@ -34,6 +34,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     result = calibrate(
         rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}", command
     )
+    if args.hold_out:
+        from sweep.calibration.validate import cross_validate, parse_by
+
+        (field,) = parse_by(args.hold_out) or ("",)
+        result["hold_out"] = cross_validate(rows, args.base, free, field)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -43,6 +48,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {term:<22} {value:.6g} [{result['units'][term]}]{flag}")
     for f, e in result["files"].items():
         print(f"  {f}: MAPE {100 * e['mape']:.2f}%, max {100 * e['max_abs_pct_error']:.2f}% ({e['points']} points)")
+    for g in result.get("hold_out", []):
+        print(
+            f"  held out {args.hold_out}={g[args.hold_out]} (fitted on {g['train_points']} others): MAPE "
+            f"{100 * g['mape']:.1f}%, median {100 * g['median_abs_error']:.1f}%, bias {100 * g['bias']:+.1f}% "
+            f"over {g['points']} points"
+        )
     return 0
 
 
@@ -128,6 +139,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default="vllm-base", help="profile whose other terms are kept (default vllm-base)")
     p.add_argument(
         "--free", default=None, help="comma-separated terms to fit (default: every efficiency and overhead term)"
+    )
+    p.add_argument(
+        "--hold-out",
+        default=None,
+        metavar="FIELD",
+        help="also leave each value of FIELD out in turn (gpu, model, file, ...): fit on the rest, "
+        "predict it, and print its error (one more fit per value)",
     )
     p.add_argument("--name", default=None, help="profile name (default: the file's stem)")
     p.add_argument("--description", default=None, help="one line saying what the profile is for")

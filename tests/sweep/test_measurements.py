@@ -115,3 +115,31 @@ def test_validate_by_groups_errors(tmp_path):
     assert h200["predicted_points"] == 0 and np.isnan(h200["mape"])
     with pytest.raises(SpecError, match="--by: unknown field 'colour'"):
         parse_by("gpu,colour")
+
+
+@pytest.mark.slow
+def test_hold_out_recovers_a_profile_that_made_the_data(tmp_path):
+    """Measurements made by the model itself (vllm-base with matmul_eff 0.4, kv_bw_eff 0.6) on
+    two GPUs: leaving one GPU out, the fit on the other predicts it to rounding, because the
+    efficiencies are fractions of each GPU's datasheet and transfer."""
+    import dataclasses
+
+    import numpy as np
+
+    from sweep.calibration.measurements import Measurement
+    from sweep.calibration.validate import cross_validate
+
+    truth = dataclasses.replace(load_profile("vllm-base").spec, matmul_eff=np.float64(0.4), kv_bw_eff=np.float64(0.6))
+    shapes = [(b, i, o) for b in (1, 16, 64) for i, o in ((2048, 2), (128, 512))]
+    rows = [
+        Measurement("llama-3.1-8b", gpu, 1, float(b), float(i), float(o), "static", "e2e_s", 1.0)
+        for gpu in ("h100-sxm", "a100-sxm-80gb")
+        for b, i, o in shapes
+    ]
+    made = np.asarray(predict(truth, build_points(rows)))
+    rows = [dataclasses.replace(r, value=float(v)) for r, v in zip(rows, made)]
+    held = cross_validate(rows, "vllm-base", ("matmul_eff", "kv_bw_eff"), "gpu")
+    assert [g["gpu"] for g in held] == ["h100-sxm", "a100-sxm-80gb"]
+    for group in held:
+        assert group["train_points"] == group["points"] == len(shapes)
+        assert group["mape"] < 1e-3, group
