@@ -22,10 +22,24 @@ def _add_point_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tp", action="append", type=int, default=[], help="tensor-parallel degree of the JSON file(s)")
 
 
+def _hold_out_field(text: str | None) -> str | None:
+    """The one field of ``--hold-out``, validated like ``--by``."""
+    if text is None:
+        return None
+    from grids.errors import SpecError
+    from sweep.calibration.validate import parse_by
+
+    fields = parse_by(text)
+    if len(fields) != 1:
+        raise SpecError(f"argument --hold-out: expected one field (e.g. gpu), got {text!r}")
+    return fields[0]
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from sweep.calibration.fit import FREE_TERMS
     from sweep.calibration.validate import calibrate, pair_files
 
+    hold_out = _hold_out_field(args.hold_out)  # checked before any fit
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
     free = tuple(t for t in args.free.split(",") if t) if args.free else FREE_TERMS
     out = Path(args.output)
@@ -34,11 +48,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     result = calibrate(
         rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}", command
     )
-    if args.hold_out:
-        from sweep.calibration.validate import cross_validate, parse_by
+    if hold_out:
+        from sweep.calibration.validate import cross_validate
 
-        (field,) = parse_by(args.hold_out) or ("",)
-        result["hold_out"] = cross_validate(rows, args.base, free, field)
+        result["hold_out"] = cross_validate(rows, args.base, free, hold_out)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -50,7 +63,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {f}: MAPE {100 * e['mape']:.2f}%, max {100 * e['max_abs_pct_error']:.2f}% ({e['points']} points)")
     for g in result.get("hold_out", []):
         print(
-            f"  held out {args.hold_out}={g[args.hold_out]} (fitted on {g['train_points']} others): MAPE "
+            f"  held out {hold_out}={g[hold_out]} (fitted on {g['train_points']} others): MAPE "
             f"{100 * g['mape']:.1f}%, median {100 * g['median_abs_error']:.1f}%, bias {100 * g['bias']:+.1f}% "
             f"over {g['points']} points"
         )
