@@ -40,7 +40,7 @@ FIT_BOUNDS = {
     "weight_bw_eff": (0.05, 1.0),
     "kv_bw_eff": (0.05, 1.0),
     "kv_parallel_half": (0.0, 64.0),
-    "step_overhead_s": (0.0, 0.02),
+    "step_overhead_s": (0.0, 0.005),  # CUDA-graph engines: 1-2 ms fitted here (vllm, lmdeploy)
     "prefill_overhead_s": (0.0, 0.5),
     "allreduce_latency_s": (0.0, 1e-4),
     "link_eff": (0.05, 1.0),

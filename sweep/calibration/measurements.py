@@ -140,13 +140,16 @@ def load_csv(path: Path) -> list[Measurement]:
                 f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]"
             )
         rows = []
+        checked: set[tuple[str, str]] = set()  # each (model, gpu) loaded once
         for line, row in enumerate(reader, start=2):
             where = f"{path} line {line}"
             if row["scenario"] not in SCENARIOS:
                 raise SpecError(f"{where}: scenario must be one of {', '.join(SCENARIOS)}, got {row['scenario']!r}")
             if row["metric"] not in METRICS:
                 raise SpecError(f"{where}: metric must be one of {', '.join(METRICS)}, got {row['metric']!r}")
-            _check_keys(where, row["model"], row["gpu"])
+            if (row["model"], row["gpu"]) not in checked:
+                _check_keys(where, row["model"], row["gpu"])
+                checked.add((row["model"], row["gpu"]))
             tp = _axis_value(where, "tp", row["tp"])
             rows.append(
                 Measurement(

@@ -67,9 +67,12 @@ def parse_by(text: str | None) -> tuple[str, ...]:
     return keys
 
 
-def group_errors(rows: list[Measurement], predicted: np.ndarray, by: tuple[str, ...]) -> list[dict[str, Any]]:
+def group_errors(
+    rows: list[Measurement], predicted: np.ndarray, by: tuple[str, ...], interval: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
     """Errors per group of measurements sharing the ``by`` fields, in first-seen order: points,
-    MAPE, median absolute error and signed bias (median of predicted / measured - 1), as fractions."""
+    MAPE, median absolute error and signed bias (median of predicted / measured - 1), as fractions;
+    with ``interval`` (of ln(measured / predicted)), the share of points inside it."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(tuple(getattr(r, k) for k in by), []).append(i)
@@ -89,6 +92,11 @@ def group_errors(rows: list[Measurement], predicted: np.ndarray, by: tuple[str, 
                 "bias": float(np.median(signed)) if ok.any() else math.nan,
             }
         )
+        if interval is not None:
+            inside = np.log(measured[ok] / pred[ok])
+            out[-1]["coverage_80"] = (
+                float(np.mean((inside >= interval[0]) & (inside <= interval[1]))) if ok.any() else math.nan
+            )
     return out
 
 
@@ -119,9 +127,11 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
             for f in files
         },
     }
+    lo, hi = profile_interval(names[0])
+    out["interval_log_p10"], out["interval_log_p90"] = _nullable(lo), _nullable(hi)
     if by:
         out["by"] = list(by)
-        out["groups"] = group_errors(rows, main, by)
+        out["groups"] = group_errors(rows, main, by, (lo, hi) if math.isfinite(lo) else None)
     out["points"] = [
         dict(
             model=r.model,
@@ -141,6 +151,8 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
             metric=r.metric,
             measured=r.value,
             predicted=_nullable(p),
+            predicted_p10=_nullable(p * math.exp(lo)) if math.isfinite(lo) else None,
+            predicted_p90=_nullable(p * math.exp(hi)) if math.isfinite(hi) else None,
             datasheet=_nullable(d),
             file=r.file,
         )
@@ -164,10 +176,55 @@ def cross_validate(rows: list[Measurement], base: str, free: tuple[str, ...], fi
         train = [r for r in rows if getattr(r, field) != value]
         test = [r for r in rows if getattr(r, field) == value]
         fitted = fit(train, base_spec, free).profile
+        lo, hi = log_error_interval(train, np.asarray(predict(fitted, build_points(train))))
         pred = np.asarray(predict(fitted, build_points(test)))
         (group,) = group_errors(test, pred, ())
-        out.append({field: value, "train_points": len(train), **group})
+        held = log_errors(test, pred)
+        out.append(
+            {
+                field: value,
+                "train_points": len(train),
+                **group,
+                "interval_log_p10": lo,
+                "interval_log_p90": hi,
+                "coverage_80": float(np.mean((held >= lo) & (held <= hi))) if held.size else math.nan,
+                "held_out_log_errors": held.tolist(),
+            }
+        )
     return out
+
+
+def log_errors(rows: list[Measurement], predicted: np.ndarray) -> np.ndarray:
+    """ln(measured / predicted) of every point that could be predicted."""
+    measured = np.array([r.value for r in rows])
+    ok = np.isfinite(predicted)
+    return np.log(measured[ok] / predicted[ok])
+
+
+INTERVAL = (0.1, 0.9)
+"""The stated interval: the 10th to 90th percentile of ln(measured / predicted)."""
+
+
+def log_error_interval(rows: list[Measurement], predicted: np.ndarray) -> tuple[float, float]:
+    """The 80% interval of ln(measured / predicted) over ``rows``: a measurement is expected in
+    [predicted x exp(p10), predicted x exp(p90)] four times in five."""
+    errs = log_errors(rows, predicted)
+    if not errs.size:
+        return math.nan, math.nan
+    lo, hi = np.quantile(errs, INTERVAL)
+    return float(lo), float(hi)
+
+
+def profile_interval(name: str) -> tuple[float, float]:
+    """A profile's stated 80% interval of ln(measured / predicted): from held-out fits where
+    ``sweep calibrate --hold-out`` ran (what a GPU or model it was not fitted to should expect),
+    else from its own fit's residuals; NaN for a profile without a fit record."""
+    record = load_profile(name).data.get("fit", {})
+    for prefix in ("holdout_", ""):
+        lo, hi = record.get(f"{prefix}log_error_p10"), record.get(f"{prefix}log_error_p90")
+        if isinstance(lo, float) and isinstance(hi, float):
+            return lo, hi
+    return math.nan, math.nan
 
 
 def _sha(path: str) -> str:
@@ -175,9 +232,18 @@ def _sha(path: str) -> str:
 
 
 def calibrate(
-    rows: list[Measurement], base: str, free: tuple[str, ...], out: Path, name: str, description: str, command: str
+    rows: list[Measurement],
+    base: str,
+    free: tuple[str, ...],
+    out: Path,
+    name: str,
+    description: str,
+    command: str,
+    hold_out: str | None = None,
 ) -> dict[str, Any]:
-    """Fit ``free`` terms of profile ``base`` to ``rows`` and write the profile to ``out``."""
+    """Fit ``free`` terms of profile ``base`` to ``rows`` and write the profile to ``out``, with
+    its stated 80% interval: from the fit's residuals, and with ``hold_out`` (a measurement
+    field) from leaving each of its values out (``cross_validate``)."""
     unknown = [t for t in free if t not in FIT_BOUNDS]
     if unknown:
         raise SpecError(f"argument --free: '{unknown[0]}' cannot be fitted; expected among: {', '.join(FIT_BOUNDS)}")
@@ -208,6 +274,19 @@ def calibrate(
         for t in TERMS
     }
     overall = errors(pred, points.measured)
+    lo, hi = log_error_interval(rows, pred)
+    held = cross_validate(rows, base, free, hold_out) if hold_out else []
+    interval: dict[str, Any] = {"log_error_p10": lo, "log_error_p90": hi}
+    if held:
+        pooled = np.concatenate([np.asarray(g.pop("held_out_log_errors")) for g in held])
+        interval.update(
+            holdout_field=hold_out,
+            holdout_log_error_p10=float(np.quantile(pooled, INTERVAL[0])),
+            holdout_log_error_p90=float(np.quantile(pooled, INTERVAL[1])),
+            holdout_coverage_80=float(
+                np.average([g["coverage_80"] for g in held], weights=[g["points"] for g in held])
+            ),
+        )
     fit_record = {
         "command": command,
         "date": today,
@@ -218,6 +297,7 @@ def calibrate(
         "mape": overall["mape"],
         "max_abs_pct_error": overall["max_abs_pct_error"],
         "points": float(len(rows)),
+        **interval,
         "files": {
             f: f"sha256 {_sha(f)}: MAPE {e['mape']:.4f}, max {e['max_abs_pct_error']:.4f}, {e['points']} points"
             for f, e in per_file.items()
@@ -229,6 +309,8 @@ def calibrate(
         "terms": {t: values[t] for t in free},
         "units": {t: TERMS[t].units for t in free},
         "at_bound": at_bound,
+        "interval": interval,
+        "hold_out": held,
         "mape": overall["mape"],
         "max_abs_pct_error": overall["max_abs_pct_error"],
         "files": per_file,

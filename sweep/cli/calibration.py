@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -46,12 +47,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     name = args.name or out.stem
     command = "sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # recorded in the profile
     result = calibrate(
-        rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}", command
+        rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}", command, hold_out
     )
-    if hold_out:
-        from sweep.calibration.validate import cross_validate
-
-        result["hold_out"] = cross_validate(rows, args.base, free, hold_out)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -61,12 +58,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {term:<22} {value:.6g} [{result['units'][term]}]{flag}")
     for f, e in result["files"].items():
         print(f"  {f}: MAPE {100 * e['mape']:.2f}%, max {100 * e['max_abs_pct_error']:.2f}% ({e['points']} points)")
-    for g in result.get("hold_out", []):
+    for g in result["hold_out"]:
         print(
             f"  held out {hold_out}={g[hold_out]} (fitted on {g['train_points']} others): MAPE "
-            f"{100 * g['mape']:.1f}%, median {100 * g['median_abs_error']:.1f}%, bias {100 * g['bias']:+.1f}% "
-            f"over {g['points']} points"
+            f"{100 * g['mape']:.1f}%, median {100 * g['median_abs_error']:.1f}%, bias {100 * g['bias']:+.1f}%, "
+            f"80% interval covers {100 * g['coverage_80']:.0f}% of its {g['points']} points"
         )
+    iv = result["interval"]
+    lo, hi = iv.get("holdout_log_error_p10", iv["log_error_p10"]), iv.get("holdout_log_error_p90", iv["log_error_p90"])
+    print(f"  stated 80% interval: measured / predicted in [{math.exp(lo):.3f}, {math.exp(hi):.3f}]")
     return 0
 
 
@@ -116,19 +116,26 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _print_groups(rep: dict) -> None:
     """The per-group table of ``sweep validate --by``, then the overall error."""
     by = rep["by"]
+    covered = any("coverage_80" in g for g in rep["groups"])
     widths = {k: max(len(k), *(len(str(g[k])) for g in rep["groups"])) for k in by}
-    print("  ".join(f"{k:<{widths[k]}}" for k in by) + f"  {'points':>6}  {'MAPE':>7}  {'median':>7}  {'bias':>7}")
+    print(
+        "  ".join(f"{k:<{widths[k]}}" for k in by)
+        + f"  {'points':>6}  {'MAPE':>7}  {'median':>7}  {'bias':>7}"
+        + (f"  {'in 80%':>7}" if covered else "")
+    )
     for g in rep["groups"]:
         pct = lambda x: "n/a" if x != x else f"{100 * x:.1f}%"  # noqa: E731  (NaN: nothing predicted)
         bias = "n/a" if g["bias"] != g["bias"] else f"{100 * g['bias']:+.1f}%"
         print(
             "  ".join(f"{str(g[k]):<{widths[k]}}" for k in by)
             + f"  {g['points']:>6}  {pct(g['mape']):>7}  {pct(g['median_abs_error']):>7}  {bias:>7}"
+            + (f"  {pct(g['coverage_80']):>7}" if covered else "")
         )
     print(
         f"overall, profile {rep['profile']}: MAPE {100 * rep['mape']:.2f}%, max "
         f"{100 * rep['max_abs_pct_error']:.2f}% over {len(rep['points'])} points "
-        "(median: median absolute error; bias: median of predicted / measured - 1)"
+        "(median: median absolute error; bias: median of predicted / measured - 1"
+        + ("; in 80%: share inside the profile's stated 80% interval)" if covered else ")")
     )
 
 

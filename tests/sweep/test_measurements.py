@@ -143,3 +143,47 @@ def test_hold_out_recovers_a_profile_that_made_the_data(tmp_path):
     for group in held:
         assert group["train_points"] == group["points"] == len(shapes)
         assert group["mape"] < 1e-3, group
+        # the interval from the training fit's residuals is as narrow as the fit is exact
+        assert group["interval_log_p90"] - group["interval_log_p10"] < 1e-3
+        assert 0.0 <= group["coverage_80"] <= 1.0 and len(group["held_out_log_errors"]) == len(shapes)
+
+
+def test_stated_interval_reaches_validate(tmp_path):
+    """A profile whose fit record states an 80% interval of ln(measured / predicted) gives
+    predicted_p10 / predicted_p90 per point in `validate --json`, and `--by` counts the points
+    inside it; held-out quantiles win over in-sample ones."""
+    import math
+
+    import numpy as np
+
+    from grids.profiles import PROFILES_DIR
+    from sweep.calibration.validate import log_error_interval, profile_interval, report
+
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        (PROFILES_DIR / "roofline.toml").read_text()
+        + "\n[fit]\nlog_error_p10 = -0.5\nlog_error_p90 = 0.5\n"
+        + "holdout_log_error_p10 = -0.2\nholdout_log_error_p90 = 0.1\n"
+    )
+    assert profile_interval(str(profile)) == (-0.2, 0.1)
+    assert all(math.isnan(x) for x in profile_interval("roofline"))
+    rows = load_measurements(
+        [
+            _csv(
+                tmp_path,
+                "",
+                "llama-3.1-8b,h100-sxm,1,8,1024,128,static,e2e_s,1.0",
+                "llama-3.1-8b,h100-sxm,1,64,1024,128,static,e2e_s,1.0",
+            )
+        ]
+    )
+    rep = report(rows, str(profile), ("gpu",))
+    pred = np.array([p["predicted"] for p in rep["points"]])
+    for p in rep["points"]:
+        assert p["predicted_p10"] == pytest.approx(p["predicted"] * math.exp(-0.2))
+        assert p["predicted_p90"] == pytest.approx(p["predicted"] * math.exp(0.1))
+    inside = np.mean([(-0.2 <= math.log(1.0 / x) <= 0.1) for x in pred])
+    assert rep["groups"][0]["coverage_80"] == pytest.approx(inside)
+    # the interval of a fit: the 10th and 90th percentiles of ln(measured / predicted)
+    lo, hi = log_error_interval(rows, np.array([1.0 / math.exp(-1.0), 1.0 / math.exp(1.0)]))
+    assert (lo, hi) == pytest.approx((-0.8, 0.8))
