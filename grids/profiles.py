@@ -84,6 +84,18 @@ class ProfileEntry:
     data: dict[str, Any]
     spec: EngineProfile
 
+    def interval(self) -> tuple[float, float]:
+        """The profile's stated 80% interval of ln(measured speed / predicted speed), from its
+        [fit] record: from held-out fits where ``sweep calibrate --hold-out`` ran (what a GPU or
+        model the fit did not see should expect), else from its own residuals; (NaN, NaN) for a
+        profile never fitted. A rate r lies in [r e^lo, r e^hi], a time t in [t e^-hi, t e^-lo]."""
+        record = self.data.get("fit", {})
+        for prefix in ("holdout_", ""):
+            lo, hi = record.get(f"{prefix}log_error_p10"), record.get(f"{prefix}log_error_p90")
+            if isinstance(lo, float) and isinstance(hi, float):
+                return lo, hi
+        return math.nan, math.nan
+
 
 def profile_names() -> list[str]:
     """Names of the profiles shipped in grids/profiles/, sorted."""

@@ -13,7 +13,7 @@ import numpy as np
 from grids.errors import SpecError
 from grids.profiles import TERMS, load_profile, write_profile
 from sweep.calibration.fit import FIT_BOUNDS, errors, fit
-from sweep.calibration.measurements import Measurement, load_measurements
+from sweep.calibration.measurements import SPEED_SIGN, Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
 
 DATASHEET = "roofline"
@@ -93,7 +93,7 @@ def group_errors(
             }
         )
         if interval is not None:
-            inside = np.log(measured[ok] / pred[ok])
+            inside = log_errors([rows[i] for i in idx], pred)
             out[-1]["coverage_80"] = (
                 float(np.mean((inside >= interval[0]) & (inside <= interval[1]))) if ok.any() else math.nan
             )
@@ -151,8 +151,8 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
             metric=r.metric,
             measured=r.value,
             predicted=_nullable(p),
-            predicted_p10=_nullable(p * math.exp(lo)) if math.isfinite(lo) else None,
-            predicted_p90=_nullable(p * math.exp(hi)) if math.isfinite(hi) else None,
+            predicted_p10=_nullable(bounds(p, r.metric, (lo, hi))[0]),
+            predicted_p90=_nullable(bounds(p, r.metric, (lo, hi))[1]),
             datasheet=_nullable(d),
             file=r.file,
         )
@@ -195,10 +195,21 @@ def cross_validate(rows: list[Measurement], base: str, free: tuple[str, ...], fi
 
 
 def log_errors(rows: list[Measurement], predicted: np.ndarray) -> np.ndarray:
-    """ln(measured / predicted) of every point that could be predicted."""
+    """How much faster than predicted each point that could be predicted ran, in the log:
+    sign * ln(measured / predicted), sign +1 for a rate and -1 for a time (``SPEED_SIGN``)."""
     measured = np.array([r.value for r in rows])
+    sign = np.array([SPEED_SIGN[r.metric] for r in rows])
     ok = np.isfinite(predicted)
-    return np.log(measured[ok] / predicted[ok])
+    return sign[ok] * np.log(measured[ok] / predicted[ok])
+
+
+def bounds(predicted: float, metric: str, interval: tuple[float, float]) -> tuple[float, float]:
+    """p10 and p90 of a predicted value of ``metric`` under a speed interval (lo, hi): a rate
+    scales by exp(lo) .. exp(hi), a time by exp(-hi) .. exp(-lo)."""
+    lo, hi = interval
+    if SPEED_SIGN[metric] > 0:
+        return predicted * math.exp(lo), predicted * math.exp(hi)
+    return predicted * math.exp(-hi), predicted * math.exp(-lo)
 
 
 INTERVAL = (0.1, 0.9)
@@ -206,8 +217,8 @@ INTERVAL = (0.1, 0.9)
 
 
 def log_error_interval(rows: list[Measurement], predicted: np.ndarray) -> tuple[float, float]:
-    """The 80% interval of ln(measured / predicted) over ``rows``: a measurement is expected in
-    [predicted x exp(p10), predicted x exp(p90)] four times in five."""
+    """The 80% interval of the speed error (``log_errors``) over ``rows``: a measured rate is
+    expected in [predicted x exp(p10), predicted x exp(p90)] four times in five (``bounds``)."""
     errs = log_errors(rows, predicted)
     if not errs.size:
         return math.nan, math.nan
@@ -216,15 +227,8 @@ def log_error_interval(rows: list[Measurement], predicted: np.ndarray) -> tuple[
 
 
 def profile_interval(name: str) -> tuple[float, float]:
-    """A profile's stated 80% interval of ln(measured / predicted): from held-out fits where
-    ``sweep calibrate --hold-out`` ran (what a GPU or model it was not fitted to should expect),
-    else from its own fit's residuals; NaN for a profile without a fit record."""
-    record = load_profile(name).data.get("fit", {})
-    for prefix in ("holdout_", ""):
-        lo, hi = record.get(f"{prefix}log_error_p10"), record.get(f"{prefix}log_error_p90")
-        if isinstance(lo, float) and isinstance(hi, float):
-            return lo, hi
-    return math.nan, math.nan
+    """A profile's stated 80% speed interval (``grids.profiles.ProfileEntry.interval``)."""
+    return load_profile(name).interval()
 
 
 def _sha(path: str) -> str:

@@ -149,7 +149,7 @@ def test_hold_out_recovers_a_profile_that_made_the_data(tmp_path):
 
 
 def test_stated_interval_reaches_validate(tmp_path):
-    """A profile whose fit record states an 80% interval of ln(measured / predicted) gives
+    """A profile whose fit record states an 80% interval of the speed error gives
     predicted_p10 / predicted_p90 per point in `validate --json`, and `--by` counts the points
     inside it; held-out quantiles win over in-sample ones."""
     import math
@@ -179,10 +179,10 @@ def test_stated_interval_reaches_validate(tmp_path):
     )
     rep = report(rows, str(profile), ("gpu",))
     pred = np.array([p["predicted"] for p in rep["points"]])
-    for p in rep["points"]:
-        assert p["predicted_p10"] == pytest.approx(p["predicted"] * math.exp(-0.2))
-        assert p["predicted_p90"] == pytest.approx(p["predicted"] * math.exp(0.1))
-    inside = np.mean([(-0.2 <= math.log(1.0 / x) <= 0.1) for x in pred])
+    for p in rep["points"]:  # a time: the engine 20% slower .. 10% faster in the log
+        assert p["predicted_p10"] == pytest.approx(p["predicted"] * math.exp(-0.1))
+        assert p["predicted_p90"] == pytest.approx(p["predicted"] * math.exp(0.2))
+    inside = np.mean([(-0.2 <= -math.log(1.0 / x) <= 0.1) for x in pred])
     assert rep["groups"][0]["coverage_80"] == pytest.approx(inside)
     # the interval of a fit: the 10th and 90th percentiles of ln(measured / predicted)
     lo, hi = log_error_interval(rows, np.array([1.0 / math.exp(-1.0), 1.0 / math.exp(1.0)]))
