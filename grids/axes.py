@@ -131,8 +131,9 @@ def _catalogue_price(axes: dict[str, list[Any]], value: Any) -> tuple[tuple[str,
 
 
 def _file_stem(key: str) -> str:
-    """A model's label: its catalogue key, or a config.json path's file name without .json."""
-    return Path(key).stem if key.endswith(".json") else key
+    """A catalogue entry's label: its key, or a file path's name without .json or .toml (a
+    custom model's config.json, a custom profile's TOML)."""
+    return Path(key).stem if key.endswith((".json", ".toml")) else key
 
 
 def _check_model(key: str) -> None:
@@ -265,6 +266,7 @@ AXES: dict[str, Axis] = {
             default="roofline",
             check=_check_profile,
             choices=lambda: sorted(p.stem for p in (Path(__file__).parent / "profiles").glob("*.toml")),
+            label_of=_file_stem,
         ),
         Axis(
             "scenario",

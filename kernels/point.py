@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
@@ -370,6 +370,37 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
 
 TIMED_FIELDS = tuple(name for name, info in METRICS.items() if info.runs_only)
 """Metrics that exist only for a point that can run."""
+
+INTERVAL_METRICS = (
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "output_tok_s",
+    "output_tok_s_per_gpu",
+    "user_tok_s",
+    "usd_per_mtok_output",
+    "usd_per_mtok_input",
+)
+"""The metrics a profile's stated interval applies to: its latencies, throughputs and costs."""
+
+
+def speed_sign(name: str) -> float:
+    """+1 for a metric that grows with the engine's speed (a rate: token/s), -1 for one that
+    shrinks with it (a time, a cost per token), 0 for the rest (counts, bytes), by its unit."""
+    units = METRICS[name].units
+    return 1.0 if units.startswith("token/s") else -1.0 if units in ("s", "USD/Mtoken") else 0.0
+
+
+def interval(value: Any, name: str, log_p10: Any, log_p90: Any) -> tuple[Any, Any]:
+    """p10 and p90 of a predicted ``value`` of metric ``name`` under a profile's stated 80%
+    interval of ln(measured speed / predicted speed), (log_p10, log_p90): a rate scales by
+    e^p10 .. e^p90, a time or cost by e^-p90 .. e^-p10."""
+    sign = speed_sign(name)
+    if sign > 0:
+        return value * xp.exp(log_p10), value * xp.exp(log_p90)
+    if sign < 0:
+        return value * xp.exp(-log_p90), value * xp.exp(-log_p10)
+    return value, value
 
 
 def mask_infeasible(metrics: Metrics) -> Metrics:

@@ -22,14 +22,16 @@ from grids.dtypes import kv_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from grids.models import load_model
+from kernels.point import speed_sign
 from kernels.scenarios import SCENARIOS
 
 METRICS = ("output_tok_s", "ttft_s", "tpot_s", "e2e_s", "ttft_min_s")
 """Measurable metrics; ttft_min_s is the shortest TTFT of a batch (the first prompt served)."""
 
-SPEED_SIGN = {"output_tok_s": 1.0, "ttft_s": -1.0, "tpot_s": -1.0, "e2e_s": -1.0, "ttft_min_s": -1.0}
-"""+1 for a rate, -1 for a time: sign * ln(measured / predicted) is how much faster the real
-engine was, whichever metric was measured, so errors of rates and times pool into one interval."""
+SPEED_SIGN = {name: speed_sign(name) for name in METRICS}
+"""+1 for a rate, -1 for a time (``kernels.point.speed_sign``): sign * ln(measured / predicted) is
+how much faster the real engine was, whichever metric was measured, so errors of rates and times
+pool into one interval."""
 
 
 CSV_REQUIRED = ("model", "gpu", "tp", "batch", "input_len", "output_len", "scenario", "metric", "value")

@@ -12,6 +12,7 @@ import numpy as np
 
 from grids.errors import SpecError
 from grids.profiles import TERMS, load_profile, write_profile
+from kernels.point import interval
 from sweep.calibration.fit import FIT_BOUNDS, errors, fit
 from sweep.calibration.measurements import SPEED_SIGN, Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
@@ -203,13 +204,10 @@ def log_errors(rows: list[Measurement], predicted: np.ndarray) -> np.ndarray:
     return sign[ok] * np.log(measured[ok] / predicted[ok])
 
 
-def bounds(predicted: float, metric: str, interval: tuple[float, float]) -> tuple[float, float]:
-    """p10 and p90 of a predicted value of ``metric`` under a speed interval (lo, hi): a rate
-    scales by exp(lo) .. exp(hi), a time by exp(-hi) .. exp(-lo)."""
-    lo, hi = interval
-    if SPEED_SIGN[metric] > 0:
-        return predicted * math.exp(lo), predicted * math.exp(hi)
-    return predicted * math.exp(-hi), predicted * math.exp(-lo)
+def bounds(predicted: float, metric: str, stated: tuple[float, float]) -> tuple[float, float]:
+    """p10 and p90 of a predicted value of ``metric`` under a stated speed interval."""
+    lo, hi = interval(predicted, metric, *stated)
+    return float(lo), float(hi)
 
 
 INTERVAL = (0.1, 0.9)

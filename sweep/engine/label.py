@@ -11,6 +11,7 @@ import numpy as np
 
 from grids.axes import AXES, stack
 from grids.models import load_model
+from grids.profiles import load_profile
 from grids.sweeps import SweepSpec
 from kernels.params import param_counts
 from kernels.point import METRICS
@@ -48,6 +49,36 @@ def variable_attrs(name: str) -> dict[str, Any]:
     return attrs
 
 
+INTERVAL_VARIABLES = {
+    "interval_log_p10": "10th percentile",
+    "interval_log_p90": "90th percentile",
+}
+"""The profile's stated 80% interval, stored per profile: ``ds.econ.interval(name)`` turns it into
+p10 and p90 of any latency, throughput or cost (``kernels.point.INTERVAL_METRICS``)."""
+
+
+def stated_interval(spec: SweepSpec) -> dict[str, Any]:
+    """Each profile's stated 80% interval of ln(measured speed / predicted speed), over the
+    profile dim where it is swept (NaN for a profile never fitted: no interval is claimed)."""
+    import xarray as xr
+
+    swept = "profile" in spec.axes
+    names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
+    bounds = np.asarray([load_profile(n).interval() for n in names], dtype=np.float64)
+    out = {}
+    for column, (name, which) in enumerate(INTERVAL_VARIABLES.items()):
+        values = bounds[:, column] if swept else bounds[0, column]
+        attrs = {
+            "units": "1",
+            "long_name": f"{which} of ln(measured / predicted speed)",
+            "description": "the engine profile's stated 80% interval from its calibration (held-out fits "
+            "where it ran sweep calibrate --hold-out): a rate lies in [r e^p10, r e^p90], a time or "
+            "cost in [t e^-p90, t e^-p10] four times in five; NaN: the profile states none",
+        }
+        out[name] = xr.Variable(("profile",) if swept else (), values, attrs=attrs)
+    return out
+
+
 def template(plan: Plan) -> xr.Dataset:
     """The sweep's Dataset with lazy (never computed) data: coordinates, attrs and encodings."""
     import dask.array as da  # here, not at import: Dask workers only write chunks (~0.8 s less to start)
@@ -71,6 +102,7 @@ def template(plan: Plan) -> xr.Dataset:
         if readout is not None:
             dims, values = readout(plan.spec.axes, value)
             data_vars[name] = xr.Variable(dims, values, attrs=AXES[name].attrs())
+    data_vars.update(stated_interval(plan.spec))
     ds = xr.Dataset(data_vars, coords=coords, attrs=provenance(plan.spec, plan.chunks))
     ds.attrs.update(sweep_complete=0, chunks_total=plan.n_chunks)
     return ds

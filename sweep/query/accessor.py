@@ -54,6 +54,23 @@ class EconAccessor:
         """The Dataset with points failing any condition (or infeasible) set to NaN."""
         return self._ds.where(self.mask(*conditions))
 
+    def interval(self, name: str) -> tuple[xr.DataArray, xr.DataArray]:
+        """p10 and p90 of a latency, throughput or cost variable under each point's profile's
+        stated 80% interval (``interval_log_p10/p90``; NaN where the profile states none).
+
+        Example: ``lo, hi = ds.econ.interval("usd_per_mtok_output")``."""
+        from kernels.point import INTERVAL_METRICS, interval
+
+        if name not in INTERVAL_METRICS:
+            raise SpecError(f"no interval for '{name}'; intervals exist for: {', '.join(INTERVAL_METRICS)}")
+        value = self._var(name)
+        lo, hi = interval(value, name, self._ds["interval_log_p10"], self._ds["interval_log_p90"])
+        attrs = dict(value.attrs)
+        return (
+            lo.assign_attrs(attrs, long_name=f"{attrs.get('long_name', name)}, 10th percentile"),
+            hi.assign_attrs(attrs, long_name=f"{attrs.get('long_name', name)}, 90th percentile"),
+        )
+
     def sel(self, **selection: object) -> xr.Dataset:
         """``Dataset.sel`` with values cast to each coordinate's type (CLI strings welcome)."""
         cast = {}

@@ -18,7 +18,7 @@ from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
 from kernels.params import experts_touched, param_counts
-from kernels.point import capacity, design_point, evaluate, request_memory
+from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, request_memory
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
 from kernels.scenarios import decode_steps, timeline
 from kernels.specs import COMPUTE_DTYPES
@@ -156,6 +156,11 @@ def _explain(
         decode_tok_s=float(tl.in_flight) / float(metrics.tpot_s),
         kv_budget_bytes_per_gpu=float(plan.kv_budget_bytes_per_gpu),
     )
+    # the profile's stated 80% interval (NaN for a profile never fitted), beside each central value
+    lo, hi = prof.interval()
+    out.update(interval_log_p10=lo, interval_log_p90=hi)
+    for name in INTERVAL_METRICS:
+        out[f"{name}_p10"], out[f"{name}_p90"] = (float(x) for x in interval(out[name], name, lo, hi))
     if not out["feasible"]:
         out["infeasible_reason"] = infeasible_reason(out, spec)
     return out

@@ -187,3 +187,52 @@ def test_stated_interval_reaches_validate(tmp_path):
     # the interval of a fit: the 10th and 90th percentiles of ln(measured / predicted)
     lo, hi = log_error_interval(rows, np.array([1.0 / math.exp(-1.0), 1.0 / math.exp(1.0)]))
     assert (lo, hi) == pytest.approx((-0.8, 0.8))
+
+
+def test_sweeps_and_explain_carry_the_stated_interval(tmp_path):
+    """Beside every central value: a sweep stores each profile's stated interval and
+    ds.econ.interval gives p10/p90 of a rate (scaled by e^p10 .. e^p90) and of a time or cost
+    (mirrored); `sweep explain` gives the same numbers; a profile never fitted states none."""
+    import math
+
+    import numpy as np
+
+    from grids.profiles import PROFILES_DIR
+    from grids.sweeps import validate
+    from sweep.api import compute
+    from sweep.query.explain import explain
+
+    profile = tmp_path / "fitted.toml"
+    profile.write_text(
+        (PROFILES_DIR / "roofline.toml").read_text() + "\n[fit]\nlog_error_p10 = -0.3\nlog_error_p90 = 0.2\n"
+    )
+    raw = {
+        "name": "iv",
+        "axes": {
+            "model": ["llama-3.1-8b"],
+            "gpu": ["h100-sxm"],
+            "tp": [1],
+            "batch": [1, 8],
+            "input_len": [512],
+            "output_len": [64],
+            "profile": [str(profile), "roofline"],
+        },
+    }
+    ds = compute(validate(raw, "test"))
+    assert ds.interval_log_p10.sel(profile="fitted").item() == -0.3
+    assert np.isnan(ds.interval_log_p90.sel(profile="roofline").item())
+    lo, hi = ds.econ.interval("output_tok_s")
+    rate = ds.output_tok_s.sel(profile="fitted")
+    np.testing.assert_allclose(lo.sel(profile="fitted"), rate * math.exp(-0.3))
+    np.testing.assert_allclose(hi.sel(profile="fitted"), rate * math.exp(0.2))
+    lo, hi = ds.econ.interval("usd_per_mtok_output")
+    cost = ds.usd_per_mtok_output.sel(profile="fitted")
+    np.testing.assert_allclose(lo.sel(profile="fitted"), cost * math.exp(-0.2))
+    np.testing.assert_allclose(hi.sel(profile="fitted"), cost * math.exp(0.3))
+    assert bool(np.isnan(hi.sel(profile="roofline")).all())
+    with pytest.raises(SpecError, match="no interval for 'weight_bytes'"):
+        ds.econ.interval("weight_bytes")
+    one = explain("llama-3.1-8b", "h100-sxm", 1, 8, 512, 64, profile=str(profile))
+    point = ds.sel(profile="fitted", batch=8).squeeze()
+    assert one["ttft_s_p10"] == pytest.approx(float(point.ttft_s) * math.exp(-0.2), rel=1e-5)
+    assert one["output_tok_s_p90"] == pytest.approx(float(point.output_tok_s) * math.exp(0.2), rel=1e-5)

@@ -15,6 +15,7 @@ from grids.models import MODELS_DIR
 from grids.sweeps import validate
 from kernels.point import METRICS
 from sweep.api import compute, run_sweep
+from sweep.engine.label import INTERVAL_VARIABLES
 from sweep.query.accessor import best_rows
 
 RAW = {
@@ -37,7 +38,7 @@ def ds():
 
 def test_stored_variables_are_exactly_the_metrics(ds):
     readouts = {name for name, axis in AXES.items() if axis.readout is not None and name not in RAW["axes"]}
-    assert set(ds.data_vars) == set(METRICS) | readouts
+    assert set(ds.data_vars) == set(METRICS) | readouts | set(INTERVAL_VARIABLES)
     for name, info in METRICS.items():
         assert ds[name].attrs["units"] == info.units and ds[name].attrs["long_name"] == info.long_name
 
