@@ -84,13 +84,16 @@ class ProfileEntry:
     data: dict[str, Any]
     spec: EngineProfile
 
-    def interval(self) -> tuple[float, float]:
+    def interval(self, gpu: str | None = None) -> tuple[float, float]:
         """The profile's stated 80% interval of ln(measured speed / predicted speed), from its
-        [fit] record: from held-out fits where ``sweep calibrate --hold-out`` ran (what a GPU or
-        model the fit did not see should expect), else from its own residuals; (NaN, NaN) for a
-        profile never fitted. A rate r lies in [r e^lo, r e^hi], a time t in [t e^-hi, t e^-lo]."""
+        [fit] record: on a GPU the fit measured (``fitted_gpus``), from its own residuals; on
+        any other GPU (datasheet only), from held-out fits where ``sweep calibrate --hold-out``
+        ran, which are wider; (NaN, NaN) for a profile never fitted. A rate r lies in
+        [r e^lo, r e^hi], a time t in [t e^-hi, t e^-lo]."""
         record = self.data.get("fit", {})
-        for prefix in ("holdout_", ""):
+        measured = str(record.get("fitted_gpus", "")).split(",")
+        prefixes = ("", "holdout_") if gpu is not None and gpu in measured else ("holdout_", "")
+        for prefix in prefixes:
             lo, hi = record.get(f"{prefix}log_error_p10"), record.get(f"{prefix}log_error_p90")
             if isinstance(lo, float) and isinstance(hi, float):
                 return lo, hi

@@ -69,11 +69,12 @@ def parse_by(text: str | None) -> tuple[str, ...]:
 
 
 def group_errors(
-    rows: list[Measurement], predicted: np.ndarray, by: tuple[str, ...], interval: tuple[float, float] | None = None
+    rows: list[Measurement], predicted: np.ndarray, by: tuple[str, ...], stated: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
     """Errors per group of measurements sharing the ``by`` fields, in first-seen order: points,
     MAPE, median absolute error and signed bias (median of predicted / measured - 1), as fractions;
-    with ``interval`` (of ln(measured / predicted)), the share of points inside it."""
+    with ``stated`` (each row's interval of the speed error, shape (rows, 2)), the share of
+    points inside theirs."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(tuple(getattr(r, k) for k in by), []).append(i)
@@ -93,11 +94,10 @@ def group_errors(
                 "bias": float(np.median(signed)) if ok.any() else math.nan,
             }
         )
-        if interval is not None:
+        if stated is not None:
             inside = log_errors([rows[i] for i in idx], pred)
-            out[-1]["coverage_80"] = (
-                float(np.mean((inside >= interval[0]) & (inside <= interval[1]))) if ok.any() else math.nan
-            )
+            lo, hi = stated[idx][ok, 0], stated[idx][ok, 1]
+            out[-1]["coverage_80"] = float(np.mean((inside >= lo) & (inside <= hi))) if ok.any() else math.nan
     return out
 
 
@@ -128,11 +128,11 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
             for f in files
         },
     }
-    lo, hi = profile_interval(names[0])
-    out["interval_log_p10"], out["interval_log_p90"] = _nullable(lo), _nullable(hi)
+    entry = load_profile(names[0])
+    stated = np.array([entry.interval(r.gpu) for r in rows]).reshape(len(rows), 2)
     if by:
         out["by"] = list(by)
-        out["groups"] = group_errors(rows, main, by, (lo, hi) if math.isfinite(lo) else None)
+        out["groups"] = group_errors(rows, main, by, stated if np.isfinite(stated).any() else None)
     out["points"] = [
         dict(
             model=r.model,
@@ -154,10 +154,12 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
             predicted=_nullable(p),
             predicted_p10=_nullable(bounds(p, r.metric, (lo, hi))[0]),
             predicted_p90=_nullable(bounds(p, r.metric, (lo, hi))[1]),
+            interval_log_p10=_nullable(lo),
+            interval_log_p90=_nullable(hi),
             datasheet=_nullable(d),
             file=r.file,
         )
-        for r, p, d in zip(rows, main, preds[DATASHEET])
+        for r, p, d, (lo, hi) in zip(rows, main, preds[DATASHEET], stated)
     ]
     return out
 
@@ -224,11 +226,6 @@ def log_error_interval(rows: list[Measurement], predicted: np.ndarray) -> tuple[
     return float(lo), float(hi)
 
 
-def profile_interval(name: str) -> tuple[float, float]:
-    """A profile's stated 80% speed interval (``grids.profiles.ProfileEntry.interval``)."""
-    return load_profile(name).interval()
-
-
 def _sha(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
@@ -278,7 +275,11 @@ def calibrate(
     overall = errors(pred, points.measured)
     lo, hi = log_error_interval(rows, pred)
     held = cross_validate(rows, base, free, hold_out) if hold_out else []
-    interval: dict[str, Any] = {"log_error_p10": lo, "log_error_p90": hi}
+    interval: dict[str, Any] = {
+        "fitted_gpus": ",".join(sorted({r.gpu for r in rows})),
+        "log_error_p10": lo,
+        "log_error_p90": hi,
+    }
     if held:
         pooled = np.concatenate([np.asarray(g.pop("held_out_log_errors")) for g in held])
         interval.update(

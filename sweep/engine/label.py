@@ -58,16 +58,21 @@ p10 and p90 of any latency, throughput or cost (``kernels.point.INTERVAL_METRICS
 
 
 def stated_interval(spec: SweepSpec) -> dict[str, Any]:
-    """Each profile's stated 80% interval of ln(measured speed / predicted speed), over the
-    profile dim where it is swept (NaN for a profile never fitted: no interval is claimed)."""
+    """Each profile's stated 80% interval of ln(measured speed / predicted speed) on each GPU
+    (narrower on a GPU its fit measured), over the profile dim where it is swept and the gpu dim
+    (NaN for a profile never fitted: no interval is claimed)."""
     import xarray as xr
 
     swept = "profile" in spec.axes
     names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
-    bounds = np.asarray([load_profile(n).interval() for n in names], dtype=np.float64)
+    gpus = spec.axes["gpu"]
+    bounds = np.asarray(
+        [[load_profile(n).interval(g if isinstance(g, str) else None) for g in gpus] for n in names],
+        dtype=np.float64,
+    )  # (profile, gpu, 2)
     out = {}
     for column, (name, which) in enumerate(INTERVAL_VARIABLES.items()):
-        values = bounds[:, column] if swept else bounds[0, column]
+        values = bounds[..., column] if swept else bounds[0, :, column]
         attrs = {
             "units": "1",
             "long_name": f"{which} of ln(measured / predicted speed)",
@@ -75,7 +80,7 @@ def stated_interval(spec: SweepSpec) -> dict[str, Any]:
             "where it ran sweep calibrate --hold-out): a rate lies in [r e^p10, r e^p90], a time or "
             "cost in [t e^-p90, t e^-p10] four times in five; NaN: the profile states none",
         }
-        out[name] = xr.Variable(("profile",) if swept else (), values, attrs=attrs)
+        out[name] = xr.Variable(("profile", "gpu") if swept else ("gpu",), values, attrs=attrs)
     return out
 
 

@@ -157,7 +157,7 @@ def _explain(
         kv_budget_bytes_per_gpu=float(plan.kv_budget_bytes_per_gpu),
     )
     # the profile's stated 80% interval (NaN for a profile never fitted), beside each central value
-    lo, hi = prof.interval()
+    lo, hi = prof.interval(gpu)
     out.update(interval_log_p10=lo, interval_log_p90=hi)
     for name in INTERVAL_METRICS:
         out[f"{name}_p10"], out[f"{name}_p90"] = (float(x) for x in interval(out[name], name, lo, hi))

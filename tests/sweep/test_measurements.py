@@ -156,8 +156,8 @@ def test_stated_interval_reaches_validate(tmp_path):
 
     import numpy as np
 
-    from grids.profiles import PROFILES_DIR
-    from sweep.calibration.validate import log_error_interval, profile_interval, report
+    from grids.profiles import PROFILES_DIR, load_profile
+    from sweep.calibration.validate import log_error_interval, report
 
     profile = tmp_path / "p.toml"
     profile.write_text(
@@ -165,8 +165,13 @@ def test_stated_interval_reaches_validate(tmp_path):
         + "\n[fit]\nlog_error_p10 = -0.5\nlog_error_p90 = 0.5\n"
         + "holdout_log_error_p10 = -0.2\nholdout_log_error_p90 = 0.1\n"
     )
-    assert profile_interval(str(profile)) == (-0.2, 0.1)
-    assert all(math.isnan(x) for x in profile_interval("roofline"))
+    assert load_profile(str(profile)).interval() == (-0.2, 0.1)
+    assert all(math.isnan(x) for x in load_profile("roofline").interval())
+    # a GPU the fit measured gets the fit's own (narrower) interval; any other the held-out one
+    measured = tmp_path / "m.toml"
+    measured.write_text(profile.read_text() + 'fitted_gpus = "h100-sxm,mi300x"\n')
+    assert load_profile(str(measured)).interval("h100-sxm") == (-0.5, 0.5)
+    assert load_profile(str(measured)).interval("h200") == (-0.2, 0.1)
     rows = load_measurements(
         [
             _csv(
