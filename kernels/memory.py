@@ -85,6 +85,7 @@ class Capacity(NamedTuple):
 
     lockstep: Scalar  # all at their longest together, I + O - 1 tokens (a static batch)
     staggered: Scalar  # spread evenly over their lives (steady states): paged, at the mean context
+    admitted: Scalar  # prompts a paged engine admits at once, each holding I tokens (else = lockstep)
 
 
 def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, seq_len: Scalar) -> MemoryPlan:

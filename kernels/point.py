@@ -301,7 +301,9 @@ def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     min(T, W) at the mean is an upper bound of its mean); one that reserves I + O per sequence
     holds the longest.
 
-    The engine's token budget per step N (``max_num_tokens``) caps both: a decode step carries
+    A paged engine admits a request while its prompt fits (``admitted``: sequences of I tokens)
+    and preempts later if the batch outgrows the cache. The engine's token budget per step N
+    (``max_num_tokens``) caps the lockstep and staggered counts: a decode step carries
     one token per sequence, and with chunked prefill a steady step also carries the C I / O
     prompt tokens of the requests that start meanwhile, so C (1 + I / O) <= N.
     """
@@ -310,7 +312,9 @@ def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     held = xp.where(profile.kv_paged > 0.0, mean, request_memory(model, gpu, dep, wl, profile).max_batch)
     tokens_per_sequence = 1.0 + profile.chunked_prefill * wl.input_len / wl.output_len
     budget = xp.floor(profile.max_num_tokens / tokens_per_sequence)
-    return Capacity(lockstep, xp.minimum(held, budget))
+    prompts = memory_plan(model, gpu, dep, profile, wl.input_len).max_batch
+    admitted = xp.where(profile.kv_paged > 0.0, prompts, lockstep)
+    return Capacity(lockstep, xp.minimum(held, budget), admitted)
 
 
 def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:

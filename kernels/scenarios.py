@@ -93,7 +93,13 @@ def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile
 
 
 def static(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, max_batch: Scalar
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    max_batch: Scalar,
+    admitted: Scalar | None = None,
 ) -> Timeline:
     """B requests at once, in waves of B_run = min(B, B_max).
 
@@ -107,6 +113,10 @@ def static(
     depend on B, and one of the remaining B mod B_max, if any. So each point needs one wave whose
     size depends on B, wave(B) or wave(B mod B_max), and wave(B_max), which a sweep evaluates
     once for all batch sizes: vmap computes a value at the rank of the axes it depends on.
+
+    KV admission: a paged engine admits every request whose prompt fits (B <= ``admitted``)
+    and prefills them all first, preempting later if the batch outgrows the cache; their first
+    tokens then come from one pass over the B prompts, whatever the waves that finish them.
     """
     one_wave = (dep.batch <= max_batch) | (max_batch < 1.0)
     fit = xp.maximum(max_batch, 1.0)
@@ -128,6 +138,9 @@ def static(
     # its first prefill); on average (pp - 1) / (2 pp) P(b_run), the last (pp - 1) / pp P(b_run).
     stagger = (dep.pp - 1.0) / dep.pp * p_run.total_s
     ttft = (start_sum + n_full * b_run * run.first_token_s + has_rem * b_rem * sized.first_token_s) / dep.batch
+    if admitted is not None:  # all prompts admitted at once: one FCFS pass over the B prompts
+        all_in = prefill_terms(model, gpu, dep, wl, profile)
+        ttft = xp.where(dep.batch <= admitted, mean_first_token_s(all_in, dep.batch), ttft)
     e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
     steps = decode_steps(wl)
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
@@ -236,7 +249,9 @@ def _static(
     model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
 ) -> tuple[Timeline, BoolScalar]:
     """``static``: always runnable (waves when B exceeds B_max, the sequences in lockstep)."""
-    return static(model, gpu, dep, wl, profile, capacity.lockstep), xp.ones_like(dep.batch, dtype=bool)
+    return static(model, gpu, dep, wl, profile, capacity.lockstep, capacity.admitted), xp.ones_like(
+        dep.batch, dtype=bool
+    )
 
 
 def _concurrency(

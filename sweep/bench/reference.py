@@ -317,6 +317,9 @@ def evaluate(
     if math.isfinite(prof["max_num_tokens"]):
         steady_batch = min(steady_batch, math.floor(prof["max_num_tokens"] / per_seq))
     lockstep_batch = min(max_batch, prof["max_num_tokens"])
+    # A paged engine admits every request whose prompt (I tokens) fits, and prefills them first.
+    kv_prompt = kv_seq_per_gpu(m, tp, kv_bytes, input_len) / pp
+    admitted = min(math.floor(max(kv_budget, 0) / (pp * kv_prompt)), prof["max_num_seqs"])
     args = (w_bytes, kv_bytes, compute_dtype)
     steps = max(output_len - 1, 1)
     engines = int(pp * dp)
@@ -348,6 +351,9 @@ def evaluate(
             left -= int(b)
         # Micro-batch j of a pipeline starts j stage-times late; data-parallel ranks side by side.
         offsets = [(engine % int(pp)) * stage_gap for engine in range(engines)]
+        if prof["kv_paged"] and batch <= admitted:  # first tokens from one pass over all B prompts
+            firsts = [_prefill(m, gpu, prof, par, k, input_len, *args) for k in range(1, int(batch) + 1)]
+            requests = [(f, *r[1:]) for f, r in zip(firsts, requests)]
         ttfts = [o + r[0] for o in offsets for r in requests]
         e2es = [o + r[1] for o in offsets for r in requests]
         tpots = [r[2] for o in offsets for r in requests]

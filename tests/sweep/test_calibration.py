@@ -190,8 +190,9 @@ PROFILE_BOUNDS = {
     ("nim", "vllm", "tpot_s"): 0.08,  # 6.3%: the vLLM physics transfers to NIM's decode
     ("nim", "vllm", "output_tok_s"): 0.07,  # 5.5%
     ("trt", "trtllm", None): 0.17,  # 15.7%
-    ("lmdeploy", "lmdeploy", "output_tok_s"): 0.14,  # 11.4%
-    ("lmdeploy", "lmdeploy", "tpot_s"): 0.15,  # 12.9%
+    ("lmdeploy", "lmdeploy", "output_tok_s"): 0.13,  # 11.2%
+    ("lmdeploy", "lmdeploy", "tpot_s"): 0.10,  # 8.9%
+    ("lmdeploy", "lmdeploy", "ttft_s"): 0.33,  # 29.8% (87% before KV admission at prompt size)
 }
 
 
