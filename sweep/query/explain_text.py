@@ -60,6 +60,7 @@ def render(d: dict[str, Any]) -> str:
         f"{d['decode_tok_s']:,.1f} in steady decode)",
         f"   at ${d['usd_per_hour']:.2f}/h: ${d['usd_per_mtok_output']:,.2f} per million output tokens, "
         f"${d['usd_per_mtok_input']:,.4f} per million input tokens (prefill time charged to input)",
+        *_interval_lines(d),
         "",
         f"Bottleneck: {d['bottleneck']}",
     ]
@@ -69,6 +70,19 @@ def render(d: dict[str, Any]) -> str:
             " a sweep stores NaN here."
         )
     return "\n".join(lines)
+
+
+def _interval_lines(d: dict[str, Any]) -> list[str]:
+    """The profile's stated 80% interval around the headline numbers, when it states one."""
+    lo = d.get("interval_log_p10")
+    if lo is None or lo != lo:  # NaN: a profile never fitted states no interval
+        return [f"   (profile {d['profile']} states no error interval: it was never fitted to measurements)"]
+    return [
+        f"   80% interval (profile {d['profile']}, from its calibration): TTFT {seconds(d['ttft_s_p10'])} .. "
+        f"{seconds(d['ttft_s_p90'])}; TPOT {seconds(d['tpot_s_p10'])} .. {seconds(d['tpot_s_p90'])}; "
+        f"{d['output_tok_s_p10']:,.1f} .. {d['output_tok_s_p90']:,.1f} output tokens/s; "
+        f"${d['usd_per_mtok_output_p10']:,.2f} .. ${d['usd_per_mtok_output_p90']:,.2f} per million output tokens"
+    ]
 
 
 def _gpus(d: dict) -> str:

@@ -241,3 +241,13 @@ def test_sweeps_and_explain_carry_the_stated_interval(tmp_path):
     point = ds.sel(profile="fitted", batch=8).squeeze()
     assert one["ttft_s_p10"] == pytest.approx(float(point.ttft_s) * math.exp(-0.2), rel=1e-5)
     assert one["output_tok_s_p90"] == pytest.approx(float(point.output_tok_s) * math.exp(0.2), rel=1e-5)
+
+
+def test_explain_text_states_the_interval_or_its_absence():
+    from sweep.query.explain import explain
+    from sweep.query.explain_text import render
+
+    fitted = render(explain("llama-3.1-8b", "h100-sxm", 1, 8, 1024, 128, profile="vllm"))
+    assert "80% interval (profile vllm, from its calibration): TTFT" in fitted
+    bare = render(explain("llama-3.1-8b", "h100-sxm", 1, 8, 1024, 128, profile="roofline"))
+    assert "profile roofline states no error interval" in bare
