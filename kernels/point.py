@@ -307,9 +307,10 @@ def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     one token per sequence, and with chunked prefill a steady step also carries the C I / O
     prompt tokens of the requests that start meanwhile, so C (1 + I / O) <= N.
     """
-    lockstep = xp.minimum(request_memory(model, gpu, dep, wl, profile).max_batch, profile.max_num_tokens)
+    longest = request_memory(model, gpu, dep, wl, profile).max_batch
+    lockstep = xp.minimum(longest, profile.max_num_tokens)
     mean = memory_plan(model, gpu, dep, profile, wl.input_len + 0.5 * (wl.output_len - 1.0)).max_batch
-    held = xp.where(profile.kv_paged > 0.0, mean, request_memory(model, gpu, dep, wl, profile).max_batch)
+    held = xp.where(profile.kv_paged > 0.0, mean, longest)
     tokens_per_sequence = 1.0 + profile.chunked_prefill * wl.input_len / wl.output_len
     budget = xp.floor(profile.max_num_tokens / tokens_per_sequence)
     prompts = memory_plan(model, gpu, dep, profile, wl.input_len).max_batch

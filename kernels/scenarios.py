@@ -37,7 +37,6 @@ from kernels.roofline import (
     phase_time,
     prefill_pass,
     prefill_terms,
-    prefill_time,
 )
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
@@ -99,7 +98,7 @@ def static(
     wl: Workload,
     profile: EngineProfile,
     max_batch: Scalar,
-    admitted: Scalar | None = None,
+    admitted: Scalar,
 ) -> Timeline:
     """B requests at once, in waves of B_run = min(B, B_max).
 
@@ -138,9 +137,10 @@ def static(
     # its first prefill); on average (pp - 1) / (2 pp) P(b_run), the last (pp - 1) / pp P(b_run).
     stagger = (dep.pp - 1.0) / dep.pp * p_run.total_s
     ttft = (start_sum + n_full * b_run * run.first_token_s + has_rem * b_rem * sized.first_token_s) / dep.batch
-    if admitted is not None:  # all prompts admitted at once: one FCFS pass over the B prompts
-        all_in = prefill_terms(model, gpu, dep, wl, profile)
-        ttft = xp.where(dep.batch <= admitted, mean_first_token_s(all_in, dep.batch), ttft)
+    # All prompts admitted at once (B <= admitted): one FCFS pass over the B prompts. Without
+    # paged admission, admitted = B_max, where this is the one wave's own value.
+    all_in = prefill_terms(model, gpu, dep, wl, profile)
+    ttft = xp.where(dep.batch <= admitted, mean_first_token_s(all_in, dep.batch), ttft)
     e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
     steps = decode_steps(wl)
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)
@@ -166,11 +166,12 @@ def steady(
     """C requests always in flight (continuous batching), steady state; ``chunked_prefill``
     chooses how prompts meet decodes (``_separate`` or ``_mixed``)."""
     c = xp.maximum(concurrency, 1.0)
-    single = prefill_time(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile)
+    one_prompt = prefill_terms(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile)
+    single = prefill_pass(one_prompt, xp.ones_like(c))
     # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
     step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
     separate = _separate(single, step, wl, c)
-    mixed = _mixed(prefill_terms(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile), single, step, wl, c)
+    mixed = _mixed(one_prompt, single, step, wl, c)
     return xp.tree_map(lambda x, y: xp.where(profile.chunked_prefill > 0.0, y, x), separate, mixed)
 
 

@@ -65,19 +65,17 @@ def stated_interval(spec: SweepSpec) -> dict[str, Any]:
 
     swept = "profile" in spec.axes
     names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
-    gpus = spec.axes["gpu"]
-    bounds = np.asarray(
-        [[load_profile(n).interval(g if isinstance(g, str) else None) for g in gpus] for n in names],
-        dtype=np.float64,
-    )  # (profile, gpu, 2)
+    entries = [load_profile(n) for n in names]  # each file read once
+    bounds = np.asarray([[e.interval(g) for g in spec.axes["gpu"]] for e in entries], dtype=np.float64)
     out = {}
     for column, (name, which) in enumerate(INTERVAL_VARIABLES.items()):
         values = bounds[..., column] if swept else bounds[0, :, column]
         attrs = {
             "units": "1",
             "long_name": f"{which} of ln(measured / predicted speed)",
-            "description": "the engine profile's stated 80% interval from its calibration (held-out fits "
-            "where it ran sweep calibrate --hold-out): a rate lies in [r e^p10, r e^p90], a time or "
+            "description": "the engine profile's stated 80% interval from its calibration: its own errors "
+            "on a GPU it was fitted to, its held-out errors (sweep calibrate --hold-out) on any other; "
+            "a rate lies in [r e^p10, r e^p90], a time or "
             "cost in [t e^-p90, t e^-p10] four times in five; NaN: the profile states none",
         }
         out[name] = xr.Variable(("profile", "gpu") if swept else ("gpu",), values, attrs=attrs)
