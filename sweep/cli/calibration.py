@@ -151,7 +151,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "../shared/benchmarks/llama_33_70b_2000in_300out.json --model llama-3.1-8b "
         "--model llama-3.3-70b --gpu h100-sxm --tp 1 --tp 4 --base vllm-base "
         "--free matmul_eff,kv_bw_eff,step_overhead_s,allreduce_latency_s "
-        "-o grids/profiles/vllm-h100.toml",
+        "-o grids/profiles/vllm-h100.toml\n\nThe vllm, trtllm and lmdeploy profiles record the command "
+        "that made them in their [fit] table; --hold-out gpu adds the interval a GPU the fit did not "
+        "see should expect.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_point_flags(p)
