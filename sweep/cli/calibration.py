@@ -12,7 +12,8 @@ from pathlib import Path
 MEASUREMENTS_HELP = (
     "measurement files: the JSON of shared/benchmarks (give --model, --gpu, --tp: once for all "
     "JSON files or once per JSON file, in order) or the canonical CSV "
-    "(model,gpu,tp,batch,input_len,output_len,scenario,metric,value[,precision,engine,source])"
+    "(model,gpu,tp,batch,input_len,output_len,scenario,metric,value[,precision,weight_dtype,kv_dtype,"
+    "compute_dtype,pp,dp,expert_parallel,engine,source])"
 )
 
 
