@@ -7,7 +7,8 @@ engine's inputs, the dataset's coordinates, ``sweep explain``'s flags, the CLI's
 ``--sel`` casting all read ``AXES``; adding an axis is one entry here and the kernel that uses it.
 
 Kinds: ``catalogue`` (a key of a catalogue: model, GPU, profile), ``choice`` (one of fixed
-names), ``integer`` (positive whole numbers; ranges are rounded) and ``float`` (positive numbers).
+names), ``integer`` (positive whole numbers; ranges are rounded) and ``float`` (positive numbers,
+or non-negative where ``zero_allowed``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grids.dtypes import compute_code, load_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from grids.models import load_model
+from grids.ownership import load_ownership
 from grids.profiles import load_profile
 from kernels import xp
 from kernels.point import AUTO_COMPUTE
@@ -57,6 +59,7 @@ class Axis:
     readout: Callable[[dict[str, list[Any]], Any], tuple[tuple[str, ...], np.ndarray]] | None = None
     """When the axis is not swept: the dims and values of a data variable named like the axis that
     records the value each point used (e.g. each GPU's catalogue price)."""
+    zero_allowed: bool = False  # a float axis where 0 means something (no interest, no fee)
 
     @property
     def cli_flag(self) -> str:
@@ -121,13 +124,41 @@ def _compute_dtype(values: Sequence[Any]) -> Inputs:
     return {"compute_dtype": _floats([AUTO_COMPUTE if v == "auto" else compute_code(v) for v in values])}
 
 
-def _price(values: Sequence[Any]) -> Inputs:
-    return {"usd_per_gpu_hour": _floats([math.nan if v is None else v for v in values])}
+def _per_gpu(name: str) -> Callable[[Sequence[Any]], Inputs]:
+    """Encoder of an axis whose default (None, encoded NaN) is each GPU's catalogue ``field``."""
+    return lambda values: {name: _floats([math.nan if v is None else v for v in values])}
 
 
-def _catalogue_price(axes: dict[str, list[Any]], value: Any) -> tuple[tuple[str, ...], np.ndarray]:
-    gpus = load_gpus()
-    return ("gpu",), _floats([gpus[g].table["usd_per_hour"] if value is None else value for g in axes["gpu"]])
+def _catalogue(field: str) -> Callable[[dict[str, list[Any]], Any], tuple[tuple[str, ...], np.ndarray]]:
+    """Readout of such an axis: the value each GPU used, over the gpu dim."""
+
+    def readout(axes: dict[str, list[Any]], value: Any) -> tuple[tuple[str, ...], np.ndarray]:
+        gpus = load_gpus()
+        return ("gpu",), _floats([gpus[g].table[field] if value is None else value for g in axes["gpu"]])
+
+    return readout
+
+
+def _scalar(axes: dict[str, list[Any]], value: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    return (), np.asarray(float(value), dtype=np.float64)
+
+
+def _ownership_axes() -> list[Axis]:
+    """One float axis per ownership term of grids/ownership.toml, defaulting to its value there."""
+    return [
+        Axis(
+            term.name,
+            "float",
+            term.long_name,
+            term.units,
+            f"{term.description} (default: {term.source})",
+            _numeric(term.name),
+            default=term.value,
+            readout=_scalar,
+            zero_allowed=term.zero_allowed,
+        )
+        for term in load_ownership().values()
+    ]
 
 
 def _file_stem(key: str) -> str:
@@ -313,11 +344,23 @@ AXES: dict[str, Axis] = {
             "price per GPU-hour",
             "USD/h",
             "rental price of one GPU; not swept: each GPU's catalogue price (grids/gpus.toml)",
-            _price,
+            _per_gpu("usd_per_gpu_hour"),
             default=None,
             default_text="each GPU's catalogue price",
-            readout=_catalogue_price,
+            readout=_catalogue("usd_per_hour"),
         ),
+        Axis(
+            "capex_usd_per_gpu",
+            "float",
+            "purchase price per GPU",
+            "USD",
+            "purchase price of one GPU, owned; not swept: each GPU's catalogue estimate (grids/gpus.toml capex_usd)",
+            _per_gpu("capex_usd_per_gpu"),
+            default=None,
+            default_text="each GPU's catalogue estimate",
+            readout=_catalogue("capex_usd"),
+        ),
+        *_ownership_axes(),
     )
 }
 """Every axis, in the dataset's dimension order."""
@@ -333,8 +376,9 @@ def check_value(axis: Axis, where: str, value: Any) -> Any:
             raise SpecError(
                 f"{where}: expected a positive {'whole ' if axis.kind == 'integer' else ''}number, got {value!r}"
             )
-        if not math.isfinite(value) or value <= 0:
-            raise SpecError(f"{where}: values must be positive and finite, got {value!r}")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not axis.zero_allowed):
+            limit = "non-negative" if axis.zero_allowed else "positive"
+            raise SpecError(f"{where}: values must be {limit} and finite, got {value!r}")
         if axis.kind == "integer":
             if float(value) != math.floor(value):
                 raise SpecError(f"{where}: expected whole numbers, got {value!r}")

@@ -21,14 +21,15 @@ OPTIONAL = (
     "network_bytes_per_s",
     "usd_per_hour",
     "tdp_w",
+    "capex_usd",
 )
 """Fields that may be ``nan``: the chip lacks the feature (a design point needing it is then
-infeasible), or it has no market price (costs are then NaN)."""
+infeasible), or it has no market or purchase price (rented or owned costs are then NaN)."""
 
 DERIVED = ("link_kind",)
 """GPUSpec fields derived from text fields rather than read as numbers."""
 
-TEXT_FIELDS = ("name", "vendor", "interconnect", "source", "accessed", "price_source", "price_accessed")
+TEXT_FIELDS = ("name", "vendor", "interconnect", "source", "accessed", "price_source", "price_accessed", "capex_source")
 
 
 @dataclass(frozen=True)

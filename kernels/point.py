@@ -18,10 +18,11 @@ from kernels.comm import allreduce_time
 from kernels.economics import usd_per_mtok
 from kernels.flops import decode_flops, prefill_flops
 from kernels.memory import Capacity, MemoryPlan, memory_plan
+from kernels.ownership import OwnedCost, owned_cost
 from kernels.params import param_counts
 from kernels.roofline import PhaseTime, bottleneck, peak_flop_per_s
 from kernels.scenarios import timeline
-from kernels.specs import Deployment, EngineProfile, GPUSpec, Leaf, ModelSpec, Workload
+from kernels.specs import Deployment, EngineProfile, GPUSpec, Leaf, ModelSpec, Ownership, Workload
 
 CAPACITY = 4.0
 """Bottleneck code of a point that does not fit (see ``kernels.roofline.BOTTLENECKS``)."""
@@ -52,6 +53,11 @@ class Metrics(NamedTuple):
     usd_per_mtok_output: Scalar  # [USD/Mtoken]
     usd_per_mtok_input: Scalar  # [USD/Mtoken]
     allreduce_s_per_token: Scalar  # bandwidth term of one token's all-reduces [s]
+    usd_per_hour_owned: Scalar  # the deployment's GPUs, owned [USD/h]
+    usd_per_mtok_output_owned: Scalar  # [USD/Mtoken]
+    usd_per_mtok_input_owned: Scalar  # [USD/Mtoken]
+    joules_per_output_token: Scalar  # facility energy per output token [J/token]
+    rent_break_even_usd_per_gpu_hour: Scalar  # rental price at which renting costs what owning does [USD/h]
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,39 @@ METRICS: dict[str, MetricInfo] = {
         "bandwidth term of one token's 2L tensor-parallel all-reduces",
         f"kernels.comm; {_ART}, tensor parallelism",
     ),
+    "usd_per_hour_owned": MetricInfo(
+        "USD/h",
+        "owned cost per hour",
+        f"capital, electricity and hosting of the deployment's {_GPUS} and their share of the nodes, owned",
+        "kernels.ownership.owned_cost",
+    ),
+    "usd_per_mtok_output_owned": MetricInfo(
+        "USD/Mtoken",
+        "owned cost per million output tokens",
+        "usd_per_hour_owned / output tokens per hour x 1e6",
+        "kernels.ownership; kernels.economics",
+        runs_only=True,
+    ),
+    "usd_per_mtok_input_owned": MetricInfo(
+        "USD/Mtoken",
+        "owned cost per million input tokens",
+        "usd_per_hour_owned / prompt tokens per hour of prefill x 1e6",
+        "kernels.ownership; kernels.economics",
+        runs_only=True,
+    ),
+    "joules_per_output_token": MetricInfo(
+        "J/token",
+        "energy per output token",
+        f"facility power of the {_GPUS} and their share of the nodes (drawn power x PUE) / output tokens per second",
+        "kernels.ownership.owned_cost",
+        runs_only=True,
+    ),
+    "rent_break_even_usd_per_gpu_hour": MetricInfo(
+        "USD/h",
+        "break-even rental price",
+        "rental price per GPU-hour at which renting costs what owning does: owning is cheaper above it",
+        "kernels.ownership.owned_cost",
+    ),
 }
 """Every metric's metadata, in ``Metrics`` field order (checked below and by the tests)."""
 assert tuple(METRICS) == Metrics._fields
@@ -226,6 +265,7 @@ class DesignPoint(NamedTuple):
     dep: Deployment
     wl: Workload
     profile: EngineProfile
+    own: Ownership
 
 
 AUTO_COMPUTE = -1.0
@@ -252,6 +292,15 @@ def design_point(
     dp: Leaf,
     expert_parallel: Leaf,
     usd_per_gpu_hour: Leaf,
+    capex_usd_per_gpu: Leaf,
+    capex_usd_per_node: Leaf,
+    amortization_years: Leaf,
+    cost_of_capital: Leaf,
+    power_frac: Leaf,
+    node_overhead_w: Leaf,
+    pue: Leaf,
+    usd_per_kwh: Leaf,
+    hosting_usd_per_kw_month: Leaf,
 ) -> DesignPoint:
     """The one constructor of a design point, from named values (the encodings of the sweep axes,
     ``grids.axes``), used alike by the engine, explain, calibration and the tests.
@@ -267,11 +316,24 @@ def design_point(
       compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight
         format's own where the GPU has it (nvfp4 on B200: fp4), else its fallback (on H100: bf16).
       usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
+      capex_usd_per_gpu: purchase price of one GPU [USD]; NaN: the GPU's catalogue price.
+      capex_usd_per_node ... hosting_usd_per_kw_month: see ``Ownership``.
     """
     native = xp.isfinite(peak_flop_per_s(gpu, weight_compute_dtype))
     auto = xp.where(native, weight_compute_dtype, weight_fallback_compute_dtype)
     compute = xp.where(compute_dtype < 0.0, auto, compute_dtype)
     price = xp.where(xp.isnan(usd_per_gpu_hour), gpu.usd_per_hour, usd_per_gpu_hour)
+    capex = xp.where(xp.isnan(capex_usd_per_gpu), gpu.capex_usd, capex_usd_per_gpu)
+    own = Ownership(
+        capex_usd_per_node=capex_usd_per_node,
+        amortization_years=amortization_years,
+        cost_of_capital=cost_of_capital,
+        power_frac=power_frac,
+        node_overhead_w=node_overhead_w,
+        pue=pue,
+        usd_per_kwh=usd_per_kwh,
+        hosting_usd_per_kw_month=hosting_usd_per_kw_month,
+    )
     dep = Deployment(
         tp=tp,
         batch=batch,
@@ -285,7 +347,7 @@ def design_point(
         expert_parallel=expert_parallel,
     )
     wl = Workload(input_len=input_len, output_len=output_len)
-    return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price), dep, wl, profile)
+    return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price, capex_usd=capex), dep, wl, profile, own)
 
 
 def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> MemoryPlan:
@@ -334,8 +396,16 @@ def evaluate_point(point: DesignPoint) -> Metrics:
     return mask_infeasible(evaluate(*point))
 
 
-def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Metrics:
-    """All metrics of one design point (rank-0 in, rank-0 out), as if it could run.
+def evaluate(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    own: Ownership | None = None,
+) -> Metrics:
+    """All metrics of one design point (rank-0 in, rank-0 out), as if it could run; the owned
+    costs are NaN without ``own``.
 
     Times and rates are computed even where ``feasible`` is False (the article's "70B on one
     H100" reasoning, with the batch taken as given); ``mask_infeasible`` turns them into NaN.
@@ -348,6 +418,8 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
     gpus = dep.tp * dep.pp * dep.dp
     price = gpu.usd_per_hour * gpus
+    nan = xp.nan * xp.ones_like(dep.batch)
+    owned = owned_cost(gpu, own) if own is not None else OwnedCost(nan, nan, nan, nan)
     return Metrics(
         feasible=ok,
         bottleneck=xp.where(ok, bottleneck(total), CAPACITY),
@@ -370,6 +442,11 @@ def evaluate(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
         usd_per_mtok_output=usd_per_mtok(price, tl.output_tok_s),
         usd_per_mtok_input=usd_per_mtok(price, tl.input_tok_s),
         allreduce_s_per_token=allreduce_time(model, gpu, dep, profile, xp.ones_like(dep.batch)).bandwidth_s,
+        usd_per_hour_owned=owned.usd_per_hour * gpus,
+        usd_per_mtok_output_owned=usd_per_mtok(owned.usd_per_hour * gpus, tl.output_tok_s),
+        usd_per_mtok_input_owned=usd_per_mtok(owned.usd_per_hour * gpus, tl.input_tok_s),
+        joules_per_output_token=owned.facility_w * gpus / tl.output_tok_s,
+        rent_break_even_usd_per_gpu_hour=owned.usd_per_hour,
     )
 
 
@@ -385,6 +462,9 @@ INTERVAL_METRICS = (
     "user_tok_s",
     "usd_per_mtok_output",
     "usd_per_mtok_input",
+    "usd_per_mtok_output_owned",
+    "usd_per_mtok_input_owned",
+    "joules_per_output_token",
 )
 """The metrics a profile's stated interval applies to: its latencies, throughputs and costs."""
 
@@ -393,7 +473,7 @@ def speed_sign(name: str) -> float:
     """+1 for a metric that grows with the engine's speed (a rate: token/s), -1 for one that
     shrinks with it (a time, a cost per token), 0 for the rest (counts, bytes), by its unit."""
     units = METRICS[name].units
-    return 1.0 if units.startswith("token/s") else -1.0 if units in ("s", "USD/Mtoken") else 0.0
+    return 1.0 if units.startswith("token/s") else -1.0 if units in ("s", "USD/Mtoken", "J/token") else 0.0
 
 
 def interval(value: Any, name: str, log_p10: Any, log_p90: Any) -> tuple[Any, Any]:

@@ -161,6 +161,7 @@ class GPUSpec:
     n_sm: Leaf  # streaming multiprocessors / compute units [1]
     tdp_w: Leaf  # board power [W]
     usd_per_hour: Leaf  # rental price of one GPU [USD/h]
+    capex_usd: Leaf  # purchase price of one GPU [USD]
 
 
 @_pytree
@@ -228,6 +229,22 @@ class EngineProfile:
     kv_paged: Leaf  # 1.0: KV pages allocated as sequences grow (PagedAttention); 0.0: I + O reserved per sequence
     max_num_seqs: Leaf  # the engine's limit on sequences in flight (inf: none) [sequence]
     max_num_tokens: Leaf  # the engine's limit on tokens in one step, prompts and decodes together (inf: none) [token]
+
+
+@_pytree
+@dataclasses.dataclass(frozen=True)
+class Ownership:
+    """What owning the GPUs costs beyond their purchase price (``GPUSpec.capex_usd``): the rest
+    of the node, the financing and the facility. Defaults and sources: grids/ownership.toml."""
+
+    capex_usd_per_node: Leaf  # purchase price of a node beyond its GPUs: server, NICs, network share [USD]
+    amortization_years: Leaf  # years over which the purchase is repaid [year]
+    cost_of_capital: Leaf  # annual interest on the capital [1/year]
+    power_frac: Leaf  # average power drawn while serving / rated power, GPUs and node alike [1]
+    node_overhead_w: Leaf  # rated power of a node beyond its GPUs [W]
+    pue: Leaf  # power usage effectiveness: facility power / IT power [1]
+    usd_per_kwh: Leaf  # electricity price [USD/kWh]
+    hosting_usd_per_kw_month: Leaf  # colocation per kW of provisioned IT power, electricity excluded [USD/(kW month)]
 
 
 COMPUTE_DTYPES = ("bf16", "fp8", "int8", "fp4")

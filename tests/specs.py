@@ -116,6 +116,7 @@ H100 = dict(
     n_sm=132,
     tdp_w=700,
     usd_per_hour=2.99,
+    capex_usd=27500.0,  # grids/gpus.toml [h100-sxm]
 )
 ARTICLE = dict(
     causal_attention=0,

@@ -17,6 +17,7 @@ from kernels import xp
 from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
+from kernels.ownership import owned_cost
 from kernels.params import experts_touched, param_counts
 from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, request_memory
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
@@ -83,14 +84,14 @@ def _explain(
     named = design_inputs(values)  # validates every value (SpecError naming the flag)
     chosen = {name: values.get(name, axis.default) for name, axis in AXES.items()}
     m, prof = load_model(model), load_profile(values["profile"])
-    spec, gspec, dep, wl, pspec = design_point(**xp.tree_map(_f64, named))
+    spec, gspec, dep, wl, pspec, own = design_point(**xp.tree_map(_f64, named))
     tp, batch, pp, dp = (int(chosen[k]) for k in ("tp", "batch", "pp", "dp"))
     input_len, output_len = int(chosen["input_len"]), int(chosen["output_len"])
     weight_dtype, kv_dtype = chosen["weight_dtype"], chosen["kv_dtype"]
     compute = dep.compute_dtype
     scenario, expert_parallel = chosen["scenario"], chosen["expert_parallel"] == "on"
 
-    metrics = evaluate(spec, gspec, dep, wl, pspec)
+    metrics = evaluate(spec, gspec, dep, wl, pspec, own)
     plan = request_memory(spec, gspec, dep, wl, pspec)
     tl, _ = timeline(spec, gspec, dep, wl, pspec, capacity(spec, gspec, dep, wl, pspec))
     prefill, decode = tl.prefill, tl.decode
@@ -138,6 +139,9 @@ def _explain(
         hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
         usd_per_gpu_hour=float(gspec.usd_per_hour),
         usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
+        capex_usd_per_gpu=float(gspec.capex_usd),
+        **{f"owned_{k}": float(v) for k, v in owned_cost(gspec, own)._asdict().items()},
+        **{f.name: float(getattr(own, f.name)) for f in dataclasses.fields(own)},
         prefill_flops_by_op=_scalars(ops_prefill),
         decode_flops_by_op=_scalars(ops_decode),
         experts_touched_per_layer=float(experts_touched(spec, expert_group_tokens(dep, running.batch))),

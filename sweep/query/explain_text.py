@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sweep.query.units import gigabytes, seconds, si
@@ -60,6 +61,7 @@ def render(d: dict[str, Any]) -> str:
         f"{d['decode_tok_s']:,.1f} in steady decode)",
         f"   at ${d['usd_per_hour']:.2f}/h: ${d['usd_per_mtok_output']:,.2f} per million output tokens, "
         f"${d['usd_per_mtok_input']:,.4f} per million input tokens (prefill time charged to input)",
+        _owned_line(d),
         *_interval_lines(d),
         "",
         f"Bottleneck: {d['bottleneck']}",
@@ -83,6 +85,19 @@ def _interval_lines(d: dict[str, Any]) -> list[str]:
         f"{d['output_tok_s_p10']:,.1f} .. {d['output_tok_s_p90']:,.1f} output tokens/s; "
         f"${d['usd_per_mtok_output_p10']:,.2f} .. ${d['usd_per_mtok_output_p90']:,.2f} per million output tokens"
     ]
+
+
+def _owned_line(d: dict) -> str:
+    """Owned: the cost per hour by what it pays for, per token, energy, and the break-even rent."""
+    if math.isnan(d["usd_per_hour_owned"]):
+        return f"   owned: no purchase price of {d['gpu']} in the catalogue (give --capex-usd-per-gpu)"
+    return (
+        f"   owned at ${d['usd_per_hour_owned']:.2f}/h (per GPU: capital ${d['owned_capital_usd_per_hour']:.3f} + "
+        f"energy ${d['owned_energy_usd_per_hour']:.3f} + hosting ${d['owned_hosting_usd_per_hour']:.3f}): "
+        f"${d['usd_per_mtok_output_owned']:,.2f} per million output tokens, "
+        f"{d['joules_per_output_token']:,.3g} J per output token; owning beats renting above "
+        f"${d['rent_break_even_usd_per_gpu_hour']:.2f} per GPU-hour"
+    )
 
 
 def _gpus(d: dict) -> str:

@@ -89,6 +89,7 @@ def gpus(draw) -> dict:
         n_sm=draw(st.integers(1, 304)),
         tdp_w=draw(_pos(50.0, 1500.0)),
         usd_per_hour=draw(_pos(0.1, 20.0)),
+        capex_usd=draw(_pos(1e3, 1e5)),
     )
 
 

@@ -144,6 +144,7 @@ _THIN_PREFILL = dict(
         n_sm=1,
         tdp_w=50.0,
         usd_per_hour=1.0,
+        capex_usd=1.0e4,
     ),
     p=dict(specs.ARTICLE, reads_embedding=0, matmul_eff=0.5, matmul_tokens_half=25.0),
     tp=1,
