@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from grids._values import number, read_toml, text
+from grids._values import float64_leaves, number, read_toml, text
 from grids.errors import SpecError
 from kernels.specs import Ownership
 
@@ -56,3 +56,8 @@ def load_ownership(path: Path = OWNERSHIP_FILE) -> dict[str, OwnershipTerm]:
         )
         out[name] = OwnershipTerm(name, value, units, long_name, description, source, zero)
     return out
+
+
+def default_ownership() -> Ownership:
+    """The ownership terms at their defaults, as a spec (float64 leaves)."""
+    return float64_leaves(Ownership, {name: term.value for name, term in load_ownership().items()})

@@ -278,12 +278,28 @@ class Scenario(NamedTuple):
     name: str
     description: str
     run: Callable[..., tuple[Timeline, BoolScalar]]
+    batch_limit: Callable[[Capacity], Scalar]  # the largest batch it runs in one piece (SLO optimum's search)
 
 
 REGISTRY: tuple[Scenario, ...] = (
-    Scenario("static", "batch requests at once, in waves when they do not all fit", _static),
-    Scenario("concurrency", "batch requests kept in flight (continuous batching), steady state", _concurrency),
-    Scenario("max_throughput", "as many requests in flight as fit, steady state", _max_throughput),
+    Scenario(
+        "static",
+        "batch requests at once, in waves when they do not all fit",
+        _static,
+        lambda cap: cap.lockstep,  # beyond it, waves: a partial wave lowers throughput
+    ),
+    Scenario(
+        "concurrency",
+        "batch requests kept in flight (continuous batching), steady state",
+        _concurrency,
+        lambda cap: cap.staggered,  # beyond it, infeasible
+    ),
+    Scenario(
+        "max_throughput",
+        "as many requests in flight as fit, steady state",
+        _max_throughput,
+        lambda cap: xp.ones_like(cap.staggered),  # the batch is not used
+    ),
 )
 """Every scenario; a scenario's code is its index here."""
 
@@ -303,6 +319,12 @@ def timeline(
     code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(xp.int32)
     one, ok = xp.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, capacity)
     return deployment_timeline(one, dep), ok
+
+
+def batch_limit(dep: Deployment, capacity: Capacity) -> Scalar:
+    """The largest batch the scenario of ``dep`` runs in one piece [sequence]."""
+    code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(xp.int32)
+    return xp.switch(code, [s.batch_limit for s in REGISTRY], capacity)
 
 
 def deployment_timeline(one: Timeline, dep: Deployment) -> Timeline:

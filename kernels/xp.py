@@ -85,6 +85,18 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
     return branches[int(index)](*operands)
 
 
+def fori_loop(lower: int, upper: int, body: Callable[[int, Any], Any], init: Any) -> Any:
+    """``jax.lax.fori_loop``; on host values, the Python loop."""
+    if on_jax(*(init if isinstance(init, (list, tuple)) else [init])):
+        import jax
+
+        return jax.lax.fori_loop(lower, upper, body, init)
+    value = init
+    for i in range(lower, upper):
+        value = body(i, value)
+    return value
+
+
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     """``jax.tree.map`` over dicts, (named) tuples and spec dataclasses of values, without JAX."""
     if tree is None:

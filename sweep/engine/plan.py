@@ -21,7 +21,7 @@ import numpy as np
 
 from grids.axes import AXES
 from grids.sweeps import SweepSpec
-from kernels.point import METRICS, design_point, evaluate_point
+from kernels.point import METRICS, DesignPoint, Metrics, design_point, evaluate_point
 
 
 def use_compilation_cache() -> None:
@@ -62,13 +62,18 @@ def lift(
     shape); the dim that crosses that size loops over batches of its entries (``lax.map`` with a
     batch size) and dims outside it loop entry by entry. The model dim always loops: inside, the
     model is one model, so the kernels' branches on the architecture (``lax.cond`` on MoE, window
-    layers) run only the branch that model needs instead of both. Without ``shape`` every other
-    dim is vmapped. The output's axis order equals ``dims``.
+    layers) run only the branch that model needs instead of both. A dim of one entry in the chunk
+    is neither mapped nor looped: its entry is taken as the fixed value and the axis added to the
+    output (each mapped dim costs tracing time: 11 nested maps took ~19 s to trace on this
+    machine). Without ``shape`` every other dim is vmapped. The output's axis order equals ``dims``.
     """
     batch_sizes = _loop_batch_sizes(dims, shape, tile_points)
     fn = point_fn
-    for dim in reversed(dims):
-        if dim in batch_sizes:
+    for axis in reversed(range(len(dims))):
+        dim = dims[axis]
+        if shape is not None and shape[axis] == 1:
+            fn = _single(fn, dim)
+        elif dim in batch_sizes:
             fn = _loop(fn, dim, batch_sizes[dim])
         else:
             fn = jax.vmap(fn, in_axes=({k: (0 if k == dim else None) for k in keys},))
@@ -95,6 +100,16 @@ def _loop_batch_sizes(dims: tuple[str, ...], shape: tuple[int, ...] | None, tile
     return loops
 
 
+def _single(fn: Callable, dim: str) -> Callable:
+    """``fn`` over a dim of one entry: that entry as a fixed value, the output with the axis."""
+
+    def one(inputs: dict[str, Any]) -> Any:
+        out = fn({**inputs, dim: jax.tree.map(lambda x: x[0], inputs[dim])})
+        return jax.tree.map(lambda y: y[None], out)
+
+    return one
+
+
 def _loop(fn: Callable, dim: str, batch_size: int | None) -> Callable:
     """Map ``fn`` over ``dim`` with ``lax.map`` (a loop; ``batch_size`` entries vmapped per step)."""
 
@@ -105,14 +120,22 @@ def _loop(fn: Callable, dim: str, batch_size: int | None) -> Callable:
     return mapped
 
 
-def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
-    """One design point from the engine's inputs (per axis, its named kernel inputs, grids.axes)
-    to the stored metrics (infeasible -> NaN)."""
+def input_point(inputs: dict[str, Any]) -> DesignPoint:
+    """The design point of the engine's inputs (per axis, its named kernel inputs, grids.axes)."""
     named: dict[str, Any] = {}
     for encoded in inputs.values():
         named.update(encoded)
-    m = evaluate_point(design_point(**named))
+    return design_point(**named)
+
+
+def stored(m: Metrics) -> dict[str, jax.Array]:
+    """The stored metrics, in their stored dtypes."""
     return {name: getattr(m, name).astype(STORED_DTYPES.get(name, getattr(m, name).dtype)) for name in STORED}
+
+
+def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
+    """One design point from the engine's inputs to the stored metrics (infeasible -> NaN)."""
+    return stored(evaluate_point(input_point(inputs)))
 
 
 STORED_DTYPES = {name: jnp.int8 for name, info in METRICS.items() if info.dtype == "int8"}
@@ -127,11 +150,15 @@ def axis_values(dim: str, values: list[Any], dtype: Any) -> Any:
 INPUT_KEYS = tuple(AXES)
 
 
+PointFn = Callable[[dict[str, Any]], dict[str, jax.Array]]
+"""A function of one design point's engine inputs to named results (``point``: the stored metrics)."""
+
+
 @functools.cache
-def lifted_point(dims: tuple[str, ...], shape: tuple[int, ...], itemsize: int) -> Callable:
-    """The compiled chunk function for these dims, chunk shape and float width [byte], shared by
-    every sweep with the same, so a second such sweep compiles nothing."""
-    return lift(point, dims, INPUT_KEYS, shape, TILE_BYTES // itemsize)
+def lifted_point(dims: tuple[str, ...], shape: tuple[int, ...], itemsize: int, fn: PointFn = point) -> Callable:
+    """The compiled chunk function of ``fn`` for these dims, chunk shape and float width [byte],
+    shared by every sweep with the same, so a second such sweep compiles nothing."""
+    return lift(fn, dims, INPUT_KEYS, shape, TILE_BYTES // itemsize)
 
 
 LANES = 8
@@ -207,13 +234,14 @@ def chunk_shape(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
     return tuple(chunks)
 
 
-def make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
-    """Resolve the spec's catalogue keys to stacked specs and compile the chunk function."""
+def make_plan(spec: SweepSpec, chunk_points: int | None = None, fn: PointFn = point) -> Plan:
+    """Resolve the spec's catalogue keys to stacked specs and compile the chunk function of ``fn``
+    (default: the stored metrics of each point)."""
     with jax.enable_x64(spec.precision == "float64"):
-        return _make_plan(spec, chunk_points)
+        return _make_plan(spec, chunk_points, fn)
 
 
-def _make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
+def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn) -> Plan:
     use_compilation_cache()
     dtype = np.float32 if spec.precision == "float32" else np.float64
     dims = tuple(spec.axes)
@@ -225,5 +253,5 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None = None) -> Plan:
     values = jax.tree.map(np.asarray, values)
     chunks = chunk_shape(spec.shape, chunk_points or spec.chunk_points)
     return Plan(
-        spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize), dtype
+        spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize, fn), dtype
     )

@@ -14,6 +14,7 @@ import jax
 import grids
 import grids.dtypes
 import grids.gpus
+import grids.ownership
 import kernels
 from grids.gpus import GPUS_FILE
 from grids.models import load_model
@@ -58,9 +59,10 @@ def catalogue_hashes(spec: SweepSpec) -> dict[str, str]:
 def code_version() -> str:
     """A hash of the code and catalogue data that decide every stored number: the package
     version, every module of kernels/ and grids/, and the catalogue files every sweep reads
-    (grids/gpus.toml, grids/dtypes.toml; models and profiles are in ``catalogue_hashes``)."""
+    (grids/gpus.toml, grids/dtypes.toml, grids/ownership.toml; models and profiles are in
+    ``catalogue_hashes``)."""
     files = sorted(KERNELS_DIR.glob("*.py")) + sorted(GRIDS_DIR.glob("*.py"))
-    files += [Path(grids.gpus.GPUS_FILE), Path(grids.dtypes.DTYPES_FILE)]
+    files += [Path(grids.gpus.GPUS_FILE), Path(grids.dtypes.DTYPES_FILE), Path(grids.ownership.OWNERSHIP_FILE)]
     digest = hashlib.sha256(engine_version().encode())
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

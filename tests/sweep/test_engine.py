@@ -8,6 +8,7 @@ import pytest
 
 from grids.gpus import load_gpus
 from grids.models import load_model
+from grids.ownership import default_ownership
 from grids.profiles import load_profile
 from grids.sweeps import validate
 from kernels.point import evaluate, mask_infeasible
@@ -42,7 +43,7 @@ def test_vmapped_chunks_equal_point_loop():
     plan = make_plan(spec)
     assert plan.chunks[-4:] == (2, 3, 2, 2) and plan.n_chunks > 1  # 3 batch sizes in chunks of 2: padded
     gpus = load_gpus()
-    point = jax.jit(lambda m, g, d, w, p: mask_infeasible(evaluate(m, g, d, w, p)))
+    point = jax.jit(lambda m, g, d, w, p, o: mask_infeasible(evaluate(m, g, d, w, p, o)))
     checked = 0
     for chunk_id in plan.chunk_ids():
         region = plan.region(chunk_id)
@@ -56,6 +57,7 @@ def test_vmapped_chunks_equal_point_loop():
                 deployment(coords["tp"], coords["batch"]),
                 workload(coords["input_len"], coords["output_len"]),
                 load_profile(coords["profile"]).spec,
+                default_ownership(),
             )
             for name in STORED:
                 np.testing.assert_allclose(

@@ -1,0 +1,136 @@
+"""``optimize``: a sweep's SLO optimum, the batch that minimises cost under service-level
+objectives for every other coordinate, solved inside the compiled program
+(``kernels.optimum.slo_optimum``), as a Dataset without the batch dimension."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grids.errors import SpecError
+from grids.sweeps import SweepSpec, load_sweep
+from kernels.optimum import COMPARISONS, Slo, slo_optimum
+from kernels.point import METRICS
+from sweep.engine.label import template
+from sweep.engine.plan import STORED, input_point, make_plan, stored
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+OBJECTIVES = {
+    "usd_per_mtok_output": "min",
+    "usd_per_mtok_input": "min",
+    "usd_per_mtok_output_owned": "min",
+    "usd_per_mtok_input_owned": "min",
+    "joules_per_output_token": "min",
+    "output_tok_s": "max",
+    "output_tok_s_per_gpu": "max",
+}
+"""What the optimum may minimise or maximise: the costs and throughputs that improve as the batch
+grows (so that the largest batch meeting the objectives is the best one)."""
+
+SLO_METRICS = tuple(
+    name for name, info in METRICS.items() if info.runs_only and info.units in ("s", "token/s", "token/s/GPU")
+)
+"""Metrics an objective may bound: latencies and speeds."""
+
+
+def parse_slo(text: str) -> Slo:
+    """'user_tok_s>=30' -> Slo("user_tok_s", ">=", 30.0); SpecError naming what is wrong."""
+    match = re.fullmatch(r"\s*([a-z0-9_]+)\s*(<=|>=)\s*(\S+)\s*", text)
+    if match is None:
+        raise SpecError(f"--slo {text!r}: expected METRIC<=NUMBER or METRIC>=NUMBER, e.g. 'ttft_s<=1'")
+    metric, op, number = match.groups()
+    if metric not in SLO_METRICS:
+        raise SpecError(f"--slo {text!r}: unknown metric '{metric}'; expected one of: {', '.join(SLO_METRICS)}")
+    try:
+        bound = float(number)
+    except ValueError:
+        raise SpecError(f"--slo {text!r}: '{number}' is not a number") from None
+    if not np.isfinite(bound) or bound <= 0:
+        raise SpecError(f"--slo {text!r}: the bound must be a positive finite number")
+    assert op in COMPARISONS
+    return Slo(metric, op, bound)
+
+
+def binding_meanings(slos: tuple[Slo, ...]) -> list[str]:
+    """Names of the ``binding`` codes 0, 1, ...: the batch limit, then each objective."""
+    return ["batch_limit", *(str(s).replace(" ", "") for s in slos)]
+
+
+@functools.cache
+def optimum_fn(slos: tuple[Slo, ...]) -> Any:
+    """The engine's point function of the optimum under ``slos`` (one object per set of
+    objectives, so the compiled program is shared)."""
+
+    def fn(inputs: dict[str, Any]) -> dict[str, jax.Array]:
+        opt = slo_optimum(input_point(inputs), slos)
+        return {**stored(opt.metrics), "optimal_batch": opt.batch, "binding": opt.binding.astype(jnp.int8)}
+
+    return fn
+
+
+def without_batch(spec: SweepSpec) -> SweepSpec:
+    """The spec with its batch axis dropped (the optimum chooses the batch)."""
+    axes = {k: v for k, v in spec.axes.items() if k != "batch"}
+    return dataclasses.replace(spec, axes=axes, fixed={**spec.fixed, "batch": 1})
+
+
+def optimize(spec: SweepSpec | str, slos: list[Slo], minimize: str = "usd_per_mtok_output") -> xr.Dataset:
+    """The SLO optimum of every configuration of ``spec`` (its batch axis, if any, is ignored):
+    the batch meeting ``slos`` with the best ``minimize`` metric, and every metric there."""
+    import xarray as xr
+
+    if minimize not in OBJECTIVES:
+        raise SpecError(f"--minimize: unknown objective '{minimize}'; expected one of: {', '.join(OBJECTIVES)}")
+    spec = without_batch(load_sweep(spec) if isinstance(spec, str) else spec)
+    key = tuple(slos)
+    plan = make_plan(spec, fn=optimum_fn(key))
+    ds = template(plan)
+    names = [*STORED, "optimal_batch", "binding"]
+    arrays = {
+        name: np.empty(plan.shape, dtype=np.int8 if name == "binding" else ds[name].dtype if name in ds else plan.dtype)
+        for name in names
+    }
+    for chunk_id in plan.chunk_ids():
+        region = plan.region(chunk_id)
+        for name, values in plan.evaluate(chunk_id).items():
+            arrays[name][region] = values
+    for name in STORED:
+        ds[name] = ds[name].copy(data=arrays[name])
+    meanings = binding_meanings(key)
+    ds["optimal_batch"] = xr.Variable(
+        plan.dims,
+        arrays["optimal_batch"],
+        attrs=dict(
+            units="sequence",
+            long_name="optimal batch",
+            description="the batch (per micro-batch of a rank) that meets every objective at the best "
+            f"{minimize}: the largest that meets them (kernels.optimum); NaN where none does",
+        ),
+    )
+    ds["binding"] = xr.Variable(
+        plan.dims,
+        arrays["binding"],
+        attrs=dict(
+            units="1",
+            long_name="binding constraint",
+            description="what stops the batch growing: the batch limit (memory, the engine's limits) or "
+            "the objective one more request would break; -1: no batch meets the objectives",
+            flag_values=[-1, *range(len(meanings))],
+            flag_meanings=" ".join(["none_met", *meanings]),
+        ),
+    )
+    ds.attrs.update(
+        sweep_complete=1,
+        slo=" ".join(str(s) for s in key),
+        objective=minimize,
+        objective_sense=OBJECTIVES[minimize],
+    )
+    return ds
