@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
@@ -77,7 +77,7 @@ def slo_optimum(point: DesignPoint, slos: Sequence[Slo]) -> Optimum:
     def ok(batch: Scalar) -> BoolScalar:
         return meets(evaluate_point(at_batch(point, batch)), slos)
 
-    def halve(_: int, bounds: tuple[Scalar, Scalar]) -> tuple[Scalar, Scalar]:
+    def halve(_: Any, bounds: tuple[Scalar, Scalar]) -> tuple[Scalar, Scalar]:
         lo, hi = bounds  # ok(lo) holds (or lo = 1); the answer lies in [lo, hi]
         mid = xp.floor(0.5 * (lo + hi + 1.0))
         good = ok(mid)
@@ -85,7 +85,7 @@ def slo_optimum(point: DesignPoint, slos: Sequence[Slo]) -> Optimum:
 
     best, _ = xp.fori_loop(0, STEPS, halve, (one, limit))
 
-    def probe(i: int, pair: tuple[Metrics, Metrics]) -> tuple[Metrics, Metrics]:
+    def probe(i: Any, pair: tuple[Metrics, Metrics]) -> tuple[Metrics, Metrics]:
         # b* and b* + 1 in a loop of two: one more copy of the point's program, not two
         m = evaluate_point(at_batch(point, best + i))
         first = i == 0

@@ -85,7 +85,7 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
     return branches[int(index)](*operands)
 
 
-def fori_loop(lower: int, upper: int, body: Callable[[int, Any], Any], init: Any) -> Any:
+def fori_loop(lower: int, upper: int, body: Callable[[Any, Any], Any], init: Any) -> Any:
     """``jax.lax.fori_loop``; on host values, the Python loop."""
     if on_jax(*(init if isinstance(init, (list, tuple)) else [init])):
         import jax

@@ -310,9 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sweep.cli.calibration import add_commands as add_calibration
     from sweep.cli.plots import add_commands as add_plots
+    from sweep.cli.procurement import add_commands as add_procurement
 
     add_calibration(sub)
     add_plots(sub)
+    add_procurement(sub)
     return parser
 
 

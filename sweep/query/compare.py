@@ -98,6 +98,7 @@ def compare(
     ds = optimize(spec, slos, objective)
     stated = load_profile(profile)
     table = ds.drop_vars([v for v in ds.data_vars if v not in _NEEDED]).to_dataframe().reset_index()
+    solved = set(table.loc[np.isfinite(table["optimal_batch"]), "gpu"].astype(str))
     table = table[np.isfinite(table[objective])]
     table["dp"] = 1  # replicas are counted by --demand-rps / --budget-usd-per-hour instead
     table["n_gpus"] = table["tp"] * table["pp"]
@@ -119,7 +120,7 @@ def compare(
             pick = group[objective].idxmin()
         row = _row(group.loc[pick], price)
         lo, hi = stated.interval(str(gpu))
-        for name in (objective, "output_tok_s_per_gpu"):
+        for name in ("usd_per_mtok_output", "usd_per_mtok_output_owned", "output_tok_s_per_gpu"):
             row[f"{name}_p10"], row[f"{name}_p90"] = (float(x) for x in interval(row[name], name, lo, hi))
         rows.append(row)
     if budget_usd_per_hour is not None:
@@ -130,7 +131,14 @@ def compare(
         best = rows[0][objective]
         for row in rows:  # the rental price at which this deployment's $/Mtok equals the best one's
             row["break_even_usd_per_gpu_hour"] = best * row["output_tok_s_per_gpu"] * SECONDS_PER_HOUR / TOKENS_PER_MTOK
-    notes = [f"{g}: no deployment meets the objectives" for g in gpus if g not in {r["gpu"] for r in rows}]
+    price_flag = "--capex-usd-per-gpu" if own else "--usd-per-gpu-hour"
+    notes = [
+        f"{g}: meets the objectives but has no {'purchase' if own else 'rental'} price in the catalogue ({price_flag})"
+        if g in solved
+        else f"{g}: no deployment meets the objectives"
+        for g in gpus
+        if g not in {r["gpu"] for r in rows}
+    ]
     return Comparison(rows, objective, slos, stated.name, notes)
 
 

@@ -88,3 +88,16 @@ def finish(path: str | Path) -> None:
         raise RuntimeError(f"{location(path)}: not every chunk is written")
     root = zarr.open_group(location(path), mode="r+")
     root.attrs["sweep_complete"] = 1
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path, overwrite: bool = False) -> str:
+    """Write a Dataset computed in memory (``sweep optimize``) as a complete store at ``path``;
+    an existing path is replaced only with ``overwrite``."""
+    url = location(path)
+    if _exists(url):
+        if not overwrite:
+            raise SpecError(f"{url}: exists; choose another -o or pass --overwrite")
+        _remove(url)
+    enc = {name: {"compressors": [COMPRESSOR]} for name in ds.data_vars}
+    ds.to_zarr(url, mode="w", consolidated=False, encoding=enc, zarr_format=3)
+    return url
