@@ -4,7 +4,10 @@
 (b) a sweep of at least 1e8 points through ``sweep run`` in a subprocess to a temporary zarr
     store: wall time, peak RSS of that process, store size;
 (c) points/s of the scalar pure-Python reference (``sweep.bench.reference``) on a sample, and the
-    speedup of (a) over it.
+    speedup of (a) over it;
+(d) ``sweep optimize`` over at least 1e6 configurations (every catalogue model and GPU, tp, prompt
+    and output lengths; the batch solved under two SLOs): evaluation time, and the time to trace
+    and compile its program apart.
 """
 
 from __future__ import annotations
@@ -63,6 +66,37 @@ def in_memory_rate(spec: SweepSpec) -> float:
     return points / (time.perf_counter() - start)
 
 
+OPTIMIZE_SLOS = ("user_tok_s>=30", "ttft_s<=1")
+
+
+def optimize_spec() -> dict[str, Any]:
+    """1,089,536 configurations (19 models x 14 GPUs x 4 tp x 32 prompt x 32 output lengths)."""
+    raw = bench_spec(32)
+    raw["axes"].update(batch=[1], input_len={"start": 128, "stop": 32768, "num": 32})
+    raw["fixed"] = {"scenario": "concurrency", "profile": "vllm"}
+    return raw
+
+
+def optimize_time() -> dict[str, float]:
+    """Seconds of ``sweep optimize``'s evaluation of ``optimize_spec`` (all chunks, to numpy), after
+    the program is traced, compiled and run once (``optimize_compile_s``)."""
+    from sweep.engine.optimize import optimum_fn, parse_slo, without_batch
+
+    spec = without_batch(validate(optimize_spec(), "sweep bench"))
+    start = time.perf_counter()
+    plan = make_plan(spec, fn=optimum_fn(tuple(parse_slo(s) for s in OPTIMIZE_SLOS)))
+    ids = list(plan.chunk_ids())
+    plan.evaluate(ids[0])
+    compiled = time.perf_counter()
+    for chunk_id in ids:
+        plan.evaluate(chunk_id)
+    return {
+        "optimize_points": float(spec.n_points),
+        "optimize_s": time.perf_counter() - compiled,
+        "optimize_compile_s": compiled - start,
+    }
+
+
 def reference_rate(spec: SweepSpec, samples: int, seed: int = 0) -> float:
     """Points per second of the pure-Python reference on random points of the same grid."""
     from grids.models import load_model
@@ -111,7 +145,9 @@ def _to_toml(raw: dict[str, Any]) -> str:
         return json.dumps(v)
 
     lines = [f"name = {value(raw['name'])}", f"description = {value(raw['description'])}"]
-    for table in ("axes", "engine"):
+    for table in ("axes", "fixed", "engine"):
+        if table not in raw:
+            continue
         lines.append(f"[{table}]")
         lines += [f"{k} = {value(v)}" for k, v in raw[table].items()]
     return "\n".join(lines) + "\n"
@@ -202,6 +238,7 @@ def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: s
         "reference_points_per_s": ref,
         "speedup_vs_reference": rate / ref,
         "cpu_count": float(os.cpu_count() or 0),
+        **optimize_time(),
         **answer_times(),
     }
     if scheduler:
