@@ -15,10 +15,22 @@ from sweep.query.explain import explain
 GPUS = ["h100-sxm", "a100-sxm-80gb", "l4"]
 BASE = ["compare", "--model", "llama-3.1-8b", "--input", "1024", "--output", "256", "--gpus", ",".join(GPUS)]
 SLO = ["--slo", "user_tok_s>=30", "--slo", "ttft_s<=1"]
-KEYS = (  # the keys the issue asks for
-    "gpu, n_gpus, tp, pp, dp, weight_dtype, batch, usd_per_mtok_output, usd_per_mtok_output_owned, "
-    "output_tok_s_per_gpu, user_tok_s, ttft_s, joules_per_output_token, break_even_usd_per_gpu_hour"
-).split(", ")
+KEYS = [
+    "gpu",
+    "n_gpus",
+    "tp",
+    "pp",
+    "dp",
+    "weight_dtype",
+    "batch",
+    "usd_per_mtok_output",
+    "usd_per_mtok_output_owned",
+    "output_tok_s_per_gpu",
+    "user_tok_s",
+    "ttft_s",
+    "joules_per_output_token",
+    "break_even_usd_per_gpu_hour",
+]
 
 
 def run(capsys, *extra: str) -> list[dict]:
