@@ -22,7 +22,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from sweep.query.explain_text import render
 
     values = {name: getattr(args, name) for name in AXES if getattr(args, name) is not None}
-    result = explain(convention=args.convention, **values)
+    result = explain(convention=args.convention, sensitivity=args.sensitivity, **values)
     print(json.dumps(_json_safe(result), indent=2, allow_nan=False) if args.json else render(result))
     return 0
 
@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="article: the article's simplifications (full S^2 attention, 100%% of peak, "
         "(N-1)/N all-reduce); realistic (default): causal attention, ring all-reduce, "
         "efficiencies of --profile",
+    )
+    p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="also the elasticities of $/Mtok (rented, owned) and throughput to each GPU number "
+        "(FLOP/s, HBM bandwidth and capacity, link bandwidth, price, purchase price, power), by "
+        "forward-mode autodiff (about 10 s more: JAX compiles the point)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=_cmd_explain)

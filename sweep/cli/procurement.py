@@ -31,7 +31,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     from sweep.store.write import write_dataset
 
     spec = load_sweep(args.spec)
-    ds = optimize(spec, _slos(args.slo), args.minimize)
+    ds = optimize(spec, _slos(args.slo), args.minimize, sensitivity=args.sensitivity)
     objective = ds[args.minimize]
     met = int(objective.notnull().sum())
     print(
@@ -190,6 +190,11 @@ def add_commands(sub: Any) -> None:
         default="usd_per_mtok_output",
         choices=list(OBJECTIVES),
         help="objective (output_tok_s and output_tok_s_per_gpu are maximised); default usd_per_mtok_output",
+    )
+    p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="also elasticity_<metric> over a gpu_number dim: d ln metric / d ln GPU number at the optimum",
     )
     p.add_argument("-o", "--output", default=None, help="write the optimum as a zarr store here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at -o")

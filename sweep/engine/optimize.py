@@ -15,8 +15,9 @@ import numpy as np
 
 from grids.errors import SpecError
 from grids.sweeps import SweepSpec, load_sweep
-from kernels.optimum import COMPARISONS, Slo, slo_optimum
+from kernels.optimum import COMPARISONS, Slo, at_batch, slo_optimum
 from kernels.point import METRICS
+from kernels.sensitivity import ELASTIC_METRICS, GPU_NUMBERS, elasticities
 from sweep.engine.label import template
 from sweep.engine.plan import STORED, input_point, make_plan, stored
 
@@ -65,13 +66,21 @@ def binding_meanings(slos: tuple[Slo, ...]) -> list[str]:
 
 
 @functools.cache
-def optimum_fn(slos: tuple[Slo, ...]) -> Any:
+def optimum_fn(slos: tuple[Slo, ...], sensitivity: bool = False) -> Any:
     """The engine's point function of the optimum under ``slos`` (one object per set of
-    objectives, so the compiled program is shared)."""
+    objectives, so the compiled program is shared); with ``sensitivity``, also the elasticities
+    of ``ELASTIC_METRICS`` to the GPU's numbers at the optimal batch."""
 
     def fn(inputs: dict[str, Any]) -> dict[str, jax.Array]:
-        opt = slo_optimum(input_point(inputs), slos)
-        return {**stored(opt.metrics), "optimal_batch": opt.batch, "binding": opt.binding.astype(jnp.int8)}
+        point = input_point(inputs)
+        opt = slo_optimum(point, slos)
+        out = {**stored(opt.metrics), "optimal_batch": opt.batch, "binding": opt.binding.astype(jnp.int8)}
+        if sensitivity:
+            batch = jax.lax.stop_gradient(jnp.where(jnp.isnan(opt.batch), 1.0, opt.batch))
+            found = jnp.isfinite(opt.batch)
+            for name, values in elasticities(at_batch(point, batch)).items():
+                out[f"elasticity_{name}"] = jnp.where(found, values, jnp.nan)
+        return out
 
     return fn
 
@@ -82,22 +91,24 @@ def without_batch(spec: SweepSpec) -> SweepSpec:
     return dataclasses.replace(spec, axes=axes, fixed={**spec.fixed, "batch": 1})
 
 
-def optimize(spec: SweepSpec | str, slos: list[Slo], minimize: str = "usd_per_mtok_output") -> xr.Dataset:
+def optimize(
+    spec: SweepSpec | str, slos: list[Slo], minimize: str = "usd_per_mtok_output", sensitivity: bool = False
+) -> xr.Dataset:
     """The SLO optimum of every configuration of ``spec`` (its batch axis, if any, is ignored):
-    the batch meeting ``slos`` with the best ``minimize`` metric, and every metric there."""
+    the batch meeting ``slos`` with the best ``minimize`` metric, and every metric there; with
+    ``sensitivity``, the elasticities ``elasticity_<metric>`` over a ``gpu_number`` dim."""
     import xarray as xr
 
     if minimize not in OBJECTIVES:
         raise SpecError(f"--minimize: unknown objective '{minimize}'; expected one of: {', '.join(OBJECTIVES)}")
     spec = without_batch(load_sweep(spec) if isinstance(spec, str) else spec)
     key = tuple(slos)
-    plan = make_plan(spec, fn=optimum_fn(key))
+    plan = make_plan(spec, fn=optimum_fn(key, sensitivity))
     ds = template(plan)
-    names = [*STORED, "optimal_batch", "binding"]
-    arrays = {
-        name: np.empty(plan.shape, dtype=np.int8 if name == "binding" else ds[name].dtype if name in ds else plan.dtype)
-        for name in names
-    }
+    elastic = [f"elasticity_{m}" for m in ELASTIC_METRICS] if sensitivity else []
+    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in STORED}
+    arrays.update(optimal_batch=np.empty(plan.shape, plan.dtype), binding=np.empty(plan.shape, np.int8))
+    arrays.update({name: np.empty((*plan.shape, len(GPU_NUMBERS)), plan.dtype) for name in elastic})
     for chunk_id in plan.chunk_ids():
         region = plan.region(chunk_id)
         for name, values in plan.evaluate(chunk_id).items():
@@ -127,6 +138,29 @@ def optimize(spec: SweepSpec | str, slos: list[Slo], minimize: str = "usd_per_mt
             flag_meanings=" ".join(["none_met", *meanings]),
         ),
     )
+    for metric, name in zip(ELASTIC_METRICS, elastic):
+        ds[name] = xr.Variable(
+            (*plan.dims, "gpu_number"),
+            arrays[name],
+            attrs=dict(
+                units="1",
+                long_name=f"elasticity of {METRICS[metric].long_name}",
+                description=f"d ln {metric} / d ln (the GPU number), at the optimal batch, by forward-mode "
+                "autodiff (kernels.sensitivity): % change per 1% change of the number",
+            ),
+        )
+    if elastic:
+        ds = ds.assign_coords(
+            gpu_number=xr.Variable(
+                "gpu_number",
+                np.asarray(list(GPU_NUMBERS), dtype=np.dtypes.StringDType()),
+                attrs=dict(
+                    units="",
+                    long_name="GPU number",
+                    description="what is scaled: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in GPU_NUMBERS.items()),
+                ),
+            )
+        )
     ds.attrs.update(
         sweep_complete=1,
         slo=" ".join(str(s) for s in key),

@@ -46,6 +46,7 @@ def explain(
     *,
     convention: str = "realistic",
     profile: str | None = None,
+    sensitivity: bool = False,
     **axes: Any,
 ) -> dict[str, Any]:
     """Every intermediate of the cost model for one design point, SI units, as a flat dict.
@@ -56,9 +57,30 @@ def explain(
     weights on one 80 GB GPU), as the article reasons about them; a sweep stores NaN there.
     Evaluated in float64 numpy, op by op (``kernels.xp``): no JAX, and no program to compile (XLA
     takes 10-30 s for one design point); inf and NaN are data, not warnings.
+
+    ``sensitivity``: also ``elasticity``, per metric of ``kernels.sensitivity.ELASTIC_METRICS`` the
+    elasticities to each GPU number, by forward-mode autodiff (JAX; ~10 s to compile).
     """
     with np.errstate(all="ignore"):
-        return _explain(model, gpu, tp, batch, input_len, output_len, convention, profile, axes)
+        out = _explain(model, gpu, tp, batch, input_len, output_len, convention, profile, axes)
+    if sensitivity:
+        values = {k: v for k, v in dict(axes, model=model, gpu=gpu, tp=tp, batch=batch).items() if v is not None}
+        values.update(input_len=out["input_len"], output_len=out["output_len"], profile=out["profile_key"])
+        out["elasticity"] = point_elasticities(values)
+    return out
+
+
+def point_elasticities(values: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Elasticities of one design point (axis values) by forward-mode autodiff, in float64."""
+    import jax
+    import jax.numpy as jnp
+
+    from kernels.sensitivity import GPU_NUMBERS, elasticities
+
+    with jax.enable_x64(True):
+        named = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), design_inputs(values))
+        result = jax.jit(elasticities)(design_point(**named))
+        return {m: dict(zip(GPU_NUMBERS, map(float, v))) for m, v in result.items()}
 
 
 def _explain(
@@ -117,6 +139,7 @@ def _explain(
         output_len=output_len,
         convention=convention,
         profile=prof.name,
+        profile_key=values["profile"],
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         compute_dtype=COMPUTE_DTYPES[int(compute)],

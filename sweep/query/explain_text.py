@@ -65,6 +65,7 @@ def render(d: dict[str, Any]) -> str:
         *_interval_lines(d),
         "",
         f"Bottleneck: {d['bottleneck']}",
+        *_sensitivity_lines(d),
     ]
     if not d["feasible"]:
         lines.append(
@@ -85,6 +86,24 @@ def _interval_lines(d: dict[str, Any]) -> list[str]:
         f"{d['output_tok_s_p10']:,.1f} .. {d['output_tok_s_p90']:,.1f} output tokens/s; "
         f"${d['usd_per_mtok_output_p10']:,.2f} .. ${d['usd_per_mtok_output_p90']:,.2f} per million output tokens"
     ]
+
+
+def _sensitivity_lines(d: dict) -> list[str]:
+    """The elasticities as a tornado in text: largest effect on rented $/Mtok first."""
+    if "elasticity" not in d:
+        return []
+    e = d["elasticity"]
+    rent, own, thru = e["usd_per_mtok_output"], e["usd_per_mtok_output_owned"], e["output_tok_s"]
+    lines = ["", "Which number matters (% change per 1% more of the GPU number; kernels.sensitivity):"]
+    lines.append(f"   {'GPU number':<18} {'$/Mtok rented':>13} {'$/Mtok owned':>13} {'output tok/s':>13}")
+    order = sorted(rent, key=lambda k: -max(abs(_finite(rent[k])), abs(_finite(own[k]))))
+    for k in order:
+        lines.append(f"   {k:<18} {rent[k] + 0.0:>+13.3f} {own[k] + 0.0:>+13.3f} {thru[k] + 0.0:>+13.3f}")
+    return lines
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
 
 
 def _owned_line(d: dict) -> str:
