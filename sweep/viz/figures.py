@@ -26,6 +26,7 @@ from grids.gpus import load_gpus
 from sweep.query.units import GPU_FIELDS, label, log2_ticks, var_label
 from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, scatter, select
 from sweep.viz.kinds import KIND_DESCRIPTIONS
+from sweep.viz.procurement import best_per_gpu, cost_vs_price, throughput_vs_interactivity, tornado
 
 Sel = Mapping[str, Any] | None
 
@@ -469,6 +470,10 @@ KINDS: dict[str, tuple[Callable[..., Any], str]] = {
         ("gpu-catalog", gpu_catalog),
         ("cost-vs-speed", cost_vs_speed),
         ("roofline", roofline),
+        ("best-per-gpu", best_per_gpu),
+        ("throughput-vs-interactivity", throughput_vs_interactivity),
+        ("cost-vs-price", cost_vs_price),
+        ("tornado", tornado),
     )
 }
 """Figure kinds: name -> (function, one-line description)."""

@@ -9,4 +9,8 @@ KIND_DESCRIPTIONS = {
     "gpu-catalog": "memory size vs bandwidth across the GPU catalogue (labelled scatter)",
     "cost-vs-speed": "cost per million output tokens vs per-user speed: the Pareto front over tp and batch per GPU",
     "roofline": "arithmetic intensity vs attainable FLOP/s on one GPU, with prefill and decode points",
+    "best-per-gpu": "lowest cost per million output tokens of each GPU type meeting the SLOs, rented and owned",
+    "throughput-vs-interactivity": "output tokens/s per GPU vs tokens/s per user: the Pareto front per GPU type",
+    "cost-vs-price": "cost per million output tokens vs the GPU's price, with each GPU's break-even price",
+    "tornado": "which GPU number matters: elasticities of $/Mtok to FLOP/s, bandwidth, memory, link, price, power",
 }

@@ -20,12 +20,14 @@ from sweep.query.accessor import best_rows
 from sweep.query.units import fmt_number, unit_of
 from sweep.viz.figures import KINDS, plot
 from sweep.viz.html_page import figure_page
+from sweep.viz.procurement import TARGETS as PROCUREMENT_TARGETS
 
-TARGETS = ("user_tok_s>=30", "ttft_s<=1")
+TARGETS = PROCUREMENT_TARGETS
 """What 'best' means in the summary: at least 30 tokens/s per user and TTFT under one second."""
 
-BEST_OVER = ("gpu", "tp", "batch")
-TABLE_COLUMNS = ("ttft_s", "tpot_s", "user_tok_s", "output_tok_s_per_gpu")
+BEST_OVER = ("tp", "batch")
+"""Reduced over for the best-configurations table: each GPU type keeps its own row, ranked."""
+TABLE_COLUMNS = ("usd_per_mtok_output_owned", "ttft_s", "tpot_s", "user_tok_s", "output_tok_s_per_gpu")
 MAX_ROWS = 60
 
 
@@ -52,11 +54,15 @@ def load_dataset(source: str | Path | SweepSpec | xr.Dataset) -> tuple[xr.Datase
 
 
 def best_table(ds: xr.Dataset, targets: Sequence[str] = TARGETS) -> pd.DataFrame:
-    """For each combination of the dims not in BEST_OVER, the cheapest (gpu, tp, batch) per
-    million output tokens among feasible points meeting ``targets``."""
+    """For each combination of the dims not in BEST_OVER (each GPU type among them), the cheapest
+    (tp, batch) per million output tokens among feasible points meeting ``targets``, cheapest
+    first within each combination of the other dims."""
     over = [d for d in BEST_OVER if d in ds.dims]
-    best = ds.econ.best("usd_per_mtok_output", over, *targets, columns=list(TABLE_COLUMNS))
-    return best_rows(best, "usd_per_mtok_output", list(map(str, ds.dims)))
+    columns = [c for c in TABLE_COLUMNS if c in ds]
+    best = ds.econ.best("usd_per_mtok_output", over, *targets, columns=columns)
+    table = best_rows(best, "usd_per_mtok_output", list(map(str, ds.dims)))
+    groups = [c for c in table.columns if c in ds.dims and c != "gpu" and c not in over]
+    return table.sort_values([*groups, "usd_per_mtok_output"], kind="stable").reset_index(drop=True)
 
 
 def _table_html(ds: xr.Dataset, table: pd.DataFrame) -> str:
@@ -67,7 +73,7 @@ def _table_html(ds: xr.Dataset, table: pd.DataFrame) -> str:
             "every feasible point of this sweep is too slow per user or too slow to its first token.</p>"
         )
     keys = [c for c in table.columns if c in ds.dims]
-    metrics = ["usd_per_mtok_output", *TABLE_COLUMNS]
+    metrics = ["usd_per_mtok_output", *(c for c in TABLE_COLUMNS if c in table.columns)]
     head = "".join(f'<th class="text">{html.escape(k)}</th>' for k in keys)
     for name in metrics:
         attrs = ds[name].attrs
@@ -104,6 +110,32 @@ def _compact(value: object, indent: str = "") -> str:
     )
 
 
+def _profiles_html(ds: xr.Dataset) -> str:
+    """The engine profile(s) the numbers come from and their stated error (an 80% interval of
+    measured / predicted speed from calibration), per GPU."""
+    spec = json.loads(ds.attrs.get("sweep_spec", "{}"))
+    profiles = spec.get("axes", {}).get("profile") or [spec.get("fixed", {}).get("profile") or "roofline"]
+    if "interval_log_p10" not in ds:
+        return ""
+    lo, hi = ds["interval_log_p10"], ds["interval_log_p90"]
+    items = []
+    for name in profiles:
+        label = Path(name).stem if str(name).endswith(".toml") else name
+        sel = {"profile": label} if "profile" in lo.dims else {}
+        parts = []
+        for gpu in ds["gpu"].values:
+            a, b = float(lo.sel(gpu=gpu, **sel)), float(hi.sel(gpu=gpu, **sel))
+            if math.isfinite(a):
+                parts.append(f"{gpu}: x{math.exp(a):.2f} to x{math.exp(b):.2f}")
+        stated = "; ".join(parts) if parts else "none stated (not calibrated): treat the numbers as a roofline bound"
+        items.append(f"<li><code>{html.escape(str(label))}</code>: {html.escape(stated)}</li>")
+    return (
+        "<h2>Engine profile and stated error</h2><p>Speeds come from the engine profile below; four times in five "
+        "the measured speed lies within the stated factor of the predicted one (held-out error on GPUs the "
+        f"profile was not fitted to).</p><ul>{''.join(items)}</ul>"
+    )
+
+
 def _provenance_html(ds: xr.Dataset) -> str:
     rows = []
     for key, value in ds.attrs.items():
@@ -136,9 +168,12 @@ def build_report(ds: xr.Dataset, notes: Sequence[str] = (), title: str | None = 
     before = (
         f'<h1>{html.escape(title)}</h1>\n<p class="lede">{html.escape(ds.attrs.get("description", ""))}</p>'
         f"{warn}<p>{points:,} design points over {len(ds.dims)} dimensions:</p>{_dims_html(ds)}"
-        f"<h2>Best configurations</h2><p>For each combination of the other dimensions, the (gpu, tp, batch) "
-        f"with the lowest cost per million output tokens among feasible points with "
-        f"{html.escape(' and '.join(TARGETS))} (time to first token at most 1 s). Units are shown in each "
+        f"{_profiles_html(ds)}"
+        f"<h2>Best configurations</h2><p>For each GPU type and combination of the other dimensions, the "
+        f"(tp, batch) with the lowest rented cost per million output tokens among feasible points with "
+        f"{html.escape(' and '.join(TARGETS))} (time to first token at most 1 s), cheapest GPU first; the "
+        f"owned cost is grids/ownership.toml's. `sweep optimize` solves the batch exactly instead of "
+        f"reading it off this grid. Units are shown in each "
         f"column header; GB means 1e9 bytes.</p>{table}<h2>Figures</h2><p>Each figure holds the dimensions "
         f"it does not show at one value, named under its title; values marked * are defaults. "
         f"Figures are interactive: drag to pan, scroll to zoom, click a legend entry to hide a line.</p>"

@@ -44,6 +44,10 @@ LABELS = {
     "gpu-catalog": ("memory bandwidth (TB/s)", "memory per GPU (GB)", True, True),
     "cost-vs-speed": ("per-user speed (tokens/s)", "cost per million output tokens ($/Mtok)", True, True),
     "roofline": ("arithmetic intensity (FLOP/byte)", "attainable compute (TFLOP/s)", True, True),
+    "best-per-gpu": ("GPU type", "cost per million output tokens ($/Mtok)", False, True),
+    "throughput-vs-interactivity": ("per-user speed (tokens/s)", "(tokens/s per GPU)", True, True),
+    "cost-vs-price": ("price per GPU-hour (USD/h)", "cost per million output tokens ($/Mtok)", True, True),
+    "tornado": ("GPU number", "elasticity of cost per million output tokens", False, False),
 }
 
 
