@@ -161,7 +161,12 @@ def cost_vs_price(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     floor = float(best["usd_per_mtok_output"].min())
     parts, marks = [], []
     for i, row in best.sort_values("usd_per_mtok_output").reset_index(drop=True).iterrows():
-        price = float(row["usd_per_gpu_hour"]) if "usd_per_gpu_hour" in row else float(price_of.sel(gpu=row["gpu"]))
+        if "usd_per_gpu_hour" in row:
+            price = float(row["usd_per_gpu_hour"])
+        elif price_of is not None:
+            price = float(price_of.sel(gpu=row["gpu"]))
+        else:
+            raise SpecError("cost-vs-price: the sweep does not record the price each GPU used")
         per_dollar = row["usd_per_mtok_output"] / price  # $/Mtok per $/GPU-hour
         xs = np.asarray([0.5 * price, 2.0 * price])
         name = f"{row['gpu']} (at {price:.2f} USD/h: {row['usd_per_mtok_output']:.3f} USD/Mtok)"

@@ -121,10 +121,10 @@ def _profiles_html(ds: xr.Dataset) -> str:
     items = []
     for name in profiles:
         label = Path(name).stem if str(name).endswith(".toml") else name
-        sel = {"profile": label} if "profile" in lo.dims else {}
+        sel: dict[str, object] = {"profile": label} if "profile" in lo.dims else {}
         parts = []
         for gpu in ds["gpu"].values:
-            a, b = float(lo.sel(gpu=gpu, **sel)), float(hi.sel(gpu=gpu, **sel))
+            a, b = float(lo.sel({"gpu": gpu, **sel})), float(hi.sel({"gpu": gpu, **sel}))
             if math.isfinite(a):
                 parts.append(f"{gpu}: x{math.exp(a):.2f} to x{math.exp(b):.2f}")
         stated = "; ".join(parts) if parts else "none stated (not calibrated): treat the numbers as a roofline bound"
