@@ -1,9 +1,12 @@
 """``sweep explore``: a Panel app over a sweep store, served on 127.0.0.1.
 
-One line figure: a variable (chooser) against a numeric dimension on the x axis (chooser), one
-line per value of a second dimension (chooser, or none), log-axis toggles, and one widget for
-every other dimension, which holds it at one value. The widgets of the dims on the axes are
-hidden. Values are shown in display units (sweep.query.units); infeasible points are gaps.
+One line figure: a variable (chooser) against a numeric dimension or any other variable on the
+x axis (chooser; against a variable, each line runs along the batch, or the first numeric
+dimension), one line per value of a second dimension (chooser, or none), log-axis toggles, SLO
+sliders (tokens/s per user at least, time to first token at most: points that miss them are
+gaps), and one widget for every other dimension, which holds it at one value. The widgets of the
+dims on the axes are hidden; a line with no point left is left out of the legend. Values are
+shown in display units (sweep.query.units); infeasible points are gaps.
 """
 
 from __future__ import annotations
@@ -39,13 +42,44 @@ def _numeric_dims(ds: xr.Dataset) -> list[str]:
     return [d for d in dims if ds.sizes[d] > 1] or dims
 
 
-def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: bool, sel: dict[str, Any]) -> Any:
-    """``variable`` against ``x``, one line per value of ``by`` (or one line), the other dims at ``sel``."""
-    free = (x,) if by in (NONE, x) else (x, by)
+def _along(ds: xr.Dataset) -> str:
+    """The dim a line runs along when the x axis is a variable: the batch, else the first numeric dim."""
+    numeric = _numeric_dims(ds)
+    return "batch" if "batch" in numeric else numeric[0]
+
+
+def slo_mask(ds: xr.Dataset, min_user_tok_s: float = 0.0, max_ttft_s: float = 0.0) -> xr.DataArray:
+    """Where a point meets the sliders' objectives (0: that objective off)."""
+    conditions = []
+    if min_user_tok_s > 0 and "user_tok_s" in ds:
+        conditions.append(f"user_tok_s>={min_user_tok_s}")
+    if max_ttft_s > 0 and "ttft_s" in ds:
+        conditions.append(f"ttft_s<={max_ttft_s}")
+    return ds.econ.mask(*conditions) if conditions else xr.ones_like(ds["feasible"], dtype=bool)
+
+
+def figure(
+    ds: xr.Dataset,
+    variable: str,
+    x: str,
+    by: str,
+    logx: bool,
+    logy: bool,
+    sel: dict[str, Any],
+    min_user_tok_s: float = 0.0,
+    max_ttft_s: float = 0.0,
+) -> Any:
+    """``variable`` against ``x`` (a dim, or a variable along ``_along``), one line per value of
+    ``by`` (or one line), the other dims at ``sel``; points missing the SLOs are gaps."""
+    on_dim = x in ds.dims
+    along = x if on_dim else _along(ds)
+    free = (along,) if by in (NONE, along) else (along, by)
     fixed = {d: v for d, v in sel.items() if d not in free}
-    picked: Picked = pick(ds[[variable, "feasible"]], fixed, free)
+    ok = slo_mask(ds, min_user_tok_s, max_ttft_s)
+    names = list(dict.fromkeys([variable, "feasible", *([] if on_dim else [x])]))
+    picked: Picked = pick(ds[names].where(ok), fixed, free)
     sub = to_display(picked.ds[variable].load())
-    xs = sub[x].values
+    xdata = picked.ds[along] if on_dim else to_display(picked.ds[x].load())
     x_dim = hv.Dimension(x, label=var_label(ds, x))
     y_dim = hv.Dimension(
         variable,
@@ -53,19 +87,25 @@ def figure(ds: xr.Dataset, variable: str, x: str, by: str, logx: bool, logy: boo
         if sub.attrs["units"]
         else sub.attrs.get("long_name", variable),
     )
-    groups = [(None, sub)] if by in (NONE, x) else [(v, sub.sel({by: v})) for v in sub[by].values]
+    groups = [(None, sub)] if by in (NONE, along) else [(v, sub.sel({by: v})) for v in sub[by].values]
     parts = []
     for i, (value, line) in enumerate(groups):
-        frame = pd.DataFrame({x: xs, variable: line.transpose(x).values.astype(float)})
+        xs = xdata.values if on_dim or by in (NONE, along) else xdata.sel({by: value}).transpose(along).values
+        frame = pd.DataFrame({x: np.asarray(xs, dtype=float), variable: line.transpose(along).values.astype(float)})
         if logy:
             frame.loc[frame[variable] <= 0, variable] = np.nan
+        if logx:
+            frame.loc[frame[x] <= 0, x] = np.nan
+        if not frame.notna().all(axis=1).any():
+            continue  # nothing to draw: keep it out of the legend
         name = variable if value is None else f"{by}={value}"
         parts += [curve(frame, x_dim, y_dim, name, color(i)), scatter(frame, x_dim, y_dim, name, color(i), size=6)]
-    if not any(np.isfinite(p.dimension_values(1)).any() for p in parts):
+    if not parts:
+        xs = np.asarray(picked.ds[along].values, dtype=float) if on_dim else np.asarray([1.0, 10.0])
         note = hv.Text(
             float(np.sqrt(xs.min() * xs.max())) if logx else float(xs.mean()),
             0.5,
-            "no feasible point at this selection",
+            "no feasible point meets the objectives at this selection",
         )
         parts.append(note)
     main = f"{sub.attrs.get('long_name', variable)} vs {ds[x].attrs.get('long_name', x)}"
@@ -112,7 +152,14 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
     start = _initial(ds, x0, by0)
     first = "output_tok_s" if "output_tok_s" in names.values() else next(iter(names.values()))
     variable = _widget(pn.widgets.Select, "variable", options=names, value=first)
-    x = _widget(pn.widgets.Select, "x axis", options=numeric, value=x0)
+    x_options = numeric + [name for name in names.values() if name not in numeric]
+    x = _widget(pn.widgets.Select, "x axis", options=x_options, value=x0)
+    min_user = _widget(
+        pn.widgets.FloatSlider, "SLO: tokens/s per user at least (0: off)", start=0, end=100, step=5, value=0
+    )
+    max_ttft = _widget(
+        pn.widgets.FloatSlider, "SLO: time to first token at most, s (0: off)", start=0, end=10, step=0.25, value=0
+    )
     by = _widget(pn.widgets.Select, "one line per", options=[NONE] + [d for d in ds.dims if ds.sizes[d] > 1], value=by0)
     logx = _widget(pn.widgets.Checkbox, "log x axis", value=True)
     logy = _widget(pn.widgets.Checkbox, "log y axis", value=True)
@@ -122,17 +169,22 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
     }
 
     def show_widgets(*_: Any) -> None:
+        on_axes = (x.value if x.value in ds.dims else _along(ds), by.value)
         for d, widget in dims.items():
-            widget.visible = d not in (x.value, by.value)
+            widget.visible = d not in on_axes
 
     x.param.watch(show_widgets, "value")
     by.param.watch(show_widgets, "value")
     show_widgets()
 
-    def view(variable: str, x: str, by: str, logx: bool, logy: bool, **sel: Any) -> Any:
-        return figure(ds, variable, x, by, logx, logy, sel)
+    def view(
+        variable: str, x: str, by: str, logx: bool, logy: bool, min_user: float, max_ttft: float, **sel: Any
+    ) -> Any:
+        return figure(ds, variable, x, by, logx, logy, sel, min_user, max_ttft)
 
-    plot = pn.bind(view, variable=variable, x=x, by=by, logx=logx, logy=logy, **dims)
+    plot = pn.bind(
+        view, variable=variable, x=x, by=by, logx=logx, logy=logy, min_user=min_user, max_ttft=max_ttft, **dims
+    )
     controls = pn.Column(
         pn.pane.Markdown("### Figure"),
         variable,
@@ -140,6 +192,9 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
         by,
         logx,
         logy,
+        pn.pane.Markdown("### Service-level objectives"),
+        min_user,
+        max_ttft,
         pn.pane.Markdown("### Other dimensions (held at one value)"),
         *dims.values(),
         width=300,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
+import numpy as np
 import pytest
 
 from grids.errors import SpecError
@@ -154,3 +155,33 @@ def test_explorer_widgets(ds):
 
     model = hv.render(fig, backend="bokeh")
     assert model.yaxis[0].axis_label == "time to first token (ms)"
+
+
+def test_explorer_slo_sliders_variable_axis_and_legend(ds):
+    """SLO sliders mask the points that miss them; a variable on the x axis runs along the batch;
+    lines with no point left stay out of the legend."""
+    import holoviews as hv
+    import panel as pn
+
+    from sweep.viz.explore import app, caption, figure
+
+    widgets = {caption(w): w for w in app(ds).select(pn.widgets.Widget)}
+    assert {"SLO: tokens/s per user at least (0: off)", "SLO: time to first token at most, s (0: off)"} <= set(widgets)
+    assert "user_tok_s" in widgets["x axis"].options  # any variable on the x axis
+    sel = {"model": "llama-3.3-70b", "tp": 4, "input_len": 2048, "output_len": 300}
+    fig = figure(ds, "usd_per_mtok_output", "user_tok_s", "gpu", True, True, sel)
+    curves = fig.traverse(lambda e: e, [hv.Curve])
+    assert {c.label for c in curves} == {"gpu=h100-sxm", "gpu=a100-sxm-40gb"}
+    assert len(curves[0].dimension_values(0)) == ds.sizes["batch"]  # one point per batch
+    bar = float(np.nanmedian(np.concatenate([c.dimension_values(0) for c in curves])))
+    strict = figure(ds, "usd_per_mtok_output", "user_tok_s", "gpu", True, True, sel, min_user_tok_s=bar)
+    kept = [c for c in strict.traverse(lambda e: e, [hv.Curve])]
+    for curve in kept:
+        speed = curve.dimension_values(0)
+        assert (speed[np.isfinite(speed)] >= bar).all()
+    assert sum(np.isfinite(c.dimension_values(0)).sum() for c in kept) < sum(
+        np.isfinite(c.dimension_values(0)).sum() for c in curves
+    )
+    # a GPU with nothing meeting the objectives is not in the legend
+    none = figure(ds, "usd_per_mtok_output", "batch", "gpu", True, True, sel, max_ttft_s=1e-6)
+    assert not none.traverse(lambda e: e, [hv.Curve])
