@@ -81,7 +81,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         values=values,
     )
     if args.json:
-        keys = list(COLUMNS) + [
+        keys = [*COLUMNS, "rent_break_even_usd_per_gpu_hour"] + [
             k
             for k in ("replicas", "gpus_total", "usd_per_month", "output_tok_s_total")
             if result.rows and k in result.rows[0]
@@ -130,10 +130,12 @@ def render(result: Any, args: argparse.Namespace) -> str:
         f"{'TTFT s':>6} {'J/tok':>6} {'break-even $/GPU-h':>18}"
     )
     extra = ""
+    if args.own:
+        extra += f" {'owning pays above $/GPU-h':>25}"
     if args.demand_rps is not None:
-        extra = f" {'replicas':>8} {'GPUs (nodes)':>12} {'$/month':>12}"
+        extra += f" {'replicas':>8} {'GPUs (nodes)':>12} {'$/month':>12}"
     elif args.budget_usd_per_hour is not None:
-        extra = f" {'replicas':>8} {'GPUs':>5} {'output tok/s':>12}"
+        extra += f" {'replicas':>8} {'GPUs':>5} {'output tok/s':>12}"
     lines.append(header + extra)
     for r in result.rows:
         line = (
@@ -143,6 +145,8 @@ def render(result: Any, args: argparse.Namespace) -> str:
             f"{r['user_tok_s']:>10.1f} {r['ttft_s']:>6.2f} {r['joules_per_output_token']:>6.2f} "
             f"{_money(r['break_even_usd_per_gpu_hour']):>18}"
         )
+        if args.own:
+            line += f" {_money(r['rent_break_even_usd_per_gpu_hour']):>25}"
         if args.demand_rps is not None:
             line += f" {r['replicas']:>8,.0f} {r['gpus_total']:>12,.0f} {_money(r['usd_per_month'], 0):>12}"
         elif args.budget_usd_per_hour is not None:

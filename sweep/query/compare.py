@@ -110,12 +110,12 @@ def compare(
         group = group.copy()
         if demand_rps is not None:
             _demand(group, demand_rps, output_len, per_node, price, own)
-            pick = group["usd_per_month"].idxmin()
+            pick = group.sort_values(["usd_per_month", objective], kind="stable").index[0]  # ties: cheaper tokens
         elif budget_usd_per_hour is not None:
             _budget(group, budget_usd_per_hour, price, own)
             if not (group["output_tok_s_total"] > 0).any():
                 continue
-            pick = group["output_tok_s_total"].idxmax()
+            pick = group.sort_values(["output_tok_s_total", objective], ascending=[False, True], kind="stable").index[0]
         else:
             pick = group[objective].idxmin()
         row = _row(group.loc[pick], price)
@@ -192,6 +192,8 @@ def _row(r: Any, price: float) -> dict[str, Any]:
     )
     for name in _NEEDED - {"optimal_batch"}:
         row[name] = float(r[name])
+    # owning beats renting above this rental price (the owned cost per GPU-hour)
+    row["rent_break_even_usd_per_gpu_hour"] = row["usd_per_hour_owned"] / row["n_gpus"]
     for name in ("replicas", "gpus_total", "usd_per_month", "output_tok_s_total"):
         if name in r:
             row[name] = float(r[name])
