@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -79,8 +80,16 @@ def point_elasticities(values: dict[str, Any]) -> dict[str, dict[str, float]]:
 
     with jax.enable_x64(True):
         named = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), design_inputs(values))
-        result = jax.jit(elasticities)(design_point(**named))
+        result = _jitted(elasticities)(design_point(**named))
         return {m: dict(zip(GPU_NUMBERS, map(float, v))) for m, v in result.items()}
+
+
+@functools.cache
+def _jitted(fn: Any) -> Any:
+    """One compiled program per function and process: every design point has the same shapes."""
+    import jax
+
+    return jax.jit(fn)
 
 
 def _explain(
