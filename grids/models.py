@@ -31,10 +31,16 @@ NORMS_PER_LAYER = {"gemma3_text": 4.0, "gemma3": 4.0}
 """RMSNorm vectors per block where not 2: Gemma 3 norms before and after attention and the MLP."""
 
 MODEL_TYPE_DEFAULTS = {
-    "gemma3_text": {"vocab_size": 262208, "tie_word_embeddings": True, "sliding_window_pattern": 6},
+    "gemma3_text": {
+        "vocab_size": 262208,
+        "tie_word_embeddings": True,
+        "sliding_window_pattern": 6,
+        "max_position_embeddings": 131072,
+    },
 }
 """Values a config.json may leave out, from the transformers configuration class's defaults
-(``Gemma3TextConfig``: vocab_size 262208, tie_word_embeddings True, sliding_window_pattern 6;
+(``Gemma3TextConfig``: vocab_size 262208, tie_word_embeddings True, sliding_window_pattern 6,
+max_position_embeddings 131072;
 see grids/models/SOURCES.toml). ``ModelEntry.defaults`` lists the ones a model took."""
 
 LLAMA4_NOPE_INTERVAL = 4
@@ -190,6 +196,9 @@ def _spec_and_defaults(where: str, config: dict[str, Any]) -> tuple[ModelSpec, d
     values.update(_moe_fields(where, cfg, n_layers))
     values.update(mla)
     values.update(_window_fields(where, cfg, n_layers))
+    # the context the model was trained for: prompt + output beyond it cannot run
+    if cfg.get("max_position_embeddings") is not None:
+        values["max_context"] = number(where, cfg, "max_position_embeddings", integer=True)
     spec = float64_leaves(ModelSpec, values)
     return spec, filled
 

@@ -381,14 +381,16 @@ def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
 
 
 def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
-    """Heads split evenly, every pipeline stage has a layer, the precision exists, one sequence
-    fits (whether the scenario can run the batch is the scenario's own check)."""
+    """Heads split evenly, every pipeline stage has a layer, the precision exists, prompt plus
+    output within the model's context, one sequence fits (whether the scenario can run the batch
+    is the scenario's own check)."""
     plan = request_memory(model, gpu, dep, wl, profile)
     heads_split = xp.mod(model.n_heads, dep.tp) == 0.0
     stages_have_layers = dep.pp <= model.n_layers
     has_peak = xp.isfinite(peak_flop_per_s(gpu, dep.compute_dtype))
     fits = plan.weights_fit & (plan.max_batch >= 1.0)
-    return heads_split & stages_have_layers & has_peak & fits
+    in_context = wl.input_len + wl.output_len <= model.max_context
+    return heads_split & stages_have_layers & has_peak & in_context & fits
 
 
 def evaluate_point(point: DesignPoint) -> Metrics:

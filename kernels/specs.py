@@ -116,6 +116,9 @@ class ModelSpec:
     v_head_dim: Leaf  # MLA per-head value width [1]
     window: Leaf  # W, earlier tokens a sliding-window layer keeps and attends to [token]; 0.0 = none
     n_window_layers: Leaf  # L_w, blocks with sliding-window (or chunked) attention [1]
+    max_context: (
+        Leaf  # tokens one sequence may hold, prompt and output: max_position_embeddings [token]; inf: not stated
+    )
 
 
 DENSE_DEFAULTS = dict(
@@ -135,8 +138,10 @@ DENSE_DEFAULTS = dict(
     v_head_dim=0.0,
     window=0.0,
     n_window_layers=0.0,
+    max_context=float("inf"),
 )
-"""Values of the ModelSpec extension fields for a dense model with full attention (Llama)."""
+"""Values of the ModelSpec extension fields for a dense model with full attention (Llama), and no
+stated context limit."""
 
 
 @_pytree

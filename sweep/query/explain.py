@@ -204,6 +204,11 @@ def _explain(
 
 def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
     """Why a point cannot run, in words."""
+    if out["input_len"] + out["output_len"] > float(spec.max_context):
+        return (
+            f"prompt + output = {out['input_len'] + out['output_len']:,} tokens exceed {out['model']}'s context of "
+            f"{float(spec.max_context):,.0f} tokens (max_position_embeddings)"
+        )
     if float(spec.n_heads) % out["tp"]:
         return f"tp {out['tp']} does not divide the {float(spec.n_heads):g} attention heads"
     if out["pp"] > float(spec.n_layers):

@@ -136,7 +136,12 @@ def test_sliding_window_layer_kv_stops_growing_past_window():
 def test_gemma_3_layers_and_defaults():
     entry = load_model("gemma-3-27b")
     # Gemma3TextConfig defaults, absent from the published config.json: every 6th layer global.
-    assert entry.defaults == {"vocab_size": 262208, "tie_word_embeddings": True, "sliding_window_pattern": 6}
+    assert entry.defaults == {
+        "vocab_size": 262208,
+        "tie_word_embeddings": True,
+        "sliding_window_pattern": 6,
+        "max_position_embeddings": 131072,
+    }
     assert float(entry.spec.n_window_layers) == 52 and float(entry.spec.window) == 1024
 
 
