@@ -18,7 +18,7 @@ SLO_HELP = (
 
 
 def _slos(items: list[str]) -> list[Any]:
-    from sweep.engine.optimize import parse_slo
+    from grids.slo import parse_slo
 
     if not items:
         raise SpecError("argument --slo: give at least one objective, e.g. --slo 'user_tok_s>=30'")
@@ -177,7 +177,7 @@ OWNERSHIP_FLAGS = (
 
 def add_commands(sub: Any) -> None:
     from grids.axes import AXES
-    from sweep.engine.optimize import OBJECTIVES
+    from grids.slo import OBJECTIVES
 
     p = sub.add_parser(
         "optimize",
