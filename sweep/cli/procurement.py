@@ -211,7 +211,7 @@ def add_commands(sub: Any) -> None:
         description="For each GPU type, the cheapest deployment of --model meeting every --slo over tensor "
         "and pipeline parallelism, number formats and expert parallelism, with the batch solved "
         "exactly (continuous batching under --profile): GPUs, batch, $/Mtok rented and owned with "
-        "the profile's 80%% interval, output tokens/s per GPU, joules per token, and the rental "
+        "the profile's 80% interval, output tokens/s per GPU, joules per token, and the rental "
         "price at which it would match the best. --demand-rps: replicas, whole nodes and $/month "
         "to serve it; --budget-usd-per-hour: the most output tokens/s for that money.",
     )
