@@ -108,6 +108,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     ds = ds.econ.sel(**selection)
     # coordinates are printed anyway: --vars may name them, and only variables become columns
     columns = [c for c in (args.vars.split(",") if args.vars else DEFAULT_COLUMNS) if c and c not in ds.coords]
+    known = sorted(map(str, ds.data_vars))
+    for name in [*columns, *([args.sort] if args.sort and args.sort not in ds.coords else [])]:
+        if name not in ds.data_vars:
+            raise SpecError(f"unknown variable '{name}' (--vars, --sort); expected one of: {', '.join(known)}")
     if args.best:
         over = [d for d in args.over.split(",") if d]
         best = ds.econ.best(
@@ -160,6 +164,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"{result['dask_over_single_process']:.2f}x the single-process time"
         )
     return 0
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -265,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Dask scheduler whose workers share the store",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a store made by a different spec")
-    p.add_argument("--chunk-points", type=int, default=None, help="design points per chunk (memory bound)")
+    p.add_argument("--chunk-points", type=_positive, default=None, help="design points per chunk (memory bound)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -296,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", action="store_true", help="maximise instead of minimise (--best, --sort)")
     p.add_argument("--vars", default=None, help="comma-separated columns to print (default key metrics)")
     p.add_argument("--sort", default=None, help="sort rows by this variable (without --best)")
-    p.add_argument("--limit", type=int, default=50, help="rows to print (0: all; default 50)")
+    p.add_argument("--limit", type=_count, default=50, help="rows to print (0: all; default 50)")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.set_defaults(func=_cmd_query)
 

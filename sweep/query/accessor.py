@@ -19,9 +19,14 @@ CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|>|<)\s*([-+0-9
 def parse_condition(text: str) -> tuple[str, str, float]:
     """'user_tok_s>=30' -> ('user_tok_s', '>=', 30.0)."""
     match = CONDITION.match(text)
+    expected = "expected VARIABLE OP NUMBER with OP one of >=, <=, >, <, =="
     if not match:
-        raise SpecError(f"condition {text!r}: expected VARIABLE OP NUMBER with OP one of >=, <=, >, <, ==")
-    return match.group(1), match.group(2), float(match.group(3))
+        raise SpecError(f"condition {text!r}: {expected}")
+    try:
+        value = float(match.group(3))
+    except ValueError:
+        raise SpecError(f"condition {text!r}: '{match.group(3)}' is not a number; {expected}") from None
+    return match.group(1), match.group(2), value
 
 
 @xr.register_dataset_accessor("econ")
@@ -78,7 +83,10 @@ class EconAccessor:
             if dim not in self._ds.dims:
                 raise SpecError(f"unknown dimension '{dim}'; expected one of: {', '.join(map(str, self._ds.dims))}")
             coord = self._ds[dim]
-            cast[dim] = int(str(value)) if np.issubdtype(coord.dtype, np.integer) else str(value)
+            try:
+                cast[dim] = int(str(value)) if np.issubdtype(coord.dtype, np.integer) else str(value)
+            except ValueError:
+                raise SpecError(f"{dim}={value}: expected a whole number; values: {coord.values.tolist()}") from None
             if cast[dim] not in set(coord.values.tolist()):
                 raise SpecError(f"{dim}={value}: not on the axis; values: {coord.values.tolist()}")
         return self._ds.sel(cast)
