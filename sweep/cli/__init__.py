@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from grids.errors import SpecError
+from sweep.cli.types import count, positive
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -166,25 +167,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    """A whole number >= 0 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    """A whole number >= 1 (argparse type)."""
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def _split_assignment(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise SpecError(f"argument --sel: expected DIM=VALUE, got {text!r}")
@@ -288,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Dask scheduler whose workers share the store",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a store made by a different spec")
-    p.add_argument("--chunk-points", type=_positive, default=None, help="design points per chunk (memory bound)")
+    p.add_argument("--chunk-points", type=positive, default=None, help="design points per chunk (memory bound)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -319,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", action="store_true", help="maximise instead of minimise (--best, --sort)")
     p.add_argument("--vars", default=None, help="comma-separated columns to print (default key metrics)")
     p.add_argument("--sort", default=None, help="sort rows by this variable (without --best)")
-    p.add_argument("--limit", type=_count, default=50, help="rows to print (0: all; default 50)")
+    p.add_argument("--limit", type=count, default=50, help="rows to print (0: all; default 50)")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.set_defaults(func=_cmd_query)
 

@@ -4,12 +4,15 @@ table per procurement decision (``sweep.engine.optimize``, ``sweep.query.compare
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from typing import Any
 
 from grids.errors import SpecError
+from kernels.specs import Ownership
+from sweep.cli.types import positive
 
 SLO_HELP = (
     "service-level objective METRIC<=NUMBER or METRIC>=NUMBER (repeatable), e.g. 'user_tok_s>=30' "
@@ -162,17 +165,8 @@ def render(result: Any, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-OWNERSHIP_FLAGS = (
-    "capex_usd_per_gpu",
-    "capex_usd_per_node",
-    "amortization_years",
-    "cost_of_capital",
-    "power_frac",
-    "node_overhead_w",
-    "pue",
-    "usd_per_kwh",
-    "hosting_usd_per_kw_month",
-)
+OWNERSHIP_FLAGS = ("capex_usd_per_gpu", *(f.name for f in dataclasses.fields(Ownership)))
+"""The ownership axes compare takes as flags: the purchase price, and every term of grids/ownership.toml."""
 
 
 def add_commands(sub: Any) -> None:
@@ -202,7 +196,7 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("-o", "--output", default=None, help="write the optimum as a zarr store here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at -o")
-    p.add_argument("--limit", type=_positive_int, default=20, help="rows to print (default 20)")
+    p.add_argument("--limit", type=positive, default=20, help="rows to print (default 20)")
     p.set_defaults(func=_cmd_optimize)
 
     p = sub.add_parser(
@@ -216,8 +210,8 @@ def add_commands(sub: Any) -> None:
         "to serve it; --budget-usd-per-hour: the most output tokens/s for that money.",
     )
     p.add_argument("--model", required=True, help="catalogue key or path to a config.json")
-    p.add_argument("--input", type=_positive_int, required=True, help="prompt tokens per request")
-    p.add_argument("--output", type=_positive_int, required=True, help="output tokens per request")
+    p.add_argument("--input", type=positive, required=True, help="prompt tokens per request")
+    p.add_argument("--output", type=positive, required=True, help="output tokens per request")
     p.add_argument("--slo", action="append", default=[], metavar="COND", help=SLO_HELP)
     p.add_argument("--gpus", default=None, help="comma-separated GPU keys (default: every catalogue GPU)")
     p.add_argument("--own", action="store_true", help="rank by the owned cost (grids/ownership.toml) instead of rent")
@@ -238,13 +232,3 @@ def add_commands(sub: Any) -> None:
         )
     p.add_argument("--json", action="store_true", help="print one JSON list of rows, best first (SI units)")
     p.set_defaults(func=_cmd_compare)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value

@@ -346,6 +346,20 @@ def finish(
     return obj
 
 
+def pareto_front(speed: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both speed (higher) and cost (lower), by
+    increasing speed (to maximise a throughput, pass -throughput as the cost). NaN points
+    (infeasible) are never on the front."""
+    ok = np.flatnonzero(np.isfinite(speed) & np.isfinite(cost))
+    order = ok[np.lexsort((cost[ok], -speed[ok]))]  # fastest first, cheapest first among equals
+    front, best = [], np.inf
+    for i in order:
+        if cost[i] < best:
+            front.append(i)
+            best = cost[i]
+    return np.asarray(front[::-1], dtype=int)
+
+
 def curve(data: Any, kdim: Any, vdim: Any, label: str, color: str, dash: bool = False, width: float = 2.5) -> hv.Curve:
     """A line, styled for both backends (``dash``: a dashed line)."""
     ensure_backends()

@@ -75,9 +75,10 @@ def figure(
     along = x if on_dim else _along(ds)
     free = (along,) if by in (NONE, along) else (along, by)
     fixed = {d: v for d, v in sel.items() if d not in free}
-    ok = slo_mask(ds, min_user_tok_s, max_ttft_s)
-    names = list(dict.fromkeys([variable, "feasible", *([] if on_dim else [x])]))
-    picked: Picked = pick(ds[names].where(ok), fixed, free)
+    slos = [name for name in ("user_tok_s", "ttft_s") if name in ds]
+    names = list(dict.fromkeys([variable, "feasible", *([] if on_dim else [x]), *slos]))
+    picked: Picked = pick(ds[names], fixed, free)  # select first: the mask covers the figure's points only
+    picked.ds = picked.ds.where(slo_mask(picked.ds, min_user_tok_s, max_ttft_s))
     sub = to_display(picked.ds[variable].load())
     xdata = picked.ds[along] if on_dim else to_display(picked.ds[x].load())
     x_dim = hv.Dimension(x, label=var_label(ds, x))

@@ -24,7 +24,7 @@ import xarray as xr
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from sweep.query.units import GPU_FIELDS, label, log2_ticks, var_label
-from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, scatter, select
+from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, pareto_front, scatter, select
 from sweep.viz.kinds import KIND_DESCRIPTIONS
 from sweep.viz.procurement import best_per_gpu, cost_vs_price, throughput_vs_interactivity, tornado
 
@@ -324,19 +324,6 @@ def gpu_catalog(ds: xr.Dataset | None = None, sel: Sel = None) -> hv.Overlay:
         xlim=(0.2, 14),
         ylim=(18, 700),
     )
-
-
-def pareto_front(speed: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both speed (higher) and cost (lower), by
-    increasing speed. NaN points (infeasible) are never on the front."""
-    ok = np.flatnonzero(np.isfinite(speed) & np.isfinite(cost))
-    order = ok[np.lexsort((cost[ok], -speed[ok]))]  # fastest first, cheapest first among equals
-    front, best = [], np.inf
-    for i in order:
-        if cost[i] < best:
-            front.append(i)
-            best = cost[i]
-    return np.asarray(front[::-1], dtype=int)
 
 
 def cost_vs_speed(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:

@@ -18,8 +18,9 @@ import pandas as pd
 import xarray as xr
 
 from grids.errors import SpecError
+from sweep.query.accessor import best_rows
 from sweep.query.units import var_label
-from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, scatter, select
+from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, pareto_front, scatter, select
 
 Sel = Mapping[str, Any] | None
 
@@ -30,28 +31,16 @@ OPEN = ("gpu", "tp", "batch", "pp", "dp", "weight_dtype", "kv_dtype", "expert_pa
 """Dims a deployment may choose freely; the others (model, lengths, profile...) are held at one value."""
 
 
-def _met(sub: xr.Dataset) -> xr.DataArray:
-    return sub.econ.mask(*TARGETS)
+BEST_COLUMNS = ("usd_per_mtok_output", "usd_per_mtok_output_owned", "output_tok_s_per_gpu", "user_tok_s")
 
 
 def _best(picked: Picked, metric: str) -> pd.DataFrame:
-    """Per GPU, the point with the lowest ``metric`` meeting the targets, as one row each."""
+    """Per GPU, the point with the lowest ``metric`` meeting the targets (``ds.econ.best`` over
+    the other open dims), one row each; GPUs where none does are left out."""
     sub = picked.ds
-    ok = _met(sub)
-    rows = []
-    for gpu in sub["gpu"].values:
-        values = sub[metric].sel(gpu=gpu).where(ok.sel(gpu=gpu))
-        if not np.isfinite(values.values).any():
-            continue
-        flat = int(np.nanargmin(values.values))
-        index = dict(zip(values.dims, np.unravel_index(flat, values.shape)))
-        point = sub.sel(gpu=gpu).isel(index)
-        row = {"gpu": str(gpu), **{d: point[d].item() for d in values.dims}}
-        for name in ("usd_per_mtok_output", "usd_per_mtok_output_owned", "output_tok_s_per_gpu", "user_tok_s"):
-            if name in point:
-                row[name] = float(point[name])
-        rows.append(row)
-    return pd.DataFrame(rows)
+    over = [d for d in sub.dims if d != "gpu"]  # tp and batch at least: every sweep has them
+    columns = [c for c in BEST_COLUMNS if c in sub and c != metric]
+    return best_rows(sub.econ.best(metric, over, *TARGETS, columns=columns), metric, list(map(str, sub.dims)))
 
 
 def _open(ds: xr.Dataset) -> tuple[str, ...]:
@@ -98,18 +87,6 @@ def best_per_gpu(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     )
 
 
-def pareto_max(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both x and y (both higher), by increasing x."""
-    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    order = ok[np.lexsort((-y[ok], -x[ok]))]
-    front, best = [], -np.inf
-    for i in order:
-        if y[i] > best:
-            front.append(i)
-            best = y[i]
-    return np.asarray(front[::-1], dtype=int)
-
-
 def throughput_vs_interactivity(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
     """Output tokens/s per GPU against tokens/s per user, per GPU type: the Pareto front over the
     deployments the sweep holds (what InferenceX shows from measurements), all feasible points
@@ -126,7 +103,7 @@ def throughput_vs_interactivity(ds: xr.Dataset, sel: Sel = None) -> hv.Overlay:
         ).dropna()
         if frame.empty:
             continue
-        front = frame.iloc[pareto_max(frame["speed"].values, frame["thru"].values)]
+        front = frame.iloc[pareto_front(frame["speed"].values, -frame["thru"].values)]
         parts += [
             curve(front, x_dim, y_dim, str(gpu), color(i)),
             scatter(front, x_dim, y_dim, str(gpu), color(i), size=6),
