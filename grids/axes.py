@@ -339,6 +339,16 @@ AXES: dict[str, Axis] = {
             choices=lambda: list(EXPERT_PARALLEL),
         ),
         Axis(
+            "request_rate",
+            "float",
+            "request rate",
+            "request/s",
+            "requests per second to the whole deployment, arriving at random (poisson scenario; the others ignore it)",
+            _numeric("request_rate"),
+            default=1.0,
+            readout=_scalar,
+        ),
+        Axis(
             "usd_per_gpu_hour",
             "float",
             "price per GPU-hour",

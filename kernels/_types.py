@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the type checker sees what the kernels see under JAX: jax a
 
     Scalar = Float[Array, ""]
     BoolScalar = Bool[Array, ""]
+    Vector = Float[Array, "k"]
+    Matrix = Float[Array, "k k"]
     Leaf = Array
 elif "jaxtyping" in sys.modules:
     import numpy as np
@@ -25,7 +27,13 @@ elif "jaxtyping" in sys.modules:
     BoolScalar = Bool[Array | np.ndarray | np.generic, ""]
     """A rank-0 boolean value."""
 
+    Vector = Float[Array | np.ndarray, "k"]
+    """One design point's values of one quantity over a fixed number of states (a Markov chain's)."""
+
+    Matrix = Float[Array | np.ndarray, "k k"]
+    """One design point's transition probabilities between those states."""
+
     Leaf = Float[Array | np.ndarray | np.generic, "..."]
     """A spec field: one value (rank 0), or a stack of them along the engine's axes."""
 else:
-    Scalar = BoolScalar = Leaf = Any
+    Scalar = BoolScalar = Vector = Matrix = Leaf = Any

@@ -67,15 +67,16 @@ def meets(metrics: Metrics, slos: Sequence[Slo]) -> BoolScalar:
     return ok
 
 
-def slo_optimum(point: DesignPoint, slos: Sequence[Slo]) -> Optimum:
+def slo_optimum(point: DesignPoint, slos: Sequence[Slo], codes: tuple[int, ...] | None = None) -> Optimum:
     """The largest batch in [1, limit] meeting every objective in ``slos`` (the cheapest, see the
-    module docstring), by bisection; ``point``'s own batch is ignored."""
+    module docstring), by bisection; ``point``'s own batch is ignored. ``codes``: the scenarios
+    the point may hold (``kernels.scenarios.timeline``)."""
     one = xp.ones_like(point.dep.batch)
     cap = capacity(point.model, point.gpu, point.dep, point.wl, point.profile)
     limit = xp.clip(xp.floor(batch_limit(point.dep, cap)), 1.0, LIMIT)
 
     def ok(batch: Scalar) -> BoolScalar:
-        return meets(evaluate_point(at_batch(point, batch)), slos)
+        return meets(evaluate_point(at_batch(point, batch), codes), slos)
 
     def halve(_: Any, bounds: tuple[Scalar, Scalar]) -> tuple[Scalar, Scalar]:
         lo, hi = bounds  # ok(lo) holds (or lo = 1); the answer lies in [lo, hi]
@@ -87,7 +88,7 @@ def slo_optimum(point: DesignPoint, slos: Sequence[Slo]) -> Optimum:
 
     def probe(i: Any, pair: tuple[Metrics, Metrics]) -> tuple[Metrics, Metrics]:
         # b* and b* + 1 in a loop of two: one more copy of the point's program, not two
-        m = evaluate_point(at_batch(point, best + i))
+        m = evaluate_point(at_batch(point, best + i), codes)
         first = i == 0
         at, after = pair
         return (

@@ -58,6 +58,16 @@ class Metrics(NamedTuple):
     usd_per_mtok_input_owned: Scalar  # [USD/Mtoken]
     joules_per_output_token: Scalar  # facility energy per output token [J/token]
     rent_break_even_usd_per_gpu_hour: Scalar  # rental price at which renting costs what owning does [USD/h]
+    ttft_p50_s: Scalar  # percentiles over requests arriving at random (poisson scenario) [s]
+    ttft_p90_s: Scalar
+    ttft_p99_s: Scalar
+    tpot_p50_s: Scalar
+    tpot_p90_s: Scalar
+    tpot_p99_s: Scalar
+    e2e_p50_s: Scalar
+    e2e_p90_s: Scalar
+    e2e_p99_s: Scalar
+    utilization: Scalar  # [1]; >= 1 where the request rate is not sustainable
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class MetricInfo:
     runs_only: bool = False  # exists only for a point that can run: NaN where it cannot
     dtype: str = "float"  # stored as: float (the sweep's precision), bool, int8, float64
     per_model: bool = False  # depends on the model alone: stored once per model, not on the grid
+    scenarios: tuple[str, ...] = ()  # defined only under these scenarios: stored by sweeps holding one (all: empty)
 
 
 _ART = "the article 'LLM inference economics from first principles'"
@@ -252,6 +263,30 @@ METRICS: dict[str, MetricInfo] = {
         "rental price per GPU-hour at which renting costs what owning does: owning is cheaper above it",
         "kernels.ownership.owned_cost",
     ),
+    **{
+        f"{latency}_p{q}_s": MetricInfo(
+            "s",
+            f"{name}, p{q}",
+            f"{q}th percentile over requests of the {name}, requests arriving at random at request_rate",
+            "kernels.queueing.served",
+            runs_only=True,
+            scenarios=("poisson",),
+        )
+        for latency, name in (
+            ("ttft", "time to first token"),
+            ("tpot", "time per output token"),
+            ("e2e", "end-to-end latency"),
+        )
+        for q in (50, 90, 99)
+    },
+    "utilization": MetricInfo(
+        "1",
+        "utilisation",
+        "the tighter of the share of each step spent on other requests' work and the share of the "
+        "sequence slots held (99th percentile); below 1 where the request rate is sustainable",
+        "kernels.queueing.served",
+        scenarios=("poisson",),
+    ),
 }
 """Every metric's metadata, in ``Metrics`` field order (checked below and by the tests)."""
 assert tuple(METRICS) == Metrics._fields
@@ -291,6 +326,7 @@ def design_point(
     pp: Leaf,
     dp: Leaf,
     expert_parallel: Leaf,
+    request_rate: Leaf,
     usd_per_gpu_hour: Leaf,
     capex_usd_per_gpu: Leaf,
     capex_usd_per_node: Leaf,
@@ -315,6 +351,7 @@ def design_point(
       kv_bytes_per_elem: the KV-cache format's width [byte].
       compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight
         format's own where the GPU has it (nvfp4 on B200: fp4), else its fallback (on H100: bf16).
+      request_rate: requests per second to the deployment, arriving at random (poisson scenario).
       usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
       capex_usd_per_gpu: purchase price of one GPU [USD]; NaN: the GPU's catalogue price.
       capex_usd_per_node ... hosting_usd_per_kw_month: see ``Ownership``.
@@ -346,7 +383,7 @@ def design_point(
         dp=dp,
         expert_parallel=expert_parallel,
     )
-    wl = Workload(input_len=input_len, output_len=output_len)
+    wl = Workload(input_len=input_len, output_len=output_len, request_rate=request_rate)
     return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price, capex_usd=capex), dep, wl, profile, own)
 
 
@@ -393,9 +430,10 @@ def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, p
     return heads_split & stages_have_layers & has_peak & in_context & fits
 
 
-def evaluate_point(point: DesignPoint) -> Metrics:
-    """``evaluate`` of a ``DesignPoint``, with the times of a point that cannot run as NaN."""
-    return mask_infeasible(evaluate(*point))
+def evaluate_point(point: DesignPoint, codes: tuple[int, ...] | None = None) -> Metrics:
+    """``evaluate`` of a ``DesignPoint``, with the times of a point that cannot run as NaN;
+    ``codes``: the scenarios it may hold (``kernels.scenarios.timeline``)."""
+    return mask_infeasible(evaluate(*point, codes=codes))
 
 
 def evaluate(
@@ -405,6 +443,7 @@ def evaluate(
     wl: Workload,
     profile: EngineProfile,
     own: Ownership | None = None,
+    codes: tuple[int, ...] | None = None,
 ) -> Metrics:
     """All metrics of one design point (rank-0 in, rank-0 out), as if it could run; the owned
     costs are NaN without ``own``.
@@ -414,7 +453,7 @@ def evaluate(
     """
     plan = request_memory(model, gpu, dep, wl, profile)
     # Where nothing fits, the scenarios evaluate the batch as given (explain shows what it would take).
-    tl, runs = timeline(model, gpu, dep, wl, profile, capacity(model, gpu, dep, wl, profile))
+    tl, runs = timeline(model, gpu, dep, wl, profile, capacity(model, gpu, dep, wl, profile), codes)
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     ok = feasibility(model, gpu, dep, wl, profile) & runs & xp.isfinite(tl.e2e_s) & xp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
@@ -449,6 +488,16 @@ def evaluate(
         usd_per_mtok_input_owned=usd_per_mtok(owned.usd_per_hour * gpus, tl.input_tok_s),
         joules_per_output_token=owned.facility_w * gpus / tl.output_tok_s,
         rent_break_even_usd_per_gpu_hour=owned.usd_per_hour,
+        ttft_p50_s=tl.load.ttft.p50,
+        ttft_p90_s=tl.load.ttft.p90,
+        ttft_p99_s=tl.load.ttft.p99,
+        tpot_p50_s=tl.load.tpot.p50,
+        tpot_p90_s=tl.load.tpot.p90,
+        tpot_p99_s=tl.load.tpot.p99,
+        e2e_p50_s=tl.load.e2e.p50,
+        e2e_p90_s=tl.load.e2e.p90,
+        e2e_p99_s=tl.load.e2e.p99,
+        utilization=tl.load.utilization,
     )
 
 

@@ -16,6 +16,8 @@ function and one ``Scenario`` entry.
   once per request or, with the profile's ``chunked_prefill``, shares the steps with the
   decodes. Feasible only if the C sequences fit.
 - ``max_throughput`` (code 2): the same steady state with C = B_max, as many as fit.
+- ``poisson`` (code 3): requests arrive at random at ``request_rate``; continuous batching within
+  the capacity; means and percentiles of the latencies in closed form (``kernels.queueing``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import NamedTuple
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.memory import Capacity
+from kernels.queueing import Load, no_load, served
 from kernels.roofline import (
     PhaseTime,
     PrefillTerms,
@@ -55,6 +58,7 @@ class Timeline(NamedTuple):
     elapsed_s: Scalar  # static: until the last request ends; steady: e2e [s]
     output_tok_s: Scalar  # output tokens per second of the replica [token/s]
     input_tok_s: Scalar  # prompt tokens per second of prefill time [token/s]
+    load: Load  # percentiles over requests and utilisation under random arrivals (NaN without them)
 
 
 def decode_steps(wl: Workload) -> Scalar:
@@ -157,6 +161,7 @@ def static(
         elapsed,
         dep.batch * wl.output_len / elapsed,
         dep.batch * wl.input_len / prefill_s,
+        no_load(dep.batch),
     )
 
 
@@ -199,6 +204,7 @@ def _separate(single: PhaseTime, step: PhaseTime, wl: Workload, c: Scalar) -> Ti
         e2e,
         c * wl.output_len / e2e,
         wl.input_len / single.total_s,
+        no_load(c),
     )
 
 
@@ -243,6 +249,7 @@ def _mixed(terms: PrefillTerms, single: PhaseTime, step: PhaseTime, wl: Workload
         e2e,
         c / mixed.total_s,
         wl.input_len / single.total_s,
+        no_load(c),
     )
 
 
@@ -270,6 +277,36 @@ def _max_throughput(
     max_batch = capacity.staggered
     fill = xp.where(max_batch >= 1.0, max_batch, dep.batch)
     return steady(model, gpu, dep, wl, profile, fill), xp.ones_like(dep.batch, dtype=bool)
+
+
+def _poisson(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
+) -> tuple[Timeline, BoolScalar]:
+    """``poisson``: requests at random at request_rate / (pp dp) per micro-batch; runnable where
+    that rate is sustainable within the capacity (``kernels.queueing.served``)."""
+    s = served(model, gpu, dep, wl, profile, capacity)
+    steps = decode_steps(wl)
+    d = s.decode
+    decode = PhaseTime(
+        steps * d.compute_s, steps * d.memory_s, steps * d.comm_s, steps * d.overhead_s, steps * s.tpot_s
+    )
+    rate = wl.request_rate / (dep.pp * dep.dp)
+    return (
+        Timeline(
+            s.first,
+            decode,
+            s.decoders,
+            s.ttft_s,
+            s.first.total_s,
+            s.tpot_s,
+            s.e2e_s,
+            s.e2e_s,
+            rate * wl.output_len,
+            wl.input_len / s.first.total_s,
+            s.load,
+        ),
+        s.sustainable,
+    )
 
 
 class Scenario(NamedTuple):
@@ -300,6 +337,12 @@ REGISTRY: tuple[Scenario, ...] = (
         _max_throughput,
         lambda cap: xp.ones_like(cap.staggered),  # the batch is not used
     ),
+    Scenario(
+        "poisson",
+        "requests arriving at random at request_rate, continuous batching: means, percentiles, utilisation",
+        _poisson,
+        lambda cap: xp.ones_like(cap.staggered),  # the batch is not used
+    ),
 )
 """Every scenario; a scenario's code is its index here."""
 
@@ -308,16 +351,30 @@ SCENARIOS = tuple(s.name for s in REGISTRY)
 
 
 def timeline(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    capacity: Capacity,
+    codes: tuple[int, ...] | None = None,
 ) -> tuple[Timeline, BoolScalar]:
     """The deployment's timeline under the scenario chosen by ``dep.scenario``, and whether that
     scenario can run it.
 
     ``lax.switch``: where a sweep holds the scenario fixed, only its branch runs; where scenario
-    is an axis, ``vmap`` turns the switch into a select of all branches.
+    is an axis, ``vmap`` turns the switch into a select of all branches. ``codes`` (sorted) are
+    the scenarios a sweep holds: only their branches are compiled, so a sweep without
+    ``poisson`` never pays for it (default: all).
     """
-    code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0).astype(xp.int32)
-    one, ok = xp.switch(code, [s.run for s in REGISTRY], model, gpu, dep, wl, profile, capacity)
+    codes = tuple(range(len(REGISTRY))) if codes is None else codes
+    code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0)
+    index = 0.0 * code  # the code's position among ``codes``
+    for c in codes[:-1]:
+        index = index + xp.where(code > c, 1.0, 0.0)
+    one, ok = xp.switch(
+        index.astype(xp.int32), [REGISTRY[c].run for c in codes], model, gpu, dep, wl, profile, capacity
+    )
     return deployment_timeline(one, dep), ok
 
 

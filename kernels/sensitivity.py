@@ -42,16 +42,17 @@ def scaled(point: DesignPoint, factors: Any) -> DesignPoint:
     return point._replace(gpu=dataclasses.replace(point.gpu, **changes))
 
 
-def elasticities(point: DesignPoint) -> dict[str, Any]:
+def elasticities(point: DesignPoint, codes: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Per metric of ``ELASTIC_METRICS``, the vector of its elasticities to ``GPU_NUMBERS`` (NaN
-    where the metric is NaN: a point that cannot run, a GPU without a price)."""
+    where the metric is NaN: a point that cannot run, a GPU without a price); ``codes``: the
+    scenarios the point may hold."""
     import jax
     import jax.numpy as jnp
 
     ones = jnp.ones(len(GPU_NUMBERS), dtype=point.dep.batch.dtype)
 
     def metrics(factors: Any) -> tuple[Any, ...]:
-        m: Metrics = evaluate_point(scaled(point, factors))
+        m: Metrics = evaluate_point(scaled(point, factors), codes)
         return tuple(getattr(m, name) for name in ELASTIC_METRICS)
 
     values, jvp = jax.linearize(metrics, ones)

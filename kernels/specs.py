@@ -187,7 +187,7 @@ class Deployment:
     kv_bytes_per_elem: Leaf  # storage width of one cached K or V element [byte]
     act_bytes_per_elem: Leaf  # width of activations sent in all-reduces [byte]
     compute_dtype: Leaf  # which peak applies: 0 bf16/fp16, 1 fp8, 2 int8, 3 fp4 (a code)
-    scenario: Leaf  # 0 static, 1 concurrency, 2 max_throughput (kernels.scenarios.SCENARIOS)
+    scenario: Leaf  # 0 static, 1 concurrency, 2 max_throughput, 3 poisson (kernels.scenarios.SCENARIOS)
     pp: Leaf  # pipeline stages, each of P GPUs holding L/pp blocks; pp micro-batches in flight [1]
     dp: Leaf  # data-parallel ranks, each running attention on its own batch [1]
     expert_parallel: Leaf  # 1.0: routed experts spread whole over the P*dp GPUs of a stage; 0.0: split like dense MLPs
@@ -196,10 +196,11 @@ class Deployment:
 @_pytree
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """One request shape."""
+    """One request shape, and how often requests come."""
 
     input_len: Leaf  # prompt tokens per request [token]
     output_len: Leaf  # generated tokens per request [token]
+    request_rate: Leaf  # requests per second to the whole deployment, arriving at random (poisson scenario) [request/s]
 
 
 @_pytree

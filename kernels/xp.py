@@ -56,15 +56,47 @@ floor = _op("floor")
 greater = _op("greater")
 isfinite = _op("isfinite")
 isnan = _op("isnan")
+log = _op("log")
 log1p = _op("log1p")
 maximum = _op("maximum")
 minimum = _op("minimum")
 mod = _op("mod")
 ones_like = _op("ones_like")
 select = _op("select")
+sqrt = _op("sqrt")
 stack = _op("stack")
+sum = _op("sum")
 where = _op("where")
 zeros_like = _op("zeros_like")
+
+
+def solve(a: Any, b: Any) -> Any:
+    """x with a x = b for a small dense square ``a``: ``numpy.linalg.solve`` on host values; on JAX
+    values Gauss-Jordan elimination with partial pivoting in array operations (a ``fori_loop``
+    over the columns). Not ``jax.numpy.linalg.solve``: its LAPACK call, vmapped inside the
+    engine's ``lax.map`` over models, hung the sweep (a 192-point sweep of two models never
+    finished; one model, or the same points in one vmap, took 13-30 s)."""
+    if not on_jax(a, b):
+        return np.linalg.solve(a, b)
+    import jax
+    import jax.numpy as jnp
+
+    n = a.shape[-1]
+    rows = jnp.arange(n)
+    vector = b.ndim == 1
+    rhs = b[:, None] if vector else b
+
+    def eliminate(k: Any, state: tuple[Any, Any]) -> tuple[Any, Any]:
+        m, r = state
+        pivot_row = jnp.argmax(jnp.where(rows >= k, jnp.abs(m[:, k]), -1.0))
+        swap = jnp.where(rows == k, pivot_row, jnp.where(rows == pivot_row, k, rows))
+        m, r = m[swap], r[swap]
+        factor = jnp.where(rows == k, 0.0, m[:, k] / m[k, k])
+        return m - factor[:, None] * m[k][None, :], r - factor[:, None] * r[k][None, :]
+
+    m, r = jax.lax.fori_loop(0, n, eliminate, (a, rhs))
+    x = r / jnp.diagonal(m)[:, None]
+    return x[:, 0] if vector else x
 
 
 def cond(pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], *operands: Any) -> Any:

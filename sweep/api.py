@@ -1,6 +1,7 @@
 """The Python API, mirroring the CLI: ``compute`` a sweep in memory, ``run_sweep`` it to zarr,
-``open_sweep`` a store, ``explain`` one point, ``plot``, ``write_report``, ``serve``. Importing it
-registers the ``ds.econ`` accessor. Re-exports only: no other sweep module imports this one."""
+``open_sweep`` a store (``verify_store``, ``repair_store`` it), ``explain`` one point, ``plot``,
+``write_report``, ``serve``. Importing it registers the ``ds.econ`` accessor. Re-exports only: no
+other sweep module imports this one."""
 
 from __future__ import annotations
 
@@ -12,8 +13,20 @@ from sweep.engine.compute import compute
 from sweep.query.explain import explain
 from sweep.store.read import open_sweep
 from sweep.store.run import run_sweep
+from sweep.store.verify import repair_store, verify_store
 
-__all__ = ["compute", "explain", "load_sweep", "open_sweep", "plot", "run_sweep", "serve", "write_report"]
+__all__ = [
+    "compute",
+    "explain",
+    "load_sweep",
+    "open_sweep",
+    "plot",
+    "repair_store",
+    "run_sweep",
+    "serve",
+    "verify_store",
+    "write_report",
+]
 
 
 def plot(ds: xr.Dataset, kind: str, sel: dict | None = None):

@@ -1,7 +1,8 @@
 """The ``sweep`` console script: a thin layer over the subpackages (the calls of ``sweep.api``).
 
 Bad input (unknown key, malformed file, non-positive length) prints one message naming the file
-or argument and what is expected, and exits with status 2.
+or argument and what is expected, and exits with status 2; so does a store that another writer
+holds (``sweep run``) or whose chunks cannot be decoded (``sweep show``, ``sweep query``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from grids.errors import SpecError
 from sweep.cli.types import count, positive
+from sweep.store.errors import StoreError
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -91,8 +93,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from sweep.query.show import describe
+    from sweep.store.read import reading
 
-    print(describe(args.store))
+    with reading(args.store):
+        print(describe(args.store))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from sweep.store.verify import Verification, repair_store, verify_store
+
+    def report(found: Verification) -> None:
+        for damage in found.damage:
+            print(f"{found.store}: {damage}")
+        print(found.summary())
+
+    if not args.repair:
+        found = verify_store(args.store)
+        report(found)
+        return 0 if found.clean else 1
+    found, after = repair_store(args.store, progress=not args.quiet, report=report)
+    if not found.clean:
+        whole = any(d.chunk is None for d in found.damage)
+        recomputed = "every chunk" if whole else f"{len(found.damaged_chunks)} chunks"
+        print(f"{after.store}: repaired: recomputed {recomputed}")
+        print(after.summary())
     return 0
 
 
@@ -100,6 +125,13 @@ DEFAULT_COLUMNS = ("ttft_s", "tpot_s", "user_tok_s", "output_tok_s", "usd_per_mt
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
+    from sweep.store.read import reading
+
+    with reading(args.store):
+        return _query(args)
+
+
+def _query(args: argparse.Namespace) -> int:
     from sweep.query.accessor import best_rows
     from sweep.store.read import open_sweep
 
@@ -279,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser(
+        "verify",
+        help="re-read every chunk of a store against its recorded checksums; --repair recomputes the damaged",
+        description="Re-read every chunk of STORE and compare it with the checksum recorded when it was "
+        "written. Prints one line per damaged chunk (variable, chunk index, file) and a summary; exits 0 if "
+        "the store is clean, 1 if it is damaged. --repair recomputes the damaged chunks from the spec the "
+        "store records, under its writer lock, leaving the store identical to a clean run.",
+    )
+    p.add_argument("store", help="path to a sweep zarr store")
+    p.add_argument("--repair", action="store_true", help="recompute the damaged chunks (exit 0 once clean)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar while repairing")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser(
         "query",
         help="filter, select and reduce a store; print a table or CSV",
         description="Examples: for each model the cheapest (gpu, tp, batch) with at least 30 "
@@ -341,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.func(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows here
         return status
-    except SpecError as err:
+    except (SpecError, StoreError) as err:
         print(f"sweep {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `sweep show STORE | head`: the reader left; stop quietly, as cat does

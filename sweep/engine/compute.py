@@ -8,7 +8,7 @@ import numpy as np
 
 from grids.sweeps import SweepSpec, load_sweep
 from sweep.engine.label import template
-from sweep.engine.plan import STORED, make_plan
+from sweep.engine.plan import make_plan
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -19,7 +19,7 @@ def compute(spec: SweepSpec | str, chunk_points: int | None = None) -> xr.Datase
     spec = load_sweep(spec) if isinstance(spec, str) else spec
     plan = make_plan(spec, chunk_points)
     ds = template(plan)
-    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in STORED}
+    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in plan.stored}
     for chunk_id in plan.chunk_ids():
         region = plan.region(chunk_id)
         for name, values in plan.evaluate(chunk_id).items():

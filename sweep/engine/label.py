@@ -16,7 +16,7 @@ from grids.sweeps import SweepSpec
 from kernels.params import param_counts
 from kernels.point import METRICS
 from kernels.roofline import BOTTLENECKS
-from sweep.engine.plan import STORED, Plan
+from sweep.engine.plan import Plan
 from sweep.engine.provenance import provenance
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def template(plan: Plan) -> xr.Dataset:
             data = data.astype(np.dtypes.StringDType())
         coords[dim] = xr.Variable(dim, data, attrs=AXES[dim].attrs())
     data_vars = {}
-    for name in STORED:
+    for name in plan.stored:
         dtype = _dtype(name, plan.dtype)
         lazy = da.zeros(plan.shape, chunks=plan.chunks, dtype=dtype)
         data_vars[name] = xr.Variable(plan.dims, lazy, attrs=variable_attrs(name))

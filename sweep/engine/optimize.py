@@ -17,9 +17,10 @@ from grids.slo import OBJECTIVES, parse_slo
 from grids.sweeps import SweepSpec, load_sweep
 from kernels.optimum import Slo, at_batch, slo_optimum
 from kernels.point import METRICS
+from kernels.scenarios import SCENARIOS
 from kernels.sensitivity import ELASTIC_METRICS, GPU_NUMBERS, elasticities
 from sweep.engine.label import template
-from sweep.engine.plan import STORED, input_point, make_plan, stored
+from sweep.engine.plan import input_point, make_plan, spec_scenarios, stored, stored_names
 
 __all__ = ["OBJECTIVES", "optimize", "optimum_fn", "parse_slo", "without_batch"]
 
@@ -33,19 +34,22 @@ def binding_meanings(slos: tuple[Slo, ...]) -> list[str]:
 
 
 @functools.cache
-def optimum_fn(slos: tuple[Slo, ...], sensitivity: bool = False) -> Any:
+def optimum_fn(slos: tuple[Slo, ...], sensitivity: bool = False, scenarios: tuple[str, ...] = ()) -> Any:
     """The engine's point function of the optimum under ``slos`` (one object per set of
     objectives, so the compiled program is shared); with ``sensitivity``, also the elasticities
-    of ``ELASTIC_METRICS`` to the GPU's numbers at the optimal batch."""
+    of ``ELASTIC_METRICS`` to the GPU's numbers at the optimal batch. ``scenarios``: those the
+    sweep holds (only their branches are compiled; default: all)."""
+    codes = tuple(SCENARIOS.index(name) for name in scenarios) or None
+    names = stored_names(scenarios)
 
     def fn(inputs: dict[str, Any]) -> dict[str, jax.Array]:
         point = input_point(inputs)
-        opt = slo_optimum(point, slos)
-        out = {**stored(opt.metrics), "optimal_batch": opt.batch, "binding": opt.binding.astype(jnp.int8)}
+        opt = slo_optimum(point, slos, codes)
+        out = {**stored(opt.metrics, names), "optimal_batch": opt.batch, "binding": opt.binding.astype(jnp.int8)}
         if sensitivity:
             batch = jax.lax.stop_gradient(jnp.where(jnp.isnan(opt.batch), 1.0, opt.batch))
             found = jnp.isfinite(opt.batch)
-            for name, values in elasticities(at_batch(point, batch)).items():
+            for name, values in elasticities(at_batch(point, batch), codes).items():
                 out[f"elasticity_{name}"] = jnp.where(found, values, jnp.nan)
         return out
 
@@ -70,17 +74,17 @@ def optimize(
         raise SpecError(f"--minimize: unknown objective '{minimize}'; expected one of: {', '.join(OBJECTIVES)}")
     spec = without_batch(load_sweep(spec) if isinstance(spec, str) else spec)
     key = tuple(slos)
-    plan = make_plan(spec, fn=optimum_fn(key, sensitivity))
+    plan = make_plan(spec, fn=optimum_fn(key, sensitivity, spec_scenarios(spec)))
     ds = template(plan)
     elastic = [f"elasticity_{m}" for m in ELASTIC_METRICS] if sensitivity else []
-    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in STORED}
+    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in plan.stored}
     arrays.update(optimal_batch=np.empty(plan.shape, plan.dtype), binding=np.empty(plan.shape, np.int8))
     arrays.update({name: np.empty((*plan.shape, len(GPU_NUMBERS)), plan.dtype) for name in elastic})
     for chunk_id in plan.chunk_ids():
         region = plan.region(chunk_id)
         for name, values in plan.evaluate(chunk_id).items():
             arrays[name][region] = values
-    for name in STORED:
+    for name in plan.stored:
         ds[name] = ds[name].copy(data=arrays[name])
     meanings = binding_meanings(key)
     ds["optimal_batch"] = xr.Variable(

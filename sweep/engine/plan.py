@@ -22,6 +22,7 @@ import numpy as np
 from grids.axes import AXES
 from grids.sweeps import SweepSpec
 from kernels.point import METRICS, DesignPoint, Metrics, design_point, evaluate_point
+from kernels.scenarios import SCENARIOS
 
 
 def use_compilation_cache() -> None:
@@ -33,8 +34,25 @@ def use_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", os.environ.get("SWEEP_JAX_CACHE", default))
 
 
-STORED = tuple(name for name, info in METRICS.items() if not info.per_model)
-"""Metrics stored on the full grid; those that depend on the model only (params_total) are stored once."""
+def stored_names(scenarios: tuple[str, ...]) -> tuple[str, ...]:
+    """Metrics a sweep holding ``scenarios`` stores on the full grid: those that depend on the model
+    only (params_total) are stored once, those of one scenario (the poisson percentiles) only by a
+    sweep that holds it."""
+    return tuple(
+        name
+        for name, info in METRICS.items()
+        if not info.per_model and (not info.scenarios or set(info.scenarios) & set(scenarios))
+    )
+
+
+STORED = stored_names(())
+"""The metrics every sweep stores on the full grid (``Plan.stored``: those of one sweep)."""
+
+
+def spec_scenarios(spec: SweepSpec) -> tuple[str, ...]:
+    """The scenarios a sweep holds, in code order."""
+    held = spec.axes.get("scenario") or [spec.fixed.get("scenario", AXES["scenario"].default)]
+    return tuple(name for name in SCENARIOS if name in held)
 
 
 TILE_BYTES = int(os.environ.get("SWEEP_TILE_BYTES", 2 * 2**20))
@@ -128,14 +146,28 @@ def input_point(inputs: dict[str, Any]) -> DesignPoint:
     return design_point(**named)
 
 
-def stored(m: Metrics) -> dict[str, jax.Array]:
-    """The stored metrics, in their stored dtypes."""
-    return {name: getattr(m, name).astype(STORED_DTYPES.get(name, getattr(m, name).dtype)) for name in STORED}
+def stored(m: Metrics, names: tuple[str, ...] = STORED) -> dict[str, jax.Array]:
+    """The metrics ``names`` (default: those every sweep stores), in their stored dtypes."""
+    return {name: getattr(m, name).astype(STORED_DTYPES.get(name, getattr(m, name).dtype)) for name in names}
 
 
-def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
-    """One design point from the engine's inputs to the stored metrics (infeasible -> NaN)."""
-    return stored(evaluate_point(input_point(inputs)))
+@functools.cache
+def point_fn(scenarios: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, jax.Array]]:
+    """The engine's point function of a sweep holding ``scenarios``: only their branches are
+    compiled and their metrics stored (one object per set, so compiled programs are shared)."""
+    codes = tuple(SCENARIOS.index(name) for name in scenarios)
+    names = stored_names(scenarios)
+
+    def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
+        """One design point from the engine's inputs to the stored metrics (infeasible -> NaN)."""
+        return stored(evaluate_point(input_point(inputs), codes), names)
+
+    return point
+
+
+point = point_fn(tuple(name for name in SCENARIOS if stored_names((name,)) == STORED))
+"""The point function of sweeps without a scenario of their own metrics (static, concurrency,
+max_throughput): the common metrics."""
 
 
 STORED_DTYPES = {name: jnp.int8 for name, info in METRICS.items() if info.dtype == "int8"}
@@ -185,6 +217,7 @@ class Plan:
     values: dict[str, Any]  # per dim: stacked values along the dim; fixed: rank-0 values
     fn: Callable
     dtype: Any
+    stored: tuple[str, ...] = STORED  # the metrics this sweep stores on its grid
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -234,15 +267,17 @@ def chunk_shape(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
     return tuple(chunks)
 
 
-def make_plan(spec: SweepSpec, chunk_points: int | None = None, fn: PointFn = point) -> Plan:
+def make_plan(spec: SweepSpec, chunk_points: int | None = None, fn: PointFn | None = None) -> Plan:
     """Resolve the spec's catalogue keys to stacked specs and compile the chunk function of ``fn``
-    (default: the stored metrics of each point)."""
+    (default: the stored metrics of each point, ``point_fn`` of the spec's scenarios)."""
     with jax.enable_x64(spec.precision == "float64"):
         return _make_plan(spec, chunk_points, fn)
 
 
-def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn) -> Plan:
+def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn | None) -> Plan:
     use_compilation_cache()
+    scenarios = spec_scenarios(spec)
+    fn = point_fn(scenarios) if fn is None else fn
     dtype = np.float32 if spec.precision == "float32" else np.float64
     dims = tuple(spec.axes)
     values: dict[str, Any] = {dim: axis_values(dim, list(vals), dtype) for dim, vals in spec.axes.items()}
@@ -253,5 +288,12 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn) -> Plan:
     values = jax.tree.map(np.asarray, values)
     chunks = chunk_shape(spec.shape, chunk_points or spec.chunk_points)
     return Plan(
-        spec, dims, spec.shape, chunks, values, lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize, fn), dtype
+        spec,
+        dims,
+        spec.shape,
+        chunks,
+        values,
+        lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize, fn),
+        dtype,
+        stored_names(scenarios),
     )

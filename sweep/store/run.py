@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from grids.sweeps import SweepSpec, load_sweep
 from sweep.engine.plan import Plan, make_plan
+from sweep.store.lock import writer_lock
 from sweep.store.read import done_chunks, location
 from sweep.store.write import create, finish, write_chunk
 
@@ -39,16 +40,20 @@ def run_sweep(
     written by a writer thread, chunk i+1 is evaluated; at most two chunks are held in memory.
     With ``scheduler`` (``local[:N]`` or ``tcp://HOST:PORT``) chunks run as Dask tasks
     (``sweep.store.distributed``). ``max_chunks`` stops after that many chunks (tests of interrupted runs).
+
+    A local store is locked while it is written (``sweep.store.lock``): a second writer gets
+    ``StoreLockedError`` before anything is computed or changed.
     """
     spec = load_sweep(spec) if isinstance(spec, str) else spec
     url = location(out) if out is not None else default_store(spec)
-    if scheduler is None:
-        return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
-    from sweep.store.distributed import client_for, warm_workers
+    with writer_lock(url):
+        if scheduler is None:
+            return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
+        from sweep.store.distributed import client_for, warm_workers
 
-    with client_for(scheduler) as client:
-        warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
-        return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
+        with client_for(scheduler) as client:
+            warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
+            return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
 
 
 def _run(

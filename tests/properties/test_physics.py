@@ -262,7 +262,9 @@ def _grid_point(batch, input_len):
             mem_usable_frac=0.9,
         )
     )
-    return evaluate(specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), dep, Workload(input_len, f64(200.0)), prof)
+    return evaluate(
+        specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), dep, Workload(input_len, f64(200.0), f64(1.0)), prof
+    )
 
 
 def test_vmap_grid_equals_loop_of_points():

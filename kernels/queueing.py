@@ -1,0 +1,403 @@
+"""Serving under random arrivals: requests at a rate, continuous batching, percentiles in closed form.
+
+One micro-batch of one rank receives requests as a Poisson process at lambda = request_rate /
+(pp dp), each of I prompt and O output tokens. The engine runs steps back to back while it has
+work (``sweep.bench.simulate`` is the same engine request by request, the oracle of the tests):
+
+- a step carries every decoding sequence (one token each) and every prompt that arrived during
+  the step before (whole: the token budget is taken not to bind); a prompt's first token comes at
+  the end of the step that carries it;
+- with ``chunked_prefill`` the prompts share the step with the decodes, s(n, k) =
+  ``scenarios.mixed_step`` (the roofline of the sum); without it a step with prompts waiting is a
+  prefill pass P(k) that pauses decoding, and the others decode steps D(n);
+- the sequences admitted stay within the scenario's capacity (memory and the engine's
+  ``max_num_seqs``, ``kernels.memory.Capacity.staggered``).
+
+Two approximations make it closed form:
+
+1. Mean field in the decoders. The number of decoding sequences n is its mean n_bar, from Little's
+   law n_bar = lambda (O - 1) tau, tau the mean time per output token a request sees, solved by
+   bisection; a request sees itself on top of the others (``palm``: + dD/dn).
+2. Prompts per step are a Markov chain. The N_j prompts arriving during step j are Poisson with
+   mean lambda s(N_{j-1}), so N_j -> N_{j+1} has P(N' | N) = Poisson(N'; lambda s(N)); truncated at
+   ``STATES`` prompts per step, its stationary distribution pi is solved exactly (one linear system).
+
+From pi: the steps' mean, variance and lag-1 correlation (TPOT's mean and spread over a request's
+O - 1 steps, plus the spread of n over its life: Var = 2 n_bar / 3 for a Poisson population of
+fixed-length lives); TTFT's exact distribution under the chain: an arrival lands uniformly in a
+step it finds (length-biased, s(N) pi(N)) and is served by the next, which carries it and the
+Poisson(lambda s) others of its step; an arrival that finds the engine empty (probability
+exp(-lambda e2e), the M/G/inf population) is served at once, P(1). The end-to-end time is TTFT plus
+a normal decode time. Percentiles invert these distributions by bisection.
+
+Sustainable: the mean-field fixed point exists, the decoders' 99th percentile (normal
+approximation of a Poisson count) fits the capacity, and the chain keeps below ``STATES`` prompts
+per step. ``utilization``: the larger of the share of a step spent on other requests' work
+(1 - D(1) / tau: -> 1 as the rate approaches what the GPUs can do) and of the sequence slots held
+(-> 1 as the decoders fill the capacity); below 1 where sustainable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from kernels import xp
+from kernels._types import BoolScalar, Leaf, Matrix, Scalar, Vector
+from kernels.memory import Capacity
+from kernels.roofline import (
+    PhaseTime,
+    PrefillTerms,
+    decode_step,
+    decode_step_mean,
+    prefill_pass,
+    prefill_terms,
+)
+from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+
+STATES = 64
+"""Prompts per step the chain tracks (0 .. STATES - 1): enough for a mean of ~45 prompts per step;
+a point whose chain puts more than ``TAIL`` of its mass on the last state is not answered."""
+
+TAIL = 1e-4
+KS: Any = np.arange(STATES + 1, dtype=np.float64)
+LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(STATES)], dtype=np.float64)
+SEATS_Z = 2.3263478740408408
+"""The 99th percentile of the standard normal: the decoders' count that must fit the capacity."""
+
+QUANTILES = (0.5, 0.9, 0.99)
+Z = (0.0, 1.2815515655446004, 2.3263478740408408)
+"""Standard normal quantiles of ``QUANTILES``."""
+
+
+def window_variance(gain: Scalar) -> Scalar:
+    """Var of the mean of n over one request's life, per decoding sequence: n_bar V(g).
+
+    In the step clock a request lives m = O - 1 steps and requests arrive at lambda tau(n) per
+    step, so the decoders n are the arrivals of the last m steps, fed back with gain g = lambda
+    (O - 1) dtau/dn. Linearised, n's spectrum is lambda tau |H|^2 / |1 - g H / m|^2 with H the
+    box filter of length m, whence Var(n) = n_bar / (1 - g) exactly (the Palm excess a request
+    sees) and the variance of the mean over the box
+    V(g) = integral |h(x)|^4 / |1 - g h(x)|^2 dx / 2 pi, h(x) = (1 - e^{-ix}) / (ix),
+    which is 2/3 at g = 0 (a Poisson population of fixed lives). (1 - g) V(g) rises smoothly from
+    2/3 to 1; the quadratic here matches the integral (numerical quadrature) within 0.2% on
+    g in [0, 0.95].
+    """
+    return (2.0 / 3.0 + 0.2428 * gain + 0.0905 * gain * gain) / (1.0 - gain)
+
+
+def window_covariance(gain: Scalar) -> Scalar:
+    """Cov of the sums over one request's life of the prompts carried and of the decoders they
+    feed, per m^2 and per unit of the prompts' asymptotic variance:
+    W(g) = Re integral |h(x)|^2 h(x) / (1 - g h(x)) dx / 2 pi, 1/2 at g = 0; the quadratic
+    matches the integral (numerical quadrature) within 0.3% on g in [0, 0.95]."""
+    return 0.5 + 0.17 * gain + 0.045 * gain * gain
+
+
+MAX_GAIN = 0.99
+"""The feedback gain is clipped below 1 (at 1 the decoders grow without bound: not sustainable)."""
+
+FIXED_POINT_STEPS = 24
+"""Bisection halvings of n_bar between 0 and the capacity (relative precision 2^-24)."""
+
+PERCENTILE_STEPS = 40
+"""Bisection halvings of a percentile between 0 and its bound."""
+
+
+class Percentiles(NamedTuple):
+    """p50, p90 and p99 of one latency over requests [s]."""
+
+    p50: Scalar
+    p90: Scalar
+    p99: Scalar
+
+
+class Load(NamedTuple):
+    """What random arrivals add to a timeline: percentiles over requests, and how loaded it is
+    (NaN under scenarios without random arrivals)."""
+
+    ttft: Percentiles
+    tpot: Percentiles
+    e2e: Percentiles
+    utilization: Scalar  # [1]; >= 1: the rate is not sustainable
+
+
+def no_load(like: Scalar) -> Load:
+    """The ``Load`` of a scenario without random arrivals: NaN."""
+    nan = xp.nan * xp.ones_like(like)
+    none = Percentiles(nan, nan, nan)
+    return Load(none, none, none, nan)
+
+
+def step_durations(terms: PrefillTerms, decode: PhaseTime, chunked: Scalar, prompts: Vector) -> Vector:
+    """Duration of a step carrying ``prompts`` prompts beside the n decodes whose step is
+    ``decode``: their sum under one roofline (chunked prefill), or, without it, a prefill pass
+    P(k) when k > 0 and the decode step when k = 0 [s]."""
+    mixed = (
+        decode.overhead_s
+        + xp.maximum(
+            decode.compute_s + prompts * terms.compute_per_prompt_s,
+            decode.memory_s + prompts * terms.memory_per_prompt_s,
+        )
+        + decode.comm_s
+        + prompts * terms.comm_per_prompt_s
+    )
+    prefill = (
+        terms.overhead_s
+        + xp.maximum(
+            terms.compute_0_s + prompts * terms.compute_per_prompt_s,
+            terms.memory_0_s + prompts * terms.memory_per_prompt_s,
+        )
+        + terms.comm_0_s
+        + prompts * terms.comm_per_prompt_s
+    )
+    separate = xp.where(prompts > 0.0, prefill, decode.total_s)
+    return xp.where(chunked > 0.0, mixed, separate)
+
+
+def transitions(rate: Scalar, durations: Vector) -> Matrix:
+    """P(N' | N): Poisson(N'; rate s(N)) prompts arrive during the step that follows N; the last
+    state holds the tail."""
+    mean = xp.maximum(rate * durations, 1e-30)
+    ks = KS[:STATES]
+    pmf = xp.exp(ks[None, :] * xp.log(mean)[:, None] - mean[:, None] - LOG_FACTORIAL[None, :])
+    head = xp.where(ks[None, :] < STATES - 1.0, pmf, 0.0)
+    tail = xp.maximum(1.0 - xp.sum(head, axis=1), 0.0)
+    return xp.where(ks[None, :] < STATES - 1.0, head, tail[:, None])
+
+
+def stationary(p: Matrix) -> Vector:
+    """pi = pi P, sum(pi) = 1: (P^T - I) pi = 0 with its last row replaced by the normalisation."""
+    ks = KS[:STATES]
+    last = ks[:, None] == STATES - 1.0
+    a = xp.where(last, 1.0, p.T - np.eye(STATES))
+    return xp.solve(a, xp.where(ks == STATES - 1.0, 1.0, 0.0))
+
+
+class Chain(NamedTuple):
+    """The prompts-per-step chain at a given number of decoders."""
+
+    durations: Vector  # s(N), N = 0 .. STATES - 1: the step after N prompts arrived [s]
+    next_durations: Vector  # s(1 + N): the step carrying a new arrival and N others [s]
+    p: Matrix  # P(N' | N)
+    pi: Vector  # stationary distribution
+    step_mean_s: Scalar  # mean step [s]
+    per_token_s: Scalar  # mean time per decode step, prefill pauses included [s]
+    per_token_var: Scalar  # asymptotic variance of the time per decode step: Var of the sum of m / m [s^2]
+    prompts_mean: Scalar  # k_bar, prompts per step [1]
+    prompts_var: Scalar  # Var(k) [1]
+    prompts_var_sum: Scalar  # asymptotic variance of k: Var of the sum of m steps' k / m [1]
+    slope_s: Scalar  # Cov(s, k) / Var(k): step time per prompt carried, regressed [s]
+    decode: PhaseTime  # D(n), one decode step
+
+
+def chain(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    terms: PrefillTerms,
+    rate: Scalar,
+    decoders: Scalar,
+) -> Chain:
+    """The chain of prompts per step with ``decoders`` sequences decoding at the mean context."""
+    decode = decode_step_mean(
+        decode_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl.input_len, wl.output_len
+    )
+    all_durations = step_durations(terms, decode, profile.chunked_prefill, KS)
+    durations = all_durations[:STATES]
+    p = transitions(rate, durations)
+    pi = stationary(p)
+    ks = KS[:STATES]
+    mean, k_mean = xp.sum(pi * durations), xp.sum(pi * ks)
+    var = xp.maximum(xp.sum(pi * durations * durations) - mean * mean, 0.0)
+    k_var = xp.maximum(xp.sum(pi * ks * ks) - k_mean * k_mean, 0.0)
+    cov = xp.sum(pi * durations * ks) - mean * k_mean
+    # Sums over many steps: Var(sum of m x) / m -> Var(x) + 2 sum_L Cov(x_0, x_L), the lag sum
+    # from the fundamental matrix Z = (I - P + 1 pi)^-1: sum_{L>=1} (P^L x - x_bar) = Z x - x.
+    z = xp.solve(np.eye(STATES) - p + pi[None, :], xp.stack([durations, ks], axis=1))
+    var_sum = xp.maximum(var + 2.0 * xp.sum(pi * (durations - mean) * (z[:, 0] - durations)), 0.0)
+    k_var_sum = xp.maximum(k_var + 2.0 * xp.sum(pi * (ks - k_mean) * (z[:, 1] - ks)), 0.0)
+    # Decode steps: every step (chunked), else those after a step without arrivals.
+    decode_share = xp.where(profile.chunked_prefill > 0.0, 1.0, xp.maximum(pi[0], 1e-12))
+    return Chain(
+        durations,
+        all_durations[1:],
+        p,
+        pi,
+        mean,
+        mean / decode_share,
+        var_sum / decode_share,
+        k_mean,
+        k_var,
+        k_var_sum,
+        cov / xp.maximum(k_var, 1e-30),
+        decode,
+    )
+
+
+def _batch(dep: Deployment, batch: Scalar) -> Deployment:
+    return dataclasses.replace(dep, batch=batch)
+
+
+def _phi(z: Leaf) -> Leaf:
+    """The standard normal density."""
+    return xp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+def _norm_cdf(z: Leaf) -> Leaf:
+    """The standard normal CDF, by Abramowitz & Stegun 7.1.26 for erf (|error| < 1.5e-7): the
+    same arithmetic on host and under JAX, no special-function library."""
+    x = xp.minimum(xp.maximum(z, -40.0), 40.0) / math.sqrt(2.0)
+    a = xp.maximum(x, -x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * xp.exp(-a * a)
+    return 0.5 * (1.0 + xp.where(x >= 0.0, erf, -erf))
+
+
+def _ramp_integral(z: Leaf) -> Leaf:
+    """G(z) = integral of the normal CDF up to z: z Phi(z) + phi(z)."""
+    return z * _norm_cdf(z) + _phi(z)
+
+
+def _invert(cdf: Callable[[Vector], Vector], lo: Scalar, hi: Scalar, levels: Vector) -> Vector:
+    """The smallest t in [lo, hi] with cdf(t) >= level, per level, by bisection."""
+
+    def halve(_: object, bounds: tuple[Vector, Vector]) -> tuple[Vector, Vector]:
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        below = cdf(mid) < levels
+        return xp.where(below, mid, a), xp.where(below, b, mid)
+
+    a, b = xp.fori_loop(0, PERCENTILE_STEPS, halve, (lo + 0.0 * levels, hi + 0.0 * levels))
+    return 0.5 * (a + b)
+
+
+class Served(NamedTuple):
+    """Latencies of requests arriving at rate lambda (means and percentiles)."""
+
+    decoders: Scalar  # n_bar [sequence]
+    ttft_s: Scalar
+    tpot_s: Scalar
+    e2e_s: Scalar
+    load: Load
+    sustainable: BoolScalar
+    decode: PhaseTime  # D(n_bar), one decode step
+    first: PhaseTime  # P(1): one prompt on an idle engine
+
+
+def served(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    capacity: Capacity,
+) -> Served:
+    """Means and percentiles of TTFT, TPOT and e2e of one micro-batch at rate request_rate / (pp dp)."""
+    rate = wl.request_rate / (dep.pp * dep.dp)
+    terms = prefill_terms(model, gpu, _batch(dep, xp.ones_like(dep.batch)), wl, profile)
+    first = prefill_pass(terms, xp.ones_like(dep.batch))
+    tokens = xp.maximum(wl.output_len - 1.0, 0.0)
+    steps = xp.maximum(wl.output_len - 1.0, 1.0)
+    seats = xp.maximum(capacity.staggered, 1.0)
+
+    def slope(c: Chain, n: Scalar) -> Scalar:
+        """dD/dn: what one more decoding sequence adds to a step [s]."""
+        upper = decode_step_mean(
+            decode_step(model, gpu, _batch(dep, xp.maximum(n, 1e-3) + 1.0), profile), wl.input_len, wl.output_len
+        )
+        return upper.total_s - c.decode.total_s
+
+    def gain(dn: Scalar) -> Scalar:
+        return xp.clip(rate * tokens * dn, 0.0, MAX_GAIN)
+
+    def seen(c: Chain, n: Scalar) -> tuple[Scalar, Scalar]:
+        """Mean time per token a request sees, E[n s] / E[n]: the mean step plus Cov(n, s) / n_bar,
+        and dD/dn. The decoders are the new ones of the last m = O - 1 steps (the prompts
+        carried), fed back with gain g: Var(n) = m sigma_k^2 / (1 - g) (sigma_k^2 the prompts'
+        asymptotic variance; m sigma_k^2 = n_bar for Poisson arrivals per step), which lengthens
+        each step by dD/dn; and a step's prompts correlate with the recent ones that made n:
+        Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 - g))."""
+        dn = slope(c, n)
+        g = gain(dn)
+        var_n = steps * c.prompts_var_sum / (1.0 - g)
+        cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g)
+        excess_s = (dn * var_n + c.slope_s * cov_nk) / xp.maximum(n, 1e-3)
+        return c.per_token_s + xp.minimum(excess_s, dn * var_n), dn
+
+    def excess(n: Scalar) -> Scalar:
+        c = chain(model, gpu, dep, wl, profile, terms, rate, n)
+        return rate * tokens * seen(c, n)[0] - n
+
+    def halve(_: object, bounds: tuple[Scalar, Scalar]) -> tuple[Scalar, Scalar]:
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        up = excess(mid) > 0.0
+        return xp.where(up, mid, lo), xp.where(up, hi, mid)
+
+    lo, hi = xp.fori_loop(0, FIXED_POINT_STEPS, halve, (0.0 * seats, seats))
+    n = 0.5 * (lo + hi)
+    found = excess(seats) < 0.0
+    c = chain(model, gpu, dep, wl, profile, terms, rate, n)
+    tpot, dn = seen(c, n)
+    g = gain(dn)
+    # A request's mean step over its m steps: the prompts' own (chain) part, the decoders' part
+    # (n averaged over its life: m sigma_k^2 V(g)), and their covariance.
+    tpot_var = (
+        c.per_token_var / steps
+        + dn * dn * steps * c.prompts_var_sum * window_variance(g)
+        + 2.0 * dn * c.slope_s * c.prompts_var_sum * window_covariance(g)
+    )
+    tpot_sd = xp.sqrt(xp.maximum(tpot_var, 0.0))
+
+    # TTFT: land in a step (length-biased), wait out its rest, then the step that carries you.
+    biased = c.pi * c.durations / c.step_mean_s
+    weights = biased[:, None] * c.p  # (step landed in, others arriving in it)
+    rest_mean = 0.5 * c.durations[:, None]
+    busy_ttft = xp.sum(weights * (rest_mean + c.next_durations[None, :]))
+    decode_total = tokens * tpot
+    empty = xp.exp(-rate * (busy_ttft + decode_total))
+    ttft = empty * first.total_s + (1.0 - empty) * busy_ttft
+    e2e = ttft + decode_total
+    decode_sd = xp.maximum(tokens * tpot_sd, 1e-9 * (e2e + 1e-30))
+    levels: Any = np.asarray(QUANTILES)
+
+    def ttft_cdf(t: Vector) -> Vector:
+        frac = (t[:, None, None] - c.next_durations[None, None, :]) / c.durations[None, :, None]
+        busy = xp.sum(weights[None] * xp.clip(frac, 0.0, 1.0), axis=(1, 2))
+        return empty * xp.where(t >= first.total_s, 1.0, 0.0) + (1.0 - empty) * busy
+
+    def e2e_cdf(t: Vector) -> Vector:
+        upper = (t[:, None, None] - c.next_durations[None, None, :] - decode_total) / decode_sd
+        lower = upper - c.durations[None, :, None] / decode_sd
+        ramp = (_ramp_integral(upper) - _ramp_integral(lower)) * decode_sd / c.durations[None, :, None]
+        busy = xp.sum(weights[None] * ramp, axis=(1, 2))
+        alone = _norm_cdf((t - first.total_s - decode_total) / decode_sd)
+        return empty * alone + (1.0 - empty) * busy
+
+    longest = c.durations[STATES - 1] + c.next_durations[STATES - 1]
+    ttft_q = _invert(ttft_cdf, 0.0 * ttft, xp.maximum(longest, first.total_s), levels)
+    e2e_q = _invert(e2e_cdf, 0.0 * e2e, xp.maximum(longest, first.total_s) + decode_total + 10.0 * decode_sd, levels)
+    tpot_q = [tpot + z * tpot_sd for z in Z]
+
+    held = n + SEATS_Z * xp.sqrt(n)
+    isolated = decode_step_mean(
+        decode_step(model, gpu, _batch(dep, xp.ones_like(n)), profile), wl.input_len, wl.output_len
+    ).total_s
+    utilization = xp.maximum(1.0 - isolated / tpot, held / seats)
+    sustainable = found & (held <= seats) & (c.pi[STATES - 1] < TAIL) & xp.isfinite(tpot)
+    utilization = xp.where(sustainable, utilization, xp.maximum(utilization, 1.0))
+    load = Load(
+        Percentiles(ttft_q[0], ttft_q[1], ttft_q[2]),
+        Percentiles(*tpot_q),
+        Percentiles(e2e_q[0], e2e_q[1], e2e_q[2]),
+        utilization,
+    )
+    return Served(n, ttft, tpot, e2e, load, sustainable, c.decode, first)

@@ -1,0 +1,165 @@
+"""The reference of the ``poisson`` scenario: its engine simulated request by request, step by step.
+
+Pure Python and numpy, seeded, discrete events: requests arrive as a Poisson process; the
+scheduler admits waiting requests first come first served while the sequences in flight stay
+within the capacity; a step carries every decoding sequence at its own context and every prompt
+admitted since the step before (chunked prefill: in the same step, the roofline of the sum;
+without it a prefill pass that pauses decoding); the step's time is the kernels' own roofline of
+exactly that step. No mean field, no chain: what ``kernels.queueing`` approximates in closed form
+is counted here, and the tests hold the two together (as ``sweep.bench.reference`` does for the
+other scenarios).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from kernels.point import DesignPoint, capacity
+from kernels.queueing import step_durations
+from kernels.roofline import DecodeStep, _step_phase, decode_step, prefill_pass, prefill_terms
+
+
+def _f64(x: Any) -> Any:
+    """A host float64 value, as the kernels take it (``kernels.xp``)."""
+    return np.asarray(x, dtype=np.float64)
+
+
+class Simulated(NamedTuple):
+    """Per-request latencies of the requests measured (those after the warm-up and before the
+    cool-down) [s], and what the engine did."""
+
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    mean_decoders: float  # time average of the sequences decoding [sequence]
+    peak_in_flight: int  # most sequences admitted at once [sequence]
+    steps: int
+
+
+def simulate(
+    point: DesignPoint,
+    requests: int,
+    seed: int = 0,
+    warmup: float = 0.2,
+    cooldown: float = 0.1,
+    trace: list[tuple[float, int, int, float]] | None = None,
+) -> Simulated:
+    """Serve ``requests`` requests arriving at the point's request_rate / (pp dp) on one micro-batch.
+
+    The first ``warmup`` and last ``cooldown`` shares of the requests (by arrival) are served but
+    not measured: the engine starts empty and drains at the end. ``trace`` receives each step's
+    (start time [s], sequences decoding, prompts carried, duration [s]).
+    """
+    model, gpu, dep, wl, profile = point.model, point.gpu, point.dep, point.wl, point.profile
+    rate = float(wl.request_rate) / float(dep.pp * dep.dp)
+    prompt, output = float(wl.input_len), int(wl.output_len)
+    seats = max(int(capacity(model, gpu, dep, wl, profile).staggered), 1)
+    chunked = float(profile.chunked_prefill) > 0.0
+    window = float(model.window)
+    terms = prefill_terms(model, gpu, dataclasses.replace(dep, batch=_f64(1.0)), wl, profile)
+    steps_by_batch: dict[int, DecodeStep] = {}
+
+    def decode_phase(contexts: np.ndarray) -> Any:
+        n = len(contexts)
+        if n not in steps_by_batch:
+            steps_by_batch[n] = decode_step(model, gpu, dataclasses.replace(dep, batch=_f64(n)), profile)
+        in_window = np.minimum(contexts, window) if window > 0.0 else np.zeros_like(contexts)
+        return _step_phase(steps_by_batch[n], _f64(contexts.mean()), _f64(in_window.mean()))
+
+    def duration(contexts: np.ndarray, prompts: int) -> float:
+        if len(contexts) == 0:
+            return float(prefill_pass(terms, _f64(prompts)).total_s)
+        phase = decode_phase(contexts)
+        return float(step_durations(terms, phase, profile.chunked_prefill, _f64([prompts]))[0])
+
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, requests))
+    first = np.full(requests, np.nan)
+    done = np.full(requests, np.nan)
+    waiting: deque[int] = deque()
+    ids = np.zeros(0, dtype=np.int64)  # sequences decoding
+    contexts = np.zeros(0)  # their cached tokens
+    made = np.zeros(0, dtype=np.int64)  # their tokens generated
+    t, arrived, steps, decoder_time, peak = 0.0, 0, 0, 0.0, 0
+    while arrived < requests or waiting or len(ids):
+        while arrived < requests and arrivals[arrived] <= t:
+            waiting.append(arrived)
+            arrived += 1
+        if not waiting and not len(ids):
+            t = float(arrivals[arrived])  # idle until the next arrival
+            continue
+        room = seats - len(ids)
+        admitted = [waiting.popleft() for _ in range(min(room, len(waiting)))]
+        peak = max(peak, len(ids) + len(admitted))
+        decodes = chunked or not admitted  # without chunked prefill, prompts pause decoding
+        step = duration(contexts if decodes else np.zeros(0), len(admitted))
+        if trace is not None:
+            trace.append((t, len(ids), len(admitted), step))
+        t += step
+        steps += 1
+        decoder_time += step * len(ids)
+        if decodes and len(ids):
+            contexts = contexts + 1.0
+            made = made + 1
+            finished = made >= output
+            done[ids[finished]] = t
+            keep = ~finished
+            ids, contexts, made = ids[keep], contexts[keep], made[keep]
+        if admitted:
+            new = np.asarray(admitted, dtype=np.int64)
+            first[new] = t
+            if output <= 1:
+                done[new] = t
+            else:
+                ids = np.concatenate([ids, new])
+                contexts = np.concatenate([contexts, np.full(len(new), prompt)])
+                made = np.concatenate([made, np.ones(len(new), dtype=np.int64)])
+    kept = slice(int(warmup * requests), int((1.0 - cooldown) * requests))
+    ttft = first[kept] - arrivals[kept]
+    e2e = done[kept] - arrivals[kept]
+    tpot = (done[kept] - first[kept]) / max(output - 1, 1)
+    return Simulated(ttft, tpot, e2e, decoder_time / t, peak, steps)
+
+
+METRICS = ("ttft", "tpot", "e2e")
+"""The latencies compared, each as its mean and p90 (``kernels.point.Metrics`` fields
+``{name}_s`` and ``{name}_p90_s``)."""
+
+
+def highest_rate(point: DesignPoint, steps: int = 30) -> float:
+    """The highest request rate the closed form calls sustainable at this point [request/s], by
+    bisection between 0 and an upper bound found by doubling."""
+    from kernels.point import evaluate_point
+
+    def ok(rate: float) -> bool:
+        wl = dataclasses.replace(point.wl, request_rate=_f64(rate))
+        return bool(evaluate_point(point._replace(wl=wl)).feasible)
+
+    hi = 1.0
+    while ok(hi) and hi < 1e6:
+        hi *= 2.0
+    lo = 0.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def compare(point: DesignPoint, requests: int, seed: int = 0) -> dict[str, float]:
+    """Relative error (closed form / simulated - 1) of each latency's mean and p90 at this point,
+    with the simulation's mean decoders beside the closed form's."""
+    from kernels.point import evaluate_point
+
+    m = evaluate_point(point)
+    sim = simulate(point, requests, seed)
+    out: dict[str, float] = {}
+    for name in METRICS:
+        x = getattr(sim, f"{name}_s")
+        out[f"{name}_mean"] = float(getattr(m, f"{name}_s")) / float(np.mean(x)) - 1.0
+        out[f"{name}_p90"] = float(getattr(m, f"{name}_p90_s")) / float(np.percentile(x, 90)) - 1.0
+    out["utilization"] = float(m.utilization)
+    return out

@@ -1,0 +1,93 @@
+"""The poisson scenario's closed form (kernels.queueing) against its engine simulated request by
+request (sweep.bench.simulate), over random configurations across utilisation 0.1 to 0.95.
+
+A sample runs here; the full run is ``python scripts/poisson_check.py 200`` (its table is quoted in
+the README). Targets: mean TTFT and TPOT within 5%, p90 within 10%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grids.axes import design_inputs
+from kernels.point import design_point, evaluate_point
+from sweep.bench.simulate import compare, highest_rate
+
+CONFIGS = {
+    "model": ["llama-3.1-8b", "llama-3.3-70b", "qwen2.5-7b", "mixtral-8x7b"],
+    "gpu": ["h100-sxm", "a100-sxm-80gb", "h200", "mi300x"],
+    "profile": ["vllm", "trtllm", "lmdeploy"],
+}
+
+
+def poisson_point(model: str, gpu: str, profile: str, tp: int, input_len: int, output_len: int, rate: float = 1.0):
+    return design_point(
+        **design_inputs(
+            dict(
+                model=model,
+                gpu=gpu,
+                profile=profile,
+                tp=tp,
+                input_len=input_len,
+                output_len=output_len,
+                scenario="poisson",
+                request_rate=rate,
+            )
+        )
+    )
+
+
+def at_rate(point, rate: float):
+    return point._replace(wl=dataclasses.replace(point.wl, request_rate=np.float64(rate)))
+
+
+def requests_for(point) -> int:
+    """Enough requests for stable percentiles, few enough steps for a quick run."""
+    m = evaluate_point(point)
+    decoders = max(float(m.batch_in_flight), 1.0)
+    steps_per_request = max(float(point.wl.output_len) - 1.0, 1.0) / decoders
+    return int(np.clip(60_000 / steps_per_request, 600, 6000))
+
+
+@st.composite
+def configurations(draw):
+    return (
+        draw(st.sampled_from(CONFIGS["model"])),
+        draw(st.sampled_from(CONFIGS["gpu"])),
+        draw(st.sampled_from(CONFIGS["profile"])),
+        draw(st.sampled_from([1, 2, 4, 8])),
+        draw(st.integers(128, 4096)),
+        draw(st.integers(32, 512)),
+        draw(st.floats(0.1, 0.95)),
+    )
+
+
+@pytest.mark.slow
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(configurations())
+def test_closed_form_matches_simulation(config):
+    model, gpu, profile, tp, input_len, output_len, utilization = config
+    point = poisson_point(model, gpu, profile, tp, input_len, output_len)
+    if not bool(evaluate_point(at_rate(point, 1e-3)).feasible):
+        return  # does not fit or does not split: nothing to serve
+    point = at_rate(point, utilization * highest_rate(point))
+    errors = compare(point, requests_for(point), seed=0)
+    for name in ("ttft", "tpot"):
+        assert abs(errors[f"{name}_mean"]) <= 0.05, (config, errors)
+        assert abs(errors[f"{name}_p90"]) <= 0.10, (config, errors)
+
+
+def test_p90_ttft_grows_without_bound_towards_capacity():
+    # prompt-heavy: the GPUs' time saturates before the sequence slots fill
+    point = poisson_point("llama-3.3-70b", "h100-sxm", "vllm", 4, 4096, 64)
+    top = highest_rate(point)
+    p90 = [float(evaluate_point(at_rate(point, f * top)).ttft_p90_s) for f in (0.5, 0.9, 0.99, 0.999)]
+    assert all(b > a for a, b in zip(p90, p90[1:])), p90
+    assert p90[-1] > 5.0 * p90[0], p90
+    beyond = evaluate_point(at_rate(point, 1.01 * top))
+    assert not bool(beyond.feasible) and np.isnan(float(beyond.ttft_p90_s))
