@@ -15,6 +15,7 @@ b* + 1 breaks, or the batch limit itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -105,8 +106,64 @@ def slo_optimum(point: DesignPoint, slos: Sequence[Slo], codes: tuple[int, ...] 
     grows = (best < limit) & beyond.feasible
     for k in reversed(range(len(slos))):
         binding = xp.where(grows & ~slos[k].met(beyond), float(k + 1), binding)
-    nan = xp.nan * one
-    masked = metrics._replace(
+    return Optimum(xp.where(found, best, xp.nan), xp.where(found, binding, -1.0), _masked(metrics, found))
+
+
+RATE_RANGE = (1e-4, 1e4)
+"""Request rates [request/s] the goodput search covers, in log space."""
+
+RATE_STEPS = 30
+"""Halvings of ln(rate) over ``RATE_RANGE``: a relative precision of 18.4 / 2^30 = 2e-8."""
+
+
+class Goodput(NamedTuple):
+    """The highest request rate meeting the objectives and the metrics there (NaN where none does)."""
+
+    rate: Scalar  # [request/s] to the deployment; NaN where even the lowest rate breaks an objective
+    binding: Scalar  # 0: sustainability (utilisation reaches 1); k >= 1: the k-th objective; -1: none met
+    metrics: Metrics  # at that rate, masked like a sweep's
+
+
+def at_rate(point: DesignPoint, rate: Scalar) -> DesignPoint:
+    return point._replace(wl=dataclasses.replace(point.wl, request_rate=rate))
+
+
+def goodput(point: DesignPoint, slos: Sequence[Slo], codes: tuple[int, ...] | None = None) -> Goodput:
+    """The highest request rate at which ``point`` (the poisson scenario) meets every objective in
+    ``slos``; ``point``'s own rate is ignored.
+
+    Along the rate, latencies and their percentiles grow and cost per token falls (the same GPUs
+    serve more tokens per hour) until the rate is no longer sustainable, so the cheapest rate
+    meeting the objectives is the highest one that does: found by bisection on ln(rate), like
+    ``slo_optimum`` on the batch. ``binding``: what a rate 0.1% higher breaks.
+    """
+    one = xp.ones_like(point.wl.request_rate)
+    low, high = math.log(RATE_RANGE[0]), math.log(RATE_RANGE[1])
+
+    def ok(log_rate: Scalar) -> BoolScalar:
+        return meets(evaluate_point(at_rate(point, xp.exp(log_rate)), codes), slos)
+
+    def halve(_: Any, bounds: tuple[Scalar, Scalar]) -> tuple[Scalar, Scalar]:
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        good = ok(mid)
+        return xp.where(good, mid, lo), xp.where(good, hi, mid)
+
+    lo, _ = xp.fori_loop(0, RATE_STEPS, halve, (low * one, high * one))
+    best = xp.exp(lo)
+    metrics = evaluate_point(at_rate(point, best), codes)
+    beyond = evaluate_point(at_rate(point, best * 1.001), codes)
+    found = meets(metrics, slos)
+    binding = 0.0 * one
+    for k in reversed(range(len(slos))):
+        binding = xp.where(beyond.feasible & ~slos[k].met(beyond), float(k + 1), binding)
+    return Goodput(xp.where(found, best, xp.nan), xp.where(found, binding, -1.0), _masked(metrics, found))
+
+
+def _masked(metrics: Metrics, found: BoolScalar) -> Metrics:
+    """``metrics`` where ``found``, NaN (and infeasible) elsewhere."""
+    nan = xp.nan * xp.ones_like(metrics.ttft_s)
+    return metrics._replace(
         **{
             name: xp.where(found, getattr(metrics, name), nan)
             for name in metrics._fields
@@ -115,4 +172,3 @@ def slo_optimum(point: DesignPoint, slos: Sequence[Slo], codes: tuple[int, ...] 
         feasible=found & metrics.feasible,
         bottleneck=xp.where(found, metrics.bottleneck, CAPACITY),
     )
-    return Optimum(xp.where(found, best, nan), xp.where(found, binding, -1.0), masked)

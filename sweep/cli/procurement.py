@@ -37,11 +37,14 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     ds = optimize(spec, _slos(args.slo), args.minimize, sensitivity=args.sensitivity)
     objective = ds[args.minimize]
     met = int(objective.notnull().sum())
+    knob = "goodput_rps" if "goodput_rps" in ds else "optimal_batch"
     print(
-        f"{objective.size:,} configurations of '{spec.name}' (batch solved, {ds.attrs['slo']}): "
+        f"{objective.size:,} configurations of '{spec.name}' "
+        f"({'request rate' if knob == 'goodput_rps' else 'batch'} solved, {ds.attrs['slo']}): "
         f"{met:,} meet the objectives"
     )
-    table = ds[[args.minimize, "optimal_batch", "ttft_s", "tpot_s", "user_tok_s", "output_tok_s_per_gpu"]]
+    latencies = ["ttft_p90_s", "tpot_p90_s", "utilization"] if knob == "goodput_rps" else ["ttft_s", "tpot_s"]
+    table = ds[[args.minimize, knob, *latencies, "user_tok_s", "output_tok_s_per_gpu"]]
     frame = table.to_dataframe().dropna(subset=[args.minimize]).reset_index()
     frame = frame.sort_values(args.minimize, ascending=ds.attrs["objective_sense"] == "min")
     constant = [c for c in frame.columns if c in ds.dims and ds.sizes[c] == 1]

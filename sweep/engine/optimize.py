@@ -15,7 +15,7 @@ import numpy as np
 from grids.errors import SpecError
 from grids.slo import OBJECTIVES, parse_slo
 from grids.sweeps import SweepSpec, load_sweep
-from kernels.optimum import Slo, at_batch, slo_optimum
+from kernels.optimum import Slo, at_batch, goodput, slo_optimum
 from kernels.point import METRICS
 from kernels.scenarios import SCENARIOS
 from kernels.sensitivity import ELASTIC_METRICS, GPU_NUMBERS, elasticities
@@ -56,6 +56,25 @@ def optimum_fn(slos: tuple[Slo, ...], sensitivity: bool = False, scenarios: tupl
     return fn
 
 
+@functools.cache
+def goodput_fn(slos: tuple[Slo, ...]) -> Any:
+    """The engine's point function of the goodput under ``slos`` (the poisson scenario)."""
+    codes = (SCENARIOS.index("poisson"),)
+    names = stored_names(("poisson",))
+
+    def fn(inputs: dict[str, Any]) -> dict[str, jax.Array]:
+        g = goodput(input_point(inputs), slos, codes)
+        return {**stored(g.metrics, names), "goodput_rps": g.rate, "binding": g.binding.astype(jnp.int8)}
+
+    return fn
+
+
+def without_rate(spec: SweepSpec) -> SweepSpec:
+    """The spec with its request_rate axis dropped (the goodput chooses the rate)."""
+    axes = {k: v for k, v in spec.axes.items() if k != "request_rate"}
+    return dataclasses.replace(spec, axes=axes, fixed={**spec.fixed, "request_rate": 1.0})
+
+
 def without_batch(spec: SweepSpec) -> SweepSpec:
     """The spec with its batch axis dropped (the optimum chooses the batch)."""
     axes = {k: v for k, v in spec.axes.items() if k != "batch"}
@@ -72,8 +91,11 @@ def optimize(
 
     if minimize not in OBJECTIVES:
         raise SpecError(f"--minimize: unknown objective '{minimize}'; expected one of: {', '.join(OBJECTIVES)}")
-    spec = without_batch(load_sweep(spec) if isinstance(spec, str) else spec)
+    spec = load_sweep(spec) if isinstance(spec, str) else spec
     key = tuple(slos)
+    if "poisson" in spec_scenarios(spec):
+        return _goodput(spec, key, minimize, sensitivity)
+    spec = without_batch(spec)
     plan = make_plan(spec, fn=optimum_fn(key, sensitivity, spec_scenarios(spec)))
     ds = template(plan)
     elastic = [f"elasticity_{m}" for m in ELASTIC_METRICS] if sensitivity else []
@@ -137,5 +159,57 @@ def optimize(
         slo=" ".join(str(s) for s in key),
         objective=minimize,
         objective_sense=OBJECTIVES[minimize],
+    )
+    return ds
+
+
+def _goodput(spec: SweepSpec, key: tuple[Slo, ...], minimize: str, sensitivity: bool) -> xr.Dataset:
+    """``optimize`` of a poisson sweep: per configuration the highest request rate meeting the
+    objectives (its goodput), the cheapest, and every metric there."""
+    import xarray as xr
+
+    if spec_scenarios(spec) != ("poisson",):
+        raise SpecError(
+            "sweep optimize: a sweep holding the poisson scenario solves the request rate, the others the batch; "
+            "optimize them in separate sweeps"
+        )
+    if sensitivity:
+        raise SpecError("sweep optimize: --sensitivity is not available for the poisson scenario yet")
+    spec = without_rate(spec)
+    plan = make_plan(spec, fn=goodput_fn(key))
+    ds = template(plan)
+    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in plan.stored}
+    arrays.update(goodput_rps=np.empty(plan.shape, plan.dtype), binding=np.empty(plan.shape, np.int8))
+    for chunk_id in plan.chunk_ids():
+        region = plan.region(chunk_id)
+        for name, values in plan.evaluate(chunk_id).items():
+            arrays[name][region] = values
+    for name in plan.stored:
+        ds[name] = ds[name].copy(data=arrays[name])
+    meanings = ["not_sustainable", *(str(s).replace(" ", "") for s in key)]
+    ds["goodput_rps"] = xr.Variable(
+        plan.dims,
+        arrays["goodput_rps"],
+        attrs=dict(
+            units="request/s",
+            long_name="goodput",
+            description="the highest request rate (to the whole deployment, arriving at random) that meets every "
+            f"objective, where {minimize} is best (kernels.optimum.goodput); NaN where no rate does",
+        ),
+    )
+    ds["binding"] = xr.Variable(
+        plan.dims,
+        arrays["binding"],
+        attrs=dict(
+            units="1",
+            long_name="binding constraint",
+            description="what stops the rate growing: sustainability (utilisation reaching 1) or the objective "
+            "a higher rate would break; -1: no rate meets the objectives",
+            flag_values=[-1, *range(len(meanings))],
+            flag_meanings=" ".join(["none_met", *meanings]),
+        ),
+    )
+    ds.attrs.update(
+        sweep_complete=1, slo=" ".join(str(s) for s in key), objective=minimize, objective_sense=OBJECTIVES[minimize]
     )
     return ds

@@ -202,7 +202,10 @@ ran 10-20% slower per point than one of 24."""
 def padded(chunks: tuple[int, ...]) -> tuple[int, ...]:
     """The shape a chunk is evaluated at: its innermost dim rounded up to a multiple of ``LANES``,
     so that the compiled loops run whole SIMD vectors (the padding repeats edge values and is
-    cropped)."""
+    cropped). An innermost dim shorter than ``LANES`` is left as it is: padding a dim of 1 to 8
+    evaluated every point 8 times (a 9-configuration goodput took 65 s instead of 8 s)."""
+    if chunks[-1] < LANES:
+        return chunks
     return (*chunks[:-1], -(-chunks[-1] // LANES) * LANES)
 
 

@@ -170,6 +170,7 @@ def _explain(
         peak_flop_per_s=peak,
         hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
         usd_per_gpu_hour=float(gspec.usd_per_hour),
+        request_rate=float(wl.request_rate),
         usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
         capex_usd_per_gpu=float(gspec.capex_usd),
         **{f"owned_{k}": float(v) for k, v in owned_cost(gspec, own)._asdict().items()},

@@ -50,7 +50,7 @@ def render(d: dict[str, Any]) -> str:
         f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
         f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
         f"at most {d['max_batch']:g} such sequences fit{' per micro-batch' if d['pp'] > 1 else ''}; "
-        f"{d['batch_in_flight']:g} run together",
+        f"{d['batch_in_flight']:.4g} run together{' on average' if d.get('scenario') == 'poisson' else ''}",
         "",
         f"6. Tensor parallelism over {d['tp']} GPUs: all-reduce per token {seconds(d['allreduce_s_per_token'])}"
         f" (bandwidth) + {seconds(d['allreduce_latency_s_per_token'])} (latency)",
@@ -63,6 +63,7 @@ def render(d: dict[str, Any]) -> str:
         f"${d['usd_per_mtok_input']:,.4f} per million input tokens (prefill time charged to input)",
         _owned_line(d),
         *_interval_lines(d),
+        *_load_lines(d),
         "",
         f"Bottleneck: {d['bottleneck']}",
         *_sensitivity_lines(d),
@@ -73,6 +74,18 @@ def render(d: dict[str, Any]) -> str:
             " a sweep stores NaN here."
         )
     return "\n".join(lines)
+
+
+def _load_lines(d: dict[str, Any]) -> list[str]:
+    """Percentiles over requests arriving at random (the poisson scenario)."""
+    if d.get("scenario") != "poisson":
+        return []
+    q = {name: " / ".join(seconds(d[f"{name}_p{p}_s"]) for p in (50, 90, 99)) for name in ("ttft", "tpot", "e2e")}
+    return [
+        f"   at {d['request_rate']:g} requests/s arriving at random (utilisation {d['utilization']:.2f}, "
+        f"{'sustainable' if d['utilization'] < 1 else 'NOT sustainable'}), p50 / p90 / p99: "
+        f"TTFT {q['ttft']}; TPOT {q['tpot']}; end to end {q['e2e']}"
+    ]
 
 
 def _interval_lines(d: dict[str, Any]) -> list[str]:

@@ -63,6 +63,10 @@ def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+Sel = Mapping[str, Any] | None
+"""A figure's selection: dim -> value for the dims it does not show (None: defaults)."""
+
+
 @dataclass
 class Picked:
     """A Dataset reduced to the dims a figure shows, and the values chosen for the others."""

@@ -12,7 +12,7 @@ visual performance model", CACM 52(4), 2009.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,10 @@ import xarray as xr
 from grids.errors import SpecError
 from grids.gpus import load_gpus
 from sweep.query.units import GPU_FIELDS, label, log2_ticks, var_label
-from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, pareto_front, scatter, select
+from sweep.viz.base import Picked, Sel, color, curve, ensure_backends, finish, labels, pareto_front, scatter, select
 from sweep.viz.kinds import KIND_DESCRIPTIONS
 from sweep.viz.procurement import best_per_gpu, cost_vs_price, throughput_vs_interactivity, tornado
-
-Sel = Mapping[str, Any] | None
+from sweep.viz.speculative import speculative_speedup
 
 
 def _hline(y: float, text: str, x: float, color_: str = "#555555") -> hv.Overlay:
@@ -461,6 +460,7 @@ KINDS: dict[str, tuple[Callable[..., Any], str]] = {
         ("throughput-vs-interactivity", throughput_vs_interactivity),
         ("cost-vs-price", cost_vs_price),
         ("tornado", tornado),
+        ("speculative-speedup", speculative_speedup),
     )
 }
 """Figure kinds: name -> (function, one-line description)."""

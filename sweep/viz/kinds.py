@@ -13,4 +13,5 @@ KIND_DESCRIPTIONS = {
     "throughput-vs-interactivity": "output tokens/s per GPU vs tokens/s per user: the Pareto front per GPU type",
     "cost-vs-price": "cost per million output tokens vs the GPU's price, with each GPU's break-even price",
     "tornado": "which GPU number matters: elasticities of $/Mtok to FLOP/s, bandwidth, memory, link, price, power",
+    "speculative-speedup": "speed-up of speculative decoding (an MTP head) vs batch, acceptance 0.6 and 0.8",
 }

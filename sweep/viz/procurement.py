@@ -9,7 +9,6 @@ points meeting ``TARGETS``; ``sweep optimize`` solves the batch exactly instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import holoviews as hv
@@ -20,9 +19,7 @@ import xarray as xr
 from grids.errors import SpecError
 from sweep.query.accessor import best_rows
 from sweep.query.units import var_label
-from sweep.viz.base import Picked, color, curve, ensure_backends, finish, labels, pareto_front, scatter, select
-
-Sel = Mapping[str, Any] | None
+from sweep.viz.base import Picked, Sel, color, curve, ensure_backends, finish, labels, pareto_front, scatter, select
 
 TARGETS = ("user_tok_s>=30", "ttft_s<=1")
 """The service-level objectives of these figures (and the report's best-configurations table)."""

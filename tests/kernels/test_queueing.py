@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grids.axes import design_inputs
+from kernels.optimum import Slo, goodput, meets
 from kernels.point import design_point, evaluate_point
 from sweep.bench.simulate import compare, highest_rate
 
@@ -91,3 +92,23 @@ def test_p90_ttft_grows_without_bound_towards_capacity():
     assert p90[-1] > 5.0 * p90[0], p90
     beyond = evaluate_point(at_rate(point, 1.01 * top))
     assert not bool(beyond.feasible) and np.isnan(float(beyond.ttft_p90_s))
+
+
+@pytest.mark.parametrize(
+    "slos, binding",
+    [
+        ((Slo("ttft_p90_s", "<=", 0.5),), 1.0),  # the percentile binds
+        ((Slo("ttft_p90_s", "<=", 100.0), Slo("tpot_p90_s", "<=", 0.05)), 2.0),  # the second objective binds
+        ((Slo("ttft_p90_s", "<=", 100.0),), 0.0),  # only sustainability binds
+    ],
+)
+def test_goodput_is_the_highest_rate_meeting_the_objectives(slos, binding):
+    point = poisson_point("llama-3.3-70b", "h100-sxm", "vllm", 4, 2048, 300)
+    g = goodput(point, slos)
+    rate = float(g.rate)
+    # met up to the goodput (on a grid below it) and broken 1% above it
+    assert all(bool(meets(evaluate_point(at_rate(point, f * rate)), slos)) for f in (0.1, 0.4, 0.7, 0.9, 0.999))
+    assert not bool(meets(evaluate_point(at_rate(point, 1.01 * rate)), slos))
+    assert float(g.binding) == binding
+    cheaper = evaluate_point(at_rate(point, 0.5 * rate))
+    assert float(g.metrics.usd_per_mtok_output) < float(cheaper.usd_per_mtok_output)

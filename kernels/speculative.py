@@ -1,0 +1,91 @@
+"""Speculative decoding with a multi-token-prediction head: where it pays and where it stops.
+
+Each round, for every sequence of a batch of B, a draft proposes k tokens and the target checks
+them in one pass:
+
+- the draft is a multi-token-prediction (MTP) head built from the target's own architecture:
+  one transformer block (a MoE block if the target has MoE layers, full attention) and the LM
+  head, embeddings shared (DeepSeek-V3's MTP module); it runs k decode steps of its own at batch
+  B, T_d(B) each (``draft_model``);
+- the target verifies k + 1 tokens per sequence in one pass: the math and the all-reduces of
+  B (k + 1) tokens, its weights read once (for MoE, the experts B (k + 1) tokens touch) and each
+  sequence's KV cache read once (its k + 1 queries attend the same cache): T_v(B);
+- each draft token is accepted with probability a, independently, until the first rejection;
+  the round emits E = (1 - a^(k+1)) / (1 - a) tokens per sequence (the accepted ones and the
+  target's own next token; Leviathan, Kalman & Matias 2023, eq. 1).
+
+Time per output token: (k T_d + T_v) / E, against T(B) for plain decoding. While decoding is
+memory-bound, T_v ~ T (the weights are read once either way) and the speed-up is ~E / (1 + k
+T_d / T); as the batch grows the verify pass becomes compute-bound, T_v -> (k + 1) T, and
+speculation stops paying (speed-up < 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+from kernels import xp
+from kernels._types import Scalar
+from kernels.roofline import DecodeStep, decode_step, decode_step_time
+from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
+
+
+class Speculation(NamedTuple):
+    """One decode round with speculation, at one context."""
+
+    tokens_per_round: Scalar  # E [token]
+    draft_s: Scalar  # k draft steps [s]
+    verify_s: Scalar  # the target's pass over k + 1 tokens per sequence [s]
+    tpot_s: Scalar  # (k T_d + T_v) / E [s]
+    plain_tpot_s: Scalar  # one target decode step [s]
+    speedup: Scalar  # plain_tpot_s / tpot_s [1]
+
+
+def tokens_per_round(draft_tokens: Scalar, acceptance: Scalar) -> Scalar:
+    """E = 1 + a + ... + a^k = (1 - a^(k+1)) / (1 - a) tokens per sequence per round (k + 1 at a = 1)."""
+    a = xp.minimum(acceptance, 1.0 - 1e-12)
+    return (1.0 - a ** (draft_tokens + 1.0)) / (1.0 - a)
+
+
+def draft_model(model: ModelSpec) -> ModelSpec:
+    """The MTP head of ``model``: one block (MoE if the model has MoE layers), full attention, the
+    same widths, vocabulary and embeddings."""
+    one = xp.ones_like(model.n_layers)
+    return dataclasses.replace(
+        model,
+        n_layers=one,
+        n_moe_layers=xp.where(model.n_moe_layers > 0.0, one, 0.0 * one),
+        n_window_layers=0.0 * one,
+    )
+
+
+def verify_step(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, draft_tokens: Scalar
+) -> DecodeStep:
+    """The target's pass over k + 1 tokens of each of B sequences: math, weights and all-reduces
+    of B (k + 1) tokens, the KV reads of B sequences."""
+    wide = decode_step(model, gpu, dataclasses.replace(dep, batch=dep.batch * (draft_tokens + 1.0)), profile)
+    narrow = decode_step(model, gpu, dep, profile)
+    return wide._replace(
+        memory_per_token_s=narrow.memory_per_token_s, memory_per_window_token_s=narrow.memory_per_window_token_s
+    )
+
+
+def speculation(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    profile: EngineProfile,
+    context: Scalar,
+    draft_tokens: Scalar,
+    acceptance: Scalar,
+) -> Speculation:
+    """A round of k = ``draft_tokens`` drafted tokens accepted with probability ``acceptance``
+    each, for B = ``dep.batch`` sequences after ``context`` cached tokens."""
+    e = tokens_per_round(draft_tokens, acceptance)
+    draft = decode_step_time(decode_step(draft_model(model), gpu, dep, profile), context).total_s
+    verify = decode_step_time(verify_step(model, gpu, dep, profile, draft_tokens), context).total_s
+    plain = decode_step_time(decode_step(model, gpu, dep, profile), context).total_s
+    tpot = (draft_tokens * draft + verify) / e
+    return Speculation(e, draft_tokens * draft, verify, tpot, plain, plain / tpot)
