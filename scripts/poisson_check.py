@@ -32,7 +32,7 @@ def main(n: int, seed: int) -> None:
             continue
         point = at_rate(point, config[6] * highest_rate(point))
         start = time.time()
-        errors = compare(point, requests_for(point), seed=len(rows))
+        errors = compare(point, requests_for(point, 60_000), seed=len(rows))
         rows.append(errors)
         cells = " ".join(f"{k} {v:+6.1%}" for k, v in errors.items() if k != "utilization")
         print(

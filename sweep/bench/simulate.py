@@ -130,7 +130,7 @@ METRICS = ("ttft", "tpot", "e2e")
 ``{name}_s`` and ``{name}_p90_s``)."""
 
 
-def highest_rate(point: DesignPoint, steps: int = 30) -> float:
+def highest_rate(point: DesignPoint, steps: int = 20) -> float:
     """The highest request rate the closed form calls sustainable at this point [request/s], by
     bisection between 0 and an upper bound found by doubling."""
     from kernels.point import evaluate_point
