@@ -70,7 +70,7 @@ def configurations(draw):
 
 @pytest.mark.slow
 @settings(
-    max_examples=2,
+    max_examples=1,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: each example simulates thousands of requests
@@ -119,3 +119,30 @@ def test_goodput_is_the_highest_rate_meeting_the_objectives(slos, binding):
     assert float(g.binding) == binding
     cheaper = evaluate_point(at_rate(point, 0.5 * rate))
     assert float(g.metrics.usd_per_mtok_output) < float(cheaper.usd_per_mtok_output)
+
+
+def test_a_poisson_sweep_stores_its_percentiles_as_the_host_evaluates_them():
+    from grids.sweeps import validate
+    from sweep.engine.compute import compute
+
+    raw = {
+        "name": "poisson-engine",
+        "axes": {
+            "model": ["llama-3.3-70b"],
+            "gpu": ["h100-sxm"],
+            "tp": [4],
+            "batch": [1],
+            "input_len": [2048],
+            "output_len": [300],
+            "request_rate": [1.0, 3.0],
+        },
+        "fixed": {"scenario": "poisson", "profile": "vllm"},
+    }
+    ds = compute(validate(raw, "test"))
+    assert {"ttft_p90_s", "tpot_p99_s", "e2e_p50_s", "utilization"} <= set(ds.data_vars)
+    assert ds["ttft_p90_s"].attrs["units"] == "s" and ds["utilization"].attrs["units"] == "1"
+    for rate in (1.0, 3.0):
+        host = evaluate_point(at_rate(poisson_point("llama-3.3-70b", "h100-sxm", "vllm", 4, 2048, 300), rate))
+        for name in ("ttft_s", "ttft_p90_s", "tpot_p90_s", "e2e_p99_s", "utilization", "usd_per_mtok_output"):
+            stored = float(ds[name].sel(request_rate=rate).squeeze())
+            assert stored == pytest.approx(float(getattr(host, name)), rel=1e-3), name  # float32 sweep

@@ -48,6 +48,7 @@ LABELS = {
     "throughput-vs-interactivity": ("per-user speed (tokens/s)", "(tokens/s per GPU)", True, True),
     "cost-vs-price": ("price per GPU-hour (USD/h)", "cost per million output tokens ($/Mtok)", True, True),
     "tornado": ("GPU number", "elasticity of cost per million output tokens", False, False),
+    "speculative-speedup": ("batch (sequences decoding)", "speed-up over plain decoding", True, False),
 }
 
 
