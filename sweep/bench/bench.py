@@ -7,7 +7,9 @@
     speedup of (a) over it;
 (d) ``sweep optimize`` over at least 1e6 configurations (every catalogue model and GPU, tp, prompt
     and output lengths; the batch solved under two SLOs): evaluation time, and the time to trace
-    and compile its program apart.
+    and compile its program apart;
+(e) in-memory points/s of the poisson scenario (requests at random, percentiles in closed form) on
+    its own grid: the targets of (a) and (b) hold with it off, the grids above never hold it.
 """
 
 from __future__ import annotations
@@ -94,6 +96,45 @@ def optimize_time() -> dict[str, float]:
         "optimize_points": float(spec.n_points),
         "optimize_s": time.perf_counter() - compiled,
         "optimize_compile_s": compiled - start,
+    }
+
+
+def poisson_spec() -> dict[str, Any]:
+    """A grid under the poisson scenario: two models, four GPUs, tp, two prompts and 16 rates
+    (1,024 points: the scenario solves a Markov chain per point, ~1e2 points/s on 2 cores)."""
+    return {
+        "name": "bench-poisson",
+        "description": "sweep bench: requests at random, percentiles in closed form",
+        "axes": {
+            "model": ["llama-3.1-8b", "llama-3.3-70b"],
+            "gpu": ["h100-sxm", "h200", "a100-sxm-80gb", "mi300x"],
+            "tp": [1, 2, 4, 8],
+            "batch": [1],
+            "input_len": [512, 4096],
+            "output_len": [256],
+            "request_rate": {"start": 0.25, "stop": 64.0, "num": 16},
+        },
+        "fixed": {"scenario": "poisson", "profile": "vllm"},
+        "engine": {"chunk_points": 2_000_000, "precision": "float32"},
+    }
+
+
+def poisson_rate() -> dict[str, float]:
+    """Points per second of the poisson grid evaluated in memory (all its chunks, after the
+    program is compiled and run once), and the compile time apart."""
+    spec = validate(poisson_spec(), "sweep bench")
+    plan = make_plan(spec)
+    ids = list(plan.chunk_ids())
+    start = time.perf_counter()
+    plan.evaluate(ids[0])
+    compiled = time.perf_counter()
+    points = 0
+    for chunk_id in ids:
+        points += next(iter(plan.evaluate(chunk_id).values())).size
+    return {
+        "poisson_points_per_s": points / (time.perf_counter() - compiled),
+        "poisson_points": float(points),
+        "poisson_compile_s": compiled - start,
     }
 
 
@@ -240,6 +281,7 @@ def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: s
         "cpu_count": float(os.cpu_count() or 0),
         **optimize_time(),
         **answer_times(),
+        **poisson_rate(),
     }
     if scheduler:
         dask_s = end_to_end(raw, scheduler)["end_to_end_s"]
