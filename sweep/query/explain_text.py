@@ -50,7 +50,7 @@ def render(d: dict[str, Any]) -> str:
         f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
         f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
         f"at most {d['max_batch']:g} such sequences fit{' per micro-batch' if d['pp'] > 1 else ''}; "
-        f"{d['batch_in_flight']:.4g} run together{' on average' if d.get('scenario') == 'poisson' else ''}",
+        f"{d['batch_in_flight']:g} run together{' on average' if d.get('scenario') == 'poisson' else ''}",
         "",
         f"6. Tensor parallelism over {d['tp']} GPUs: all-reduce per token {seconds(d['allreduce_s_per_token'])}"
         f" (bandwidth) + {seconds(d['allreduce_latency_s_per_token'])} (latency)",
