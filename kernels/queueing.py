@@ -66,6 +66,15 @@ a point whose chain puts more than ``TAIL`` of its mass on the last state is not
 TAIL = 1e-4
 KS: Any = np.arange(STATES + 1, dtype=np.float64)
 LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(STATES)], dtype=np.float64)
+EYE = np.eye(STATES)
+
+
+def _like(constant: Any, value: Any) -> Any:
+    """A numpy constant in the floating type of ``value``: a float32 sweep stays float32 even
+    where float64 is enabled (numpy constants are not weakly typed in JAX)."""
+    return np.asarray(constant, dtype=value.dtype)
+
+
 SEATS_Z = 2.3263478740408408
 """The 99th percentile of the standard normal: the decoders' count that must fit the capacity."""
 
@@ -165,8 +174,8 @@ def transitions(rate: Scalar, durations: Vector) -> Matrix:
     """P(N' | N): Poisson(N'; rate s(N)) prompts arrive during the step that follows N; the last
     state holds the tail."""
     mean = xp.maximum(rate * durations, 1e-30)
-    ks = KS[:STATES]
-    pmf = xp.exp(ks[None, :] * xp.log(mean)[:, None] - mean[:, None] - LOG_FACTORIAL[None, :])
+    ks = _like(KS[:STATES], mean)
+    pmf = xp.exp(ks[None, :] * xp.log(mean)[:, None] - mean[:, None] - _like(LOG_FACTORIAL, mean)[None, :])
     head = xp.where(ks[None, :] < STATES - 1.0, pmf, 0.0)
     tail = xp.maximum(1.0 - xp.sum(head, axis=1), 0.0)
     return xp.where(ks[None, :] < STATES - 1.0, head, tail[:, None])
@@ -174,9 +183,9 @@ def transitions(rate: Scalar, durations: Vector) -> Matrix:
 
 def stationary(p: Matrix) -> Vector:
     """pi = pi P, sum(pi) = 1: (P^T - I) pi = 0 with its last row replaced by the normalisation."""
-    ks = KS[:STATES]
+    ks = _like(KS[:STATES], p)
     last = ks[:, None] == STATES - 1.0
-    a = xp.where(last, 1.0, p.T - np.eye(STATES))
+    a = xp.where(last, 1.0, p.T - _like(EYE, p))
     return xp.solve(a, xp.where(ks == STATES - 1.0, 1.0, 0.0))
 
 
@@ -211,18 +220,18 @@ def chain(
     decode = decode_step_mean(
         decode_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl.input_len, wl.output_len
     )
-    all_durations = step_durations(terms, decode, profile.chunked_prefill, KS)
+    all_durations = step_durations(terms, decode, profile.chunked_prefill, _like(KS, decode.total_s))
     durations = all_durations[:STATES]
     p = transitions(rate, durations)
     pi = stationary(p)
-    ks = KS[:STATES]
+    ks = _like(KS[:STATES], durations)
     mean, k_mean = xp.sum(pi * durations), xp.sum(pi * ks)
     var = xp.maximum(xp.sum(pi * durations * durations) - mean * mean, 0.0)
     k_var = xp.maximum(xp.sum(pi * ks * ks) - k_mean * k_mean, 0.0)
     cov = xp.sum(pi * durations * ks) - mean * k_mean
     # Sums over many steps: Var(sum of m x) / m -> Var(x) + 2 sum_L Cov(x_0, x_L), the lag sum
     # from the fundamental matrix Z = (I - P + 1 pi)^-1: sum_{L>=1} (P^L x - x_bar) = Z x - x.
-    z = xp.solve(np.eye(STATES) - p + pi[None, :], xp.stack([durations, ks], axis=1))
+    z = xp.solve(_like(EYE, p) - p + pi[None, :], xp.stack([durations, ks], axis=1))
     var_sum = xp.maximum(var + 2.0 * xp.sum(pi * (durations - mean) * (z[:, 0] - durations)), 0.0)
     k_var_sum = xp.maximum(k_var + 2.0 * xp.sum(pi * (ks - k_mean) * (z[:, 1] - ks)), 0.0)
     # Decode steps: every step (chunked), else those after a step without arrivals.
@@ -387,7 +396,7 @@ def served(
     ttft = empty * first.total_s + (1.0 - empty) * busy_ttft
     e2e = ttft + decode_total
     decode_sd = xp.maximum(tokens * tpot_sd, 1e-9 * (e2e + 1e-30))
-    levels: Any = np.asarray(QUANTILES)
+    levels: Any = _like(QUANTILES, ttft)
 
     def ttft_cdf(t: Vector) -> Vector:
         frac = (t[:, None, None] - c.next_durations[None, None, :]) / c.durations[None, :, None]
