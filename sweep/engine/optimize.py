@@ -99,15 +99,9 @@ def optimize(
     plan = make_plan(spec, fn=optimum_fn(key, sensitivity, spec_scenarios(spec)))
     ds = template(plan)
     elastic = [f"elasticity_{m}" for m in ELASTIC_METRICS] if sensitivity else []
-    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in plan.stored}
-    arrays.update(optimal_batch=np.empty(plan.shape, plan.dtype), binding=np.empty(plan.shape, np.int8))
-    arrays.update({name: np.empty((*plan.shape, len(GPU_NUMBERS)), plan.dtype) for name in elastic})
-    for chunk_id in plan.chunk_ids():
-        region = plan.region(chunk_id)
-        for name, values in plan.evaluate(chunk_id).items():
-            arrays[name][region] = values
-    for name in plan.stored:
-        ds[name] = ds[name].copy(data=arrays[name])
+    extra = {"optimal_batch": np.empty(plan.shape, plan.dtype), "binding": np.empty(plan.shape, np.int8)}
+    extra.update({name: np.empty((*plan.shape, len(GPU_NUMBERS)), plan.dtype) for name in elastic})
+    arrays = _evaluate_all(plan, ds, extra)
     meanings = binding_meanings(key)
     ds["optimal_batch"] = xr.Variable(
         plan.dims,
@@ -178,14 +172,9 @@ def _goodput(spec: SweepSpec, key: tuple[Slo, ...], minimize: str, sensitivity: 
     spec = without_rate(spec)
     plan = make_plan(spec, fn=goodput_fn(key))
     ds = template(plan)
-    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in plan.stored}
-    arrays.update(goodput_rps=np.empty(plan.shape, plan.dtype), binding=np.empty(plan.shape, np.int8))
-    for chunk_id in plan.chunk_ids():
-        region = plan.region(chunk_id)
-        for name, values in plan.evaluate(chunk_id).items():
-            arrays[name][region] = values
-    for name in plan.stored:
-        ds[name] = ds[name].copy(data=arrays[name])
+    arrays = _evaluate_all(
+        plan, ds, {"goodput_rps": np.empty(plan.shape, plan.dtype), "binding": np.empty(plan.shape, np.int8)}
+    )
     meanings = ["not_sustainable", *(str(s).replace(" ", "") for s in key)]
     ds["goodput_rps"] = xr.Variable(
         plan.dims,
@@ -213,3 +202,17 @@ def _goodput(spec: SweepSpec, key: tuple[Slo, ...], minimize: str, sensitivity: 
         sweep_complete=1, slo=" ".join(str(s) for s in key), objective=minimize, objective_sense=OBJECTIVES[minimize]
     )
     return ds
+
+
+def _evaluate_all(plan: Any, ds: xr.Dataset, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every chunk of ``plan`` into the stored metrics of ``ds`` (in place) and into ``extra``
+    (the solved quantities, preallocated); returns all the arrays by name."""
+    arrays = {name: np.empty(plan.shape, dtype=ds[name].dtype) for name in plan.stored}
+    arrays.update(extra)
+    for chunk_id in plan.chunk_ids():
+        region = plan.region(chunk_id)
+        for name, values in plan.evaluate(chunk_id).items():
+            arrays[name][region] = values
+    for name in plan.stored:
+        ds[name] = ds[name].copy(data=arrays[name])
+    return arrays
