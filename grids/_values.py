@@ -1,29 +1,31 @@
-"""Small validators shared by the catalogue loaders."""
+"""Small validators shared by the catalogue loaders (files are read by ``grids.files``)."""
 
 from __future__ import annotations
 
 import math
 import sys
-import tomllib
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from grids.errors import SpecError
+from grids.files import read_toml
+
+__all__ = ["float64_leaves", "is_number", "number", "read_toml", "shorten", "text"]
 
 T = TypeVar("T")
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning syntax errors into a SpecError naming the file."""
+def is_number(value: Any) -> bool:
+    """A JSON or TOML number (not a bool) that float() can hold: an integer beyond float64's range
+    (``10**400``) is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def number(
@@ -35,13 +37,16 @@ def number(
     allow_nan: bool = False,
     integer: bool = False,
     allow_inf: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> float:
-    """``table[key]`` as a float, checked; ``where`` names the file and entry for messages."""
+    """``table[key]`` as a float, checked; ``where`` names the file and entry for messages.
+    ``minimum`` and ``maximum`` bound it (inclusive): the plausible range of the field."""
     if key not in table:
         raise SpecError(f"{where}: missing field '{key}'")
     value = table[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{where}: field '{key}' must be a number, got {value!r}")
+    if not is_number(value):
+        raise SpecError(f"{where}: field '{key}' must be a number, got {shorten(value)}")
     value = float(value)
     if math.isnan(value):
         if allow_nan:
@@ -53,7 +58,21 @@ def number(
         raise SpecError(f"{where}: field '{key}' must be positive, got {value:g}")
     if integer and value != math.floor(value):
         raise SpecError(f"{where}: field '{key}' must be a whole number, got {value:g}")
+    if minimum is not None and value < minimum:
+        raise SpecError(f"{where}: field '{key}' must be at least {minimum:g}, got {value:g}")
+    if maximum is not None and value > maximum:
+        limit = f"{maximum:,.0f}" if float(maximum).is_integer() and maximum < 1e16 else f"{maximum:g}"
+        raise SpecError(f"{where}: field '{key}' = {value:g} is beyond its plausible maximum {limit}")
     return value
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a message stays one short line (an
+    integer too long to print whole is described by its size)."""
+    if isinstance(value, int) and value.bit_length() > 4 * limit:
+        return f"an integer of about {int(value.bit_length() * math.log10(2))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def text(where: str, table: dict[str, Any], key: str) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from grids._values import read_toml
+from grids.errors import SpecError
+from grids.files import read_toml
 from grids.gpus import load_gpus
 from grids.models import MODELS_DIR, load_model, model_keys
 from kernels.memory import kv_bytes_per_token_per_gpu
@@ -44,6 +45,8 @@ def model_rows() -> list[dict[str, Any]]:
         row.update({name: float(getattr(spec, name)) for name in spec.__dataclass_fields__})
         row["params_total"], row["kv_bytes_per_token_bf16"] = _key_numbers(spec)
         source = sources.get(key, {})
+        if not isinstance(source, dict):
+            raise SpecError(f"{MODELS_DIR / 'SOURCES.toml'} [{key}]: expected a table with hf_repo and source")
         row["hf_repo"] = source.get("hf_repo")
         row["source"] = source.get("source")
         rows.append(row)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grids._values import float64_leaves, number, read_toml, text
+from grids._values import float64_leaves, number, text
 from grids.errors import SpecError
+from grids.files import read_toml
 from kernels.specs import GPUSpec
 
 GPUS_FILE = Path(__file__).parent / "gpus.toml"
@@ -28,6 +29,24 @@ infeasible), or it has no market or purchase price (rented or owned costs are th
 
 DERIVED = ("link_kind",)
 """GPUSpec fields derived from text fields rather than read as numbers."""
+
+LIMITS = {
+    "flop_per_s_bf16": 1e18,
+    "flop_per_s_fp8": 1e18,
+    "flop_per_s_int8": 1e18,
+    "flop_per_s_fp4": 1e18,
+    "hbm_bytes": 1e14,
+    "hbm_bytes_per_s": 1e15,
+    "link_bytes_per_s": 1e15,
+    "network_bytes_per_s": 1e15,
+    "gpus_per_node": 2**16,
+    "n_sm": 2**20,
+    "tdp_w": 1e5,
+    "usd_per_hour": 1e4,
+    "capex_usd": 1e8,
+}
+"""Plausible maximum of each number, 100 to 1000 times the largest catalogued (B200's 9e15 fp4
+FLOP/s, MI300X's 512 GB and 8 TB/s, NVLink 5's 900 GB/s, $5/GPU-hour, $40,000): beyond, a unit slip."""
 
 TEXT_FIELDS = ("name", "vendor", "interconnect", "source", "accessed", "price_source", "price_accessed", "capex_source")
 
@@ -53,7 +72,14 @@ def spec_from_table(where: str, table: dict[str, Any]) -> GPUSpec:
     if unknown:
         raise SpecError(f"{where}: unknown field '{unknown[0]}'; expected fields: {', '.join(sorted(known))}")
     values = {
-        name: number(where, table, name, allow_nan=name in OPTIONAL, integer=name in ("gpus_per_node", "n_sm"))
+        name: number(
+            where,
+            table,
+            name,
+            allow_nan=name in OPTIONAL,
+            integer=name in ("gpus_per_node", "n_sm"),
+            maximum=LIMITS.get(name),
+        )
         for name in fields
         if name not in DERIVED
     }

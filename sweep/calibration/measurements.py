@@ -12,14 +12,16 @@ caller gives them.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grids._values import number, shorten
 from grids.axes import AXES, check_value
 from grids.dtypes import kv_dtypes
 from grids.errors import SpecError
+from grids.files import is_file, read_json, read_text
 from grids.gpus import load_gpus
 from grids.models import load_model
 from kernels.point import speed_sign
@@ -84,15 +86,26 @@ class Measurement:
         )
 
 
-def _positive(where: str, name: str, text: str, allow_empty: bool = False) -> float:
+LIMITS = {"batch": 2**20, "input_len": 2**32, "output_len": 2**32}
+"""Plausible maxima of a measurement's batch (or concurrency) and token counts: beyond, a typo."""
+
+
+def _positive(where: str, name: str, text: str | None, allow_empty: bool = False, integer: bool = False) -> float:
+    """A cell (or JSON number as text): a positive finite number, whole where ``integer``, at most
+    its plausible maximum (``LIMITS``); NaN for an empty cell where ``allow_empty``."""
+    text = "" if text is None else text
     if allow_empty and text.strip() == "":
         return math.nan
     try:
         value = float(text)
     except ValueError:
-        raise SpecError(f"{where}: column '{name}' must be a number, got {text!r}") from None
+        raise SpecError(f"{where}: column '{name}' must be a number, got {shorten(text)}") from None
     if not value > 0 or not math.isfinite(value):
-        raise SpecError(f"{where}: column '{name}' must be positive, got {text!r}")
+        raise SpecError(f"{where}: column '{name}' must be positive, got {shorten(text)}")
+    if integer and not value.is_integer():
+        raise SpecError(f"{where}: column '{name}' must be a whole number, got {shorten(text)}")
+    if value > LIMITS.get(name, math.inf):
+        raise SpecError(f"{where}: column '{name}' = {value:g} is beyond its plausible maximum {LIMITS[name]:,}")
     return value
 
 
@@ -135,80 +148,110 @@ def _formats(where: str, row: dict[str, str]) -> dict[str, object]:
     return out
 
 
+def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the (line, row) pairs of a CSV file read by ``grids.files`` (a regular
+    UTF-8 file of at most 64 MiB); a row of the wrong width is refused."""
+    text = read_text(path)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        lines = [(reader.line_num, cells) for cells in reader]
+    except csv.Error as err:
+        raise SpecError(f"{path}: not a valid CSV file ({err})") from None
+    header = lines[0][1] if lines else []
+    rows = []
+    for line, cells in lines[1:]:
+        if not cells:  # a blank line
+            continue
+        if len(cells) != len(header):
+            raise SpecError(f"{path} line {line}: {len(cells)} cells, expected {len(header)} as in the header")
+        rows.append((line, dict(zip(header, cells))))
+    return header, rows
+
+
 def load_csv(path: Path) -> list[Measurement]:
     """Rows of a canonical measurement CSV, validated."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CSV_REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SpecError(
-                f"{path}: missing column '{missing[0]}'; expected header "
-                f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]"
+    header, lines = _rows(path)
+    missing = [c for c in CSV_REQUIRED if c not in header]
+    if missing:
+        raise SpecError(
+            f"{path}: missing column '{missing[0]}'; expected header "
+            f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]"
+        )
+    rows = []
+    checked: set[tuple[str, str]] = set()  # each (model, gpu) loaded once
+    for line, row in lines:
+        where = f"{path} line {line}"
+        if row["scenario"] not in SCENARIOS:
+            raise SpecError(f"{where}: scenario must be one of {', '.join(SCENARIOS)}, got {shorten(row['scenario'])}")
+        if row["metric"] not in METRICS:
+            raise SpecError(f"{where}: metric must be one of {', '.join(METRICS)}, got {shorten(row['metric'])}")
+        if (row["model"], row["gpu"]) not in checked:
+            _check_keys(where, row["model"], row["gpu"])
+            checked.add((row["model"], row["gpu"]))
+        tp = _axis_value(where, "tp", row["tp"])
+        rows.append(
+            Measurement(
+                model=row["model"],
+                gpu=row["gpu"],
+                tp=int(tp),  # type: ignore[call-overload]
+                batch=_positive(
+                    where, "batch", row["batch"], allow_empty=row["scenario"] == "max_throughput", integer=True
+                ),
+                input_len=_positive(where, "input_len", row["input_len"]),
+                output_len=_positive(where, "output_len", row["output_len"]),
+                scenario=row["scenario"],
+                metric=row["metric"],
+                value=_positive(where, "value", row["value"]),
+                engine=(row.get("engine") or "").strip(),
+                file=str(path),
+                extra={"source": row["source"]} if row.get("source") else {},
+                **_formats(where, row),  # type: ignore[arg-type]
             )
-        rows = []
-        checked: set[tuple[str, str]] = set()  # each (model, gpu) loaded once
-        for line, row in enumerate(reader, start=2):
-            where = f"{path} line {line}"
-            if row["scenario"] not in SCENARIOS:
-                raise SpecError(f"{where}: scenario must be one of {', '.join(SCENARIOS)}, got {row['scenario']!r}")
-            if row["metric"] not in METRICS:
-                raise SpecError(f"{where}: metric must be one of {', '.join(METRICS)}, got {row['metric']!r}")
-            if (row["model"], row["gpu"]) not in checked:
-                _check_keys(where, row["model"], row["gpu"])
-                checked.add((row["model"], row["gpu"]))
-            tp = _axis_value(where, "tp", row["tp"])
-            rows.append(
-                Measurement(
-                    model=row["model"],
-                    gpu=row["gpu"],
-                    tp=int(tp),  # type: ignore[call-overload]
-                    batch=_positive(where, "batch", row["batch"], allow_empty=row["scenario"] == "max_throughput"),
-                    input_len=_positive(where, "input_len", row["input_len"]),
-                    output_len=_positive(where, "output_len", row["output_len"]),
-                    scenario=row["scenario"],
-                    metric=row["metric"],
-                    value=_positive(where, "value", row["value"]),
-                    engine=(row.get("engine") or "").strip(),
-                    file=str(path),
-                    extra={"source": row["source"]} if row.get("source") else {},
-                    **_formats(where, row),  # type: ignore[arg-type]
-                )
-            )
+        )
     if not rows:
         raise SpecError(f"{path}: no measurements")
     return rows
 
 
+BENCHMARK_FIELDS = ("avg_input_tokens", "avg_output_tokens", "tokens_per_second_in_batch")
+"""Fields each entry of a benchmark JSON's ``results`` needs (others are ignored)."""
+
+JSON_NAMES = {"avg_input_tokens": "input_len", "avg_output_tokens": "output_len"}
+"""The measurement field a benchmark field becomes (for its plausible maximum)."""
+
+
 def load_benchmark_json(path: Path, model: str | None, gpu: str | None, tp: int | None) -> list[Measurement]:
-    """A shared/benchmarks JSON file (vLLM static batches): output tokens/s per batch size."""
+    """A shared/benchmarks JSON file (vLLM static batches): output tokens/s per batch size.
+    ``results`` is an object from batch size to an object of BENCHMARK_FIELDS."""
     if model is None or gpu is None or tp is None:
         raise SpecError(f"{path}: this JSON does not say model, GPU or tp; pass --model, --gpu and --tp")
     _check_keys(str(path), model, gpu)
-    try:
-        data = json.loads(Path(path).read_text())
-        results = data["results"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise SpecError(f"{path}: expected a benchmark JSON with a 'results' object ({err})") from None
+    check_value(AXES["tp"], f"{path}: --tp", tp)
+    data = read_json(path)
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict) or not results:
+        got = "no 'results'" if results is None else f"'results' is {shorten(results, 30)}"
+        raise SpecError(f"{path}: expected a benchmark JSON whose 'results' maps batch sizes to objects; {got}")
     rows = []
     for batch, r in results.items():
-        where = f"{path} results[{batch}]"
-        try:
-            rows.append(
-                Measurement(
-                    model=model,
-                    gpu=gpu,
-                    tp=tp,
-                    batch=_positive(where, "batch", batch),
-                    input_len=_positive(where, "avg_input_tokens", str(r["avg_input_tokens"])),
-                    output_len=_positive(where, "avg_output_tokens", str(r["avg_output_tokens"])),
-                    scenario="static",
-                    metric="output_tok_s",
-                    value=_positive(where, "tokens_per_second_in_batch", str(r["tokens_per_second_in_batch"])),
-                    file=str(path),
-                )
+        where = f"{path} results[{shorten(batch)}]"
+        if not isinstance(r, dict):
+            raise SpecError(f"{where}: expected an object with {', '.join(BENCHMARK_FIELDS)}")
+        cells = {k: number(where, r, k, maximum=LIMITS.get(JSON_NAMES.get(k, ""))) for k in BENCHMARK_FIELDS}
+        rows.append(
+            Measurement(
+                model=model,
+                gpu=gpu,
+                tp=tp,
+                batch=_positive(where, "batch", batch, integer=True),
+                input_len=cells["avg_input_tokens"],
+                output_len=cells["avg_output_tokens"],
+                scenario="static",
+                metric="output_tok_s",
+                value=cells["tokens_per_second_in_batch"],
+                file=str(path),
             )
-        except (KeyError, TypeError) as err:
-            raise SpecError(f"{where}: missing field {err}") from None
+        )
     return rows
 
 
@@ -219,7 +262,7 @@ def load_measurements(
     rows: list[Measurement] = []
     for name in paths:
         path = Path(name)
-        if not path.exists():
+        if not is_file(path):
             raise SpecError(f"{path}: no such measurement file")
         if path.suffix == ".csv":
             rows += load_csv(path)

@@ -1,8 +1,16 @@
 """The ``sweep`` console script: a thin layer over the subpackages (the calls of ``sweep.api``).
 
-Bad input (unknown key, malformed file, non-positive length) prints one message naming the file
-or argument and what is expected, and exits with status 2; so does a store that another writer
-holds (``sweep run``) or whose chunks cannot be decoded (``sweep show``, ``sweep query``).
+The error boundary, for every command: an expected failure prints ONE line on stderr, ``sweep
+COMMAND: error: WHAT`` naming the file, entry or argument and what is expected, and exits with
+- status 2 for bad input: an unknown key, a malformed or out-of-range file entry (``grids.files``
+  reads every input: regular UTF-8 files of at most 64 MiB, nested at most 32 levels), a bad
+  argument (argparse's own errors too), an output path that cannot be one, a store another writer
+  holds (``sweep run``) or whose chunks cannot be decoded (``sweep show``, ``sweep query``);
+- status 1 for an environment failure: an OSError such as a directory that refuses a new file,
+  a full disk or a permission (``sweep.cli.outputs`` checks output paths before any computation);
+  for ``sweep run`` the line says that the chunks written so far are kept and the same command
+  resumes.
+Anything else is a bug: its traceback, then one line asking for a report, status 1.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ import json
 import math
 import os
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from grids.errors import SpecError
 from sweep.cli.types import count, positive
@@ -76,9 +86,12 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from grids.sweeps import load_sweep
-    from sweep.store.run import run_sweep
+    from sweep.cli.outputs import output_store
+    from sweep.store.run import default_store, run_sweep
 
     spec = load_sweep(args.spec)
+    output_store(args.output or default_store(spec), "--output")
+    args.resumable = True  # from here an OSError (a full disk) leaves finished chunks a rerun keeps
     path = run_sweep(
         spec,
         args.output,
@@ -152,7 +165,9 @@ def _query(args: argparse.Namespace) -> int:
         )
         table = best_rows(best, args.best, order)
     else:
-        masked = ds.econ.where(*args.where)[columns]
+        # a variable sorted by is shown too, after the columns asked for (pandas sorts by columns)
+        sort = [args.sort] if args.sort and args.sort not in columns and args.sort not in ds.coords else []
+        masked = ds.econ.where(*args.where)[columns + sort]
         table = masked.to_dataframe().dropna(how="all", subset=columns).reset_index()
         if args.sort:
             table = table.sort_values(args.sort, ascending=not args.max)
@@ -206,6 +221,18 @@ def _split_assignment(text: str) -> tuple[str, str]:
     return dim.strip(), value.strip()
 
 
+def _one_line(text: str) -> str:
+    """A message on one line: line breaks (from a file name or a parser's message) become spaces."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, as every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 EXPLAIN_HELP = {
     "model": "catalogue key (see `sweep catalog`) or path to a config.json",
     "gpu": "catalogue key, e.g. h100-sxm (see `sweep catalog`)",
@@ -239,9 +266,7 @@ def add_axis_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sweep", description="Design-space sweeps of LLM inference economics (roofline cost model)."
-    )
+    parser = Parser(prog="sweep", description="Design-space sweeps of LLM inference economics (roofline cost model).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -380,16 +405,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RESUME_HINT = {"run": "; the chunks written so far are kept: once fixed, the same command resumes"}
+"""What an environment failure of a command left behind and how to go on, after its message."""
+
+
+def _os_message(err: OSError) -> str:
+    if err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = f"sweep {args.command}"
     try:
         status = args.func(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows here
         return status
     except (SpecError, StoreError) as err:
-        print(f"sweep {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `sweep show STORE | head`: the reader left; stop quietly, as cat does
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as err:  # the machine refused: permission, read-only file system, disk full
+        hint = RESUME_HINT.get(args.command, "") if getattr(args, "resumable", False) else ""
+        print(f"{command}: error: {_one_line(_os_message(err))}{hint}", file=sys.stderr)
+        return 1
+    except Exception:  # a bug: its traceback, and where to send it
+        traceback.print_exc()
+        print(
+            f"{command}: internal error (a bug): please report it with the command line and the traceback above",
+            file=sys.stderr,
+        )
+        return 1

@@ -9,6 +9,7 @@ import textwrap
 from typing import Any
 
 from grids.errors import SpecError
+from sweep.cli.outputs import output_file
 from sweep.viz.kinds import KIND_DESCRIPTIONS
 
 KIND_NAMES = tuple(KIND_DESCRIPTIONS)
@@ -39,6 +40,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if not str(args.output).lower().endswith((".html", ".png")):
         raise SpecError(f"-o {args.output}: expected a file name ending in .html or .png")
     selection = parse_selection(args.sel)
+    output_file(args.output, "--output")
     ds, notes = load_dataset(args.store)
     for note in notes:
         print(f"sweep plot: note: {note}")
@@ -50,6 +52,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from sweep.viz.report import write_report
 
+    output_file(args.output, "--output")
     path = write_report(args.source, args.output)
     print(f"report -> {path}")
     return 0

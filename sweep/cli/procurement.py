@@ -34,7 +34,12 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     from sweep.store.write import write_dataset
 
     spec = load_sweep(args.spec)
-    ds = optimize(spec, _slos(args.slo), args.minimize, sensitivity=args.sensitivity)
+    slos = _slos(args.slo)
+    if args.output:
+        from sweep.cli.outputs import output_store
+
+        output_store(args.output, "--output")
+    ds = optimize(spec, slos, args.minimize, sensitivity=args.sensitivity)
     objective = ds[args.minimize]
     met = int(objective.notnull().sum())
     knob = "goodput_rps" if "goodput_rps" in ds else "optimal_batch"
@@ -63,20 +68,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             values[name] = value
-    print(
-        "sweep compare: solving every deployment's batch (about 30-60 s on 2 cores, most of it tracing the program)",
-        file=sys.stderr,
-    )
     if args.demand_rps is not None and args.budget_usd_per_hour is not None:
         raise SpecError("--demand-rps and --budget-usd-per-hour answer different questions; give one")
     for flag, value in (("--demand-rps", args.demand_rps), ("--budget-usd-per-hour", args.budget_usd_per_hour)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise SpecError(f"argument {flag}: expected a positive number, got {value!r}")
+    slos = _slos(args.slo)
+    _check_names(args)  # before the note: a refusal stays one line on stderr
+    print(
+        "sweep compare: solving every deployment's batch (about 30-60 s on 2 cores, most of it tracing the program)",
+        file=sys.stderr,
+    )
     result = compare(
         args.model,
         args.input,
         args.output,
-        _slos(args.slo),
+        slos,
         gpus=_names(args.gpus),
         own=args.own,
         profile=args.profile,
@@ -101,6 +108,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _safe(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """The catalogue keys and format names of ``sweep compare``, checked by their axes."""
+    from grids.axes import AXES, check_value
+
+    check_value(AXES["model"], "--model", args.model)
+    check_value(AXES["profile"], "--profile", args.profile)
+    for axis, flag, names in (
+        ("gpu", "--gpus", args.gpus),
+        ("weight_dtype", "--weight-dtypes", args.weight_dtypes),
+        ("kv_dtype", "--kv-dtypes", args.kv_dtypes),
+    ):
+        for name in _names(names) or []:
+            check_value(AXES[axis], flag, name)
 
 
 def _names(text: str | None) -> list[str] | None:

@@ -132,7 +132,10 @@ def open_sweep(path: str | Path, *, allow_incomplete: bool = True, dask: bool | 
         raise _spec_error(f"{url}: not a sweep store ({err})") from None
     if not ds.attrs.get("sweep_complete"):
         with reading(url):
-            done = int(done_chunks(url).sum())
+            try:
+                done = int(done_chunks(url).sum())
+            except zarr.errors.NodeNotFoundError:  # written whole, not by `sweep run`
+                raise _spec_error(f"{url}: not a sweep store: neither complete nor a record of its chunks") from None
         message = (
             f"{url}: incomplete sweep, {done} of {ds.attrs.get('chunks_total')} chunks written; "
             "unwritten points read as NaN. Rerun `sweep run` with the same spec to finish it."

@@ -60,3 +60,11 @@ def test_chunk_points_must_be_positive(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", "article-70b", "--chunk-points", "0"])
     assert exit_.value.code == 2 and "expected a whole number >= 1" in capsys.readouterr().err
+
+
+def test_sort_by_a_variable_not_shown(store, capsys):
+    """Found by the fuzzer (tests/properties/test_fuzz_inputs.py): ``--sort ttft_s --vars
+    output_tok_s`` was a KeyError traceback; the sort key is now shown after the columns asked for."""
+    assert main(["query", store, "--sort", "ttft_s", "--vars", "output_tok_s", "--csv"]) == 0
+    header, *rows = capsys.readouterr().out.strip().splitlines()
+    assert header.endswith("output_tok_s,ttft_s") and len(rows) == 4
