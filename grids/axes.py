@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from grids._values import is_number, shorten
 from grids.dtypes import compute_code, load_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
@@ -59,7 +60,7 @@ class Axis:
     readout: Callable[[dict[str, list[Any]], Any], tuple[tuple[str, ...], np.ndarray]] | None = None
     """When the axis is not swept: the dims and values of a data variable named like the axis that
     records the value each point used (e.g. each GPU's catalogue price)."""
-    zero_allowed: bool = False  # a float axis where 0 means something (no interest, no fee)
+    zero_allowed: bool = False  # a numeric axis where 0 means something (no interest, no fee, prefill_tp = tp)
 
     @property
     def cli_flag(self) -> str:
@@ -323,9 +324,30 @@ AXES: dict[str, Axis] = {
             "integer",
             "data-parallel ranks",
             "1",
-            "ranks of tp * pp GPUs, each serving its own pp micro-batches",
+            "ranks of tp * pp GPUs, each serving its own pp micro-batches (disaggregated: the decode instances)",
             _numeric("dp"),
             default=1,
+        ),
+        Axis(
+            "prefill_instances",
+            "integer",
+            "prefill instances",
+            "1",
+            "instances of prefill_tp GPUs running the prompts, one at a time, beside the dp decode ranks "
+            "(disaggregated scenario; the others ignore it)",
+            _numeric("prefill_instances"),
+            default=1,
+        ),
+        Axis(
+            "prefill_tp",
+            "integer",
+            "prefill tensor-parallel degree",
+            "GPU",
+            "GPUs of one prefill instance (disaggregated scenario; the others ignore it); 0: tp, the decode ranks'",
+            _numeric("prefill_tp"),
+            default=0,
+            default_text="0 (the decode ranks' tp)",
+            zero_allowed=True,
         ),
         Axis(
             "expert_parallel",
@@ -347,6 +369,18 @@ AXES: dict[str, Axis] = {
             _numeric("request_rate"),
             default=1.0,
             readout=_scalar,
+        ),
+        Axis(
+            "kv_link_bytes_per_s",
+            "float",
+            "KV transfer bandwidth",
+            "byte/s",
+            "bandwidth per GPU per direction moving each prompt's KV cache from a prefill instance to a decode "
+            "rank (disaggregated scenario); not swept: the GPU's scale-up link (NVLink) when all the deployment's "
+            "GPUs fit in one node, else its network per GPU (grids/gpus.toml)",
+            _per_gpu("kv_link_bytes_per_s"),
+            default=None,
+            default_text="the GPU's NVLink within a node, else its network",
         ),
         Axis(
             "usd_per_gpu_hour",
@@ -382,20 +416,20 @@ OPTIONAL = tuple(name for name, axis in AXES.items() if not axis.required)
 def check_value(axis: Axis, where: str, value: Any) -> Any:
     """One value of ``axis``, validated: a positive whole number, a positive number, or a known name."""
     if axis.kind in ("integer", "float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not is_number(value):  # a bool, a string, or an integer beyond float64 (10**400)
             raise SpecError(
-                f"{where}: expected a positive {'whole ' if axis.kind == 'integer' else ''}number, got {value!r}"
+                f"{where}: expected a positive {'whole ' if axis.kind == 'integer' else ''}number, got {shorten(value)}"
             )
         if not math.isfinite(value) or value < 0 or (value == 0 and not axis.zero_allowed):
             limit = "non-negative" if axis.zero_allowed else "positive"
-            raise SpecError(f"{where}: values must be {limit} and finite, got {value!r}")
+            raise SpecError(f"{where}: values must be {limit} and finite, got {shorten(value)}")
         if axis.kind == "integer":
             if float(value) != math.floor(value):
-                raise SpecError(f"{where}: expected whole numbers, got {value!r}")
+                raise SpecError(f"{where}: expected whole numbers, got {shorten(value)}")
             return int(value)
         return float(value)
     if not isinstance(value, str) or not value:
-        raise SpecError(f"{where}: expected a name, got {value!r}")
+        raise SpecError(f"{where}: expected a name, got {shorten(value)}")
     if axis.check is not None:
         try:
             axis.check(value)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grids._values import float64_leaves, number, read_toml, text
+from grids._values import float64_leaves, number, text
 from grids.errors import SpecError
+from grids.files import is_file, read_toml
 from kernels.specs import EngineProfile
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -55,6 +56,13 @@ TERMS: dict[str, Term] = {
     ),
     "chunked_prefill": Term(
         "1", 0.0, 1.0, "1: in steady states prompts share steps with decodes (chunked prefill); 0: each pauses them"
+    ),
+    "prefill_chunk_tokens": Term(
+        "token",
+        0.0,
+        math.inf,
+        "with chunked_prefill, the most tokens of one prompt a step carries: ceil(I / K) pieces in as "
+        "many steps (inf: whole prompts; 0: prompts spread evenly over the steps, the mean field)",
     ),
     "mem_usable_frac": Term("1", 0.05, 1.0, "fraction of device memory available to weights and KV cache"),
     "kv_free_frac": Term("1", 0.05, 1.0, "fraction of the usable memory left after the weights given to KV cache"),
@@ -107,7 +115,7 @@ def profile_names() -> list[str]:
 
 def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
     """Validate a profile's ``[terms]`` table (each ``{value, source}``) into an EngineProfile."""
-    unknown = sorted(set(terms) - set(TERMS))
+    unknown = sorted(set(terms) - set(TERMS), key=str)
     for name, entry in terms.items():
         if isinstance(entry, dict) and set(entry) - {"value", "source", "units"}:
             raise SpecError(f"{where}: term '{name}' has unknown keys; expected value, source, units")
@@ -134,7 +142,7 @@ def load_profile(name_or_path: str) -> ProfileEntry:
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = PROFILES_DIR / f"{name_or_path}.toml"
-        if not path.exists():
+        if not is_file(path):
             raise SpecError(
                 f"unknown profile '{name_or_path}'; expected a path to a profile TOML "
                 f"or one of: {', '.join(profile_names())}"
@@ -143,6 +151,11 @@ def load_profile(name_or_path: str) -> ProfileEntry:
     terms = data.get("terms")
     if not isinstance(terms, dict):
         raise SpecError(f"{path}: missing [terms] table")
+    if not isinstance(data.get("fit", {}), dict):
+        raise SpecError(f"{path}: [fit] must be a table (the record of the fit)")
+    for key in ("name", "description"):
+        if not isinstance(data.get(key, ""), str):
+            raise SpecError(f"{path}: '{key}' must be a string")
     return ProfileEntry(path.stem, path, data, spec_from_terms(str(path), terms))
 
 
@@ -182,5 +195,6 @@ def write_profile(
             lines += ["", f"[fit.{key}]"]
             for k, v in value.items():
                 lines.append(f"{_toml_string(k)} = {_toml_string(v) if isinstance(v, str) else _toml_value(v)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     spec_from_terms(str(path), read_toml(path)["terms"])  # what was written loads back

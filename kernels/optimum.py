@@ -4,7 +4,8 @@ that is cheapest while meeting service-level objectives, solved inside the compi
 Along the batch, a deployment trades speed per user for throughput: TTFT, TPOT and end-to-end
 latency grow with the batch, tokens per second per user falls, and output throughput grows, so
 cost per token falls, up to what fits in one piece (``kernels.scenarios.batch_limit``: memory
-and the engine's limits; a static batch beyond it runs in waves, a steady one does not run).
+and the engine's limits; a static batch beyond it runs in waves, and a closed loop's requests
+beyond it queue for a slot: the same cost per token, a longer TTFT, so never a better optimum).
 Whether a batch meets every objective is therefore true up to some b* and false beyond it, and
 the cheapest batch meeting them is b*: the largest one that does. It is found by bisection over
 whole batches in [1, limit] (``STEPS`` halvings cover limits up to 2^STEPS), vectorised like

@@ -2,8 +2,9 @@
 
 The scenario (``kernels.scenarios``) decides how requests share the replica. A point that cannot
 run (the weights or one sequence's KV cache do not fit, P does not divide the heads, the GPU lacks
-the compute precision, or C exceeds what fits under the concurrency scenario) is data:
-``feasible`` is False and ``mask_infeasible`` turns its times into NaN.
+the compute precision, or a scenario's own check fails, e.g. a request rate beyond what the
+poisson scenario sustains) is data: ``feasible`` is False and ``mask_infeasible`` turns its times
+into NaN. (Under the concurrency scenario the requests beyond what fits queue for a slot.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kernels.memory import Capacity, MemoryPlan, memory_plan
 from kernels.ownership import OwnedCost, owned_cost
 from kernels.params import param_counts
 from kernels.roofline import PhaseTime, bottleneck, peak_flop_per_s
-from kernels.scenarios import timeline
+from kernels.scenarios import deployment_gpus, timeline
 from kernels.specs import Deployment, EngineProfile, GPUSpec, Leaf, ModelSpec, Ownership, Workload
 
 CAPACITY = 4.0
@@ -68,6 +69,7 @@ class Metrics(NamedTuple):
     e2e_p90_s: Scalar
     e2e_p99_s: Scalar
     utilization: Scalar  # [1]; >= 1 where the request rate is not sustainable
+    kv_transfer_s: Scalar  # one prompt's KV cache from a prefill to a decode instance (disaggregated) [s]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class MetricInfo:
 
 
 _ART = "the article 'LLM inference economics from first principles'"
-_GPUS = "tp * pp * dp GPUs"
+_GPUS = "tp * pp * dp GPUs (disaggregated: + prefill_instances * prefill_tp)"
+_ARRIVALS = ("poisson", "disaggregated")
 
 METRICS: dict[str, MetricInfo] = {
     "feasible": MetricInfo(
@@ -199,7 +202,7 @@ METRICS: dict[str, MetricInfo] = {
     "output_tok_s_per_gpu": MetricInfo(
         "token/s/GPU",
         "output throughput per GPU",
-        "output_tok_s / (tp * pp * dp)",
+        f"output_tok_s / the deployment's {_GPUS}",
         "kernels.point.evaluate",
         runs_only=True,
     ),
@@ -213,14 +216,14 @@ METRICS: dict[str, MetricInfo] = {
     "usd_per_mtok_output": MetricInfo(
         "USD/Mtoken",
         "cost per million output tokens",
-        "price per GPU-hour x tp x pp x dp / output tokens per hour x 1e6",
+        f"price per GPU-hour x the deployment's {_GPUS} / output tokens per hour x 1e6",
         f"kernels.economics; {_ART}, cost per token",
         runs_only=True,
     ),
     "usd_per_mtok_input": MetricInfo(
         "USD/Mtoken",
         "cost per million input tokens",
-        "price per GPU-hour x tp x pp x dp / prompt tokens per hour of prefill x 1e6",
+        f"price per GPU-hour x the deployment's {_GPUS} / prompt tokens per hour of prefill x 1e6",
         "kernels.economics",
         runs_only=True,
     ),
@@ -268,9 +271,9 @@ METRICS: dict[str, MetricInfo] = {
             "s",
             f"{name}, p{q}",
             f"{q}th percentile over requests of the {name}, requests arriving at random at request_rate",
-            "kernels.queueing.served",
+            "kernels.queueing.served; kernels.disaggregated.pools",
             runs_only=True,
-            scenarios=("poisson",),
+            scenarios=_ARRIVALS,
         )
         for latency, name in (
             ("ttft", "time to first token"),
@@ -283,9 +286,19 @@ METRICS: dict[str, MetricInfo] = {
         "1",
         "utilisation",
         "the tighter of the share of each step spent on other requests' work and the share of the "
-        "sequence slots held (99th percentile); below 1 where the request rate is sustainable",
-        "kernels.queueing.served",
-        scenarios=("poisson",),
+        "sequence slots held (99th percentile); below 1 where the request rate is sustainable (disaggregated: "
+        "the largest of the prefill instances', the KV links' and the decode ranks')",
+        "kernels.queueing.served; kernels.disaggregated.pools",
+        scenarios=_ARRIVALS,
+    ),
+    "kv_transfer_s": MetricInfo(
+        "s",
+        "KV transfer time",
+        "moving one prompt's KV cache from a prefill instance to a decode rank, each GPU over its own link "
+        "(NVLink within a node, else the network; kv_link_bytes_per_s); part of the time to first token",
+        "kernels.disaggregated.kv_transfer",
+        runs_only=True,
+        scenarios=("disaggregated",),
     ),
 }
 """Every metric's metadata, in ``Metrics`` field order (checked below and by the tests)."""
@@ -326,6 +339,9 @@ def design_point(
     pp: Leaf,
     dp: Leaf,
     expert_parallel: Leaf,
+    prefill_instances: Leaf,
+    prefill_tp: Leaf,
+    kv_link_bytes_per_s: Leaf,
     request_rate: Leaf,
     usd_per_gpu_hour: Leaf,
     capex_usd_per_gpu: Leaf,
@@ -351,7 +367,11 @@ def design_point(
       kv_bytes_per_elem: the KV-cache format's width [byte].
       compute_dtype: the precision whose peak applies (a code), or AUTO_COMPUTE: the weight
         format's own where the GPU has it (nvfp4 on B200: fp4), else its fallback (on H100: bf16).
-      request_rate: requests per second to the deployment, arriving at random (poisson scenario).
+      prefill_instances, prefill_tp: the disaggregated scenario's prefill pool: instances and GPUs of
+        each (0: tp, the decode ranks').
+      kv_link_bytes_per_s: its KV transfer bandwidth per GPU [byte/s]; NaN: the GPU's own link
+        (``kernels.disaggregated.kv_transfer``).
+      request_rate: requests per second to the deployment, arriving at random (poisson, disaggregated).
       usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
       capex_usd_per_gpu: purchase price of one GPU [USD]; NaN: the GPU's catalogue price.
       capex_usd_per_node ... hosting_usd_per_kw_month: see ``Ownership``.
@@ -382,6 +402,9 @@ def design_point(
         pp=pp,
         dp=dp,
         expert_parallel=expert_parallel,
+        prefill_instances=prefill_instances,
+        prefill_tp=xp.where(prefill_tp > 0.0, prefill_tp, tp),
+        kv_link_bytes_per_s=kv_link_bytes_per_s,
     )
     wl = Workload(input_len=input_len, output_len=output_len, request_rate=request_rate)
     return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price, capex_usd=capex), dep, wl, profile, own)
@@ -457,7 +480,7 @@ def evaluate(
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     ok = feasibility(model, gpu, dep, wl, profile) & runs & xp.isfinite(tl.e2e_s) & xp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
-    gpus = dep.tp * dep.pp * dep.dp
+    gpus = deployment_gpus(dep, codes)
     price = gpu.usd_per_hour * gpus
     nan = xp.nan * xp.ones_like(dep.batch)
     owned = owned_cost(gpu, own) if own is not None else OwnedCost(nan, nan, nan, nan)
@@ -498,6 +521,7 @@ def evaluate(
         e2e_p90_s=tl.load.e2e.p90,
         e2e_p99_s=tl.load.e2e.p99,
         utilization=tl.load.utilization,
+        kv_transfer_s=tl.load.kv_transfer_s,
     )
 
 

@@ -135,13 +135,14 @@ class Load(NamedTuple):
     tpot: Percentiles
     e2e: Percentiles
     utilization: Scalar  # [1]; >= 1: the rate is not sustainable
+    kv_transfer_s: Scalar  # one prompt's KV cache from a prefill to a decode instance (disaggregated; else NaN) [s]
 
 
 def no_load(like: Scalar) -> Load:
     """The ``Load`` of a scenario without random arrivals: NaN."""
     nan = xp.nan * xp.ones_like(like)
     none = Percentiles(nan, nan, nan)
-    return Load(none, none, none, nan)
+    return Load(none, none, none, nan, nan)
 
 
 def step_durations(terms: PrefillTerms, decode: PhaseTime, chunked: Scalar, prompts: Vector) -> Vector:
@@ -310,10 +311,18 @@ def served(
     wl: Workload,
     profile: EngineProfile,
     capacity: Capacity,
+    terms: PrefillTerms | None = None,
+    first_token_percentiles: bool = True,
 ) -> Served:
-    """Means and percentiles of TTFT, TPOT and e2e of one micro-batch at rate request_rate / (pp dp)."""
+    """Means and percentiles of TTFT, TPOT and e2e of one micro-batch at rate request_rate / (pp dp).
+
+    ``terms``: what one arriving request's prompt costs the engine (default: its prefill on this
+    deployment, ``prefill_terms``); zero for a decode instance, which receives the KV cache
+    already computed (``kernels.disaggregated``). Without ``first_token_percentiles`` the
+    percentiles of TTFT and e2e are NaN and not computed (a decode instance's caller has its own)."""
     rate = wl.request_rate / (dep.pp * dep.dp)
-    terms = prefill_terms(model, gpu, _batch(dep, xp.ones_like(dep.batch)), wl, profile)
+    if terms is None:
+        terms = prefill_terms(model, gpu, _batch(dep, xp.ones_like(dep.batch)), wl, profile)
     first = prefill_pass(terms, xp.ones_like(dep.batch))
     tokens = xp.maximum(wl.output_len - 1.0, 0.0)
     steps = xp.maximum(wl.output_len - 1.0, 1.0)
@@ -412,8 +421,13 @@ def served(
         return empty * alone + (1.0 - empty) * busy
 
     longest = c.durations[STATES - 1] + c.next_durations[STATES - 1]
-    ttft_q = _invert(ttft_cdf, 0.0 * ttft, xp.maximum(longest, first.total_s), levels)
-    e2e_q = _invert(e2e_cdf, 0.0 * e2e, xp.maximum(longest, first.total_s) + decode_total + 10.0 * decode_sd, levels)
+    if first_token_percentiles:
+        ttft_q = _invert(ttft_cdf, 0.0 * ttft, xp.maximum(longest, first.total_s), levels)
+        e2e_q = _invert(
+            e2e_cdf, 0.0 * e2e, xp.maximum(longest, first.total_s) + decode_total + 10.0 * decode_sd, levels
+        )
+    else:
+        ttft_q = e2e_q = xp.nan * levels
     tpot_q = [tpot + z * tpot_sd for z in Z]
 
     held = n + SEATS_Z * xp.sqrt(n)
@@ -428,5 +442,6 @@ def served(
         Percentiles(*tpot_q),
         Percentiles(e2e_q[0], e2e_q[1], e2e_q[2]),
         utilization,
+        xp.nan * utilization,
     )
     return Served(n, ttft, tpot, e2e, load, sustainable, c.decode, first)

@@ -9,25 +9,33 @@ function and one ``Scenario`` entry.
   min(B, B_max) run together, so B > B_max runs in waves: floor(B / B_run) full waves and one of
   the remaining B mod B_run. Each wave prefills its prompts (first come, first served), then
   decodes them together.
-- ``concurrency`` (code 1): a closed loop keeps C = B requests in flight with continuous
-  batching, in steady state. Every decode step serves all C sequences at the mean context
-  I + (O-1)/2 and the mean window context (exact: a step's time is affine in the summed
-  contexts, ``decode_step_mean``); each request's prefill (one prompt) either pauses decoding
-  once per request or, with the profile's ``chunked_prefill``, shares the steps with the
-  decodes. Feasible only if the C sequences fit.
+- ``concurrency`` (code 1): a closed loop of C = B clients, each sending its next request when
+  its last one ends, with continuous batching, in steady state. Every decode step serves the
+  running sequences at the mean context I + (O-1)/2 and the mean window context (exact: a
+  step's time is affine in the summed contexts, ``decode_step_mean``); each request's prefill
+  (one prompt) either pauses decoding once per request or, with the profile's
+  ``chunked_prefill``, shares the steps with the decodes (whole, in pieces of
+  ``prefill_chunk_tokens``, or spread evenly). The engine runs min(C, C_max) sequences, C_max
+  what fits; the other requests queue for a slot (Little's law), so beyond C_max throughput
+  and TPOT stay at C_max's and TTFT grows by (C - C_max) / X, X the requests completed per
+  second.
 - ``max_throughput`` (code 2): the same steady state with C = B_max, as many as fit.
 - ``poisson`` (code 3): requests arrive at random at ``request_rate``; continuous batching within
   the capacity; means and percentiles of the latencies in closed form (``kernels.queueing``).
+- ``disaggregated`` (code 4): the same arrivals, prompts on ``prefill_instances`` instances of
+  ``prefill_tp`` GPUs, decoding on the deployment's dp ranks, each prompt's KV cache moved between
+  them (``kernels.disaggregated``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
+from kernels.disaggregated import pool_gpus, pools
 from kernels.memory import Capacity
 from kernels.queueing import Load, no_load, served
 from kernels.roofline import (
@@ -176,7 +184,7 @@ def steady(
     # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
     step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
     separate = _separate(single, step, wl, c)
-    mixed = _mixed(one_prompt, single, step, wl, c)
+    mixed = _mixed(one_prompt, single, step, wl, c, profile.prefill_chunk_tokens)
     return xp.tree_map(lambda x, y: xp.where(profile.chunked_prefill > 0.0, y, x), separate, mixed)
 
 
@@ -220,34 +228,98 @@ def _mixed_step(terms: PrefillTerms, step: PhaseTime, prompts: Scalar) -> PhaseT
     )
 
 
-def _mixed(terms: PrefillTerms, single: PhaseTime, step: PhaseTime, wl: Workload, c: Scalar) -> Timeline:
+def prompt_pieces(wl: Workload, chunk: Scalar) -> Scalar:
+    """n, the steps over which one prompt's prefill is split: ceil(I / K) pieces of at most
+    K = ``prefill_chunk_tokens`` tokens, one per step; 1 for a whole prompt (K >= I, inf) or
+    where prompts are spread evenly (K = 0) [1]."""
+    piece = xp.where(chunk > 0.0, xp.minimum(chunk, wl.input_len), wl.input_len)
+    return xp.ceil(wl.input_len / piece)
+
+
+def _pieces_step(terms: PrefillTerms, step: PhaseTime, prompts: Scalar, n: Scalar) -> PhaseTime:
+    """The mean step where steps carry whole pieces (1/n of a prompt each), ``prompts`` prompts a
+    step on average: k = floor(n q) or k + 1 pieces, in shares 1 - f and f (f = n q - k), so
+
+    S_bar = (1 - f) S(k / n) + f S((k + 1) / n)  >=  S(q)
+
+    S(p), the step carrying p prompts (``_mixed_step``), is convex in p: a piece turns a
+    memory-bound decode step compute-bound, so the steps that carry one are longer than the
+    mean field S(q) says.
+    """
+    k = xp.floor(n * prompts)
+    f = n * prompts - k
+    low, high = _mixed_step(terms, step, k / n), _mixed_step(terms, step, (k + 1.0) / n)
+    return PhaseTime(*((1.0 - f) * a + f * b for a, b in zip(low, high)))
+
+
+def _prompt_steps(terms: PrefillTerms, step: PhaseTime, prompts: Scalar, chunk: Scalar, n: Scalar) -> PhaseTime:
+    """The mean step carrying ``prompts`` prompts on average: in whole pieces (K > 0,
+    ``_pieces_step``) or spread evenly over the steps (K = 0: every step carries the mean)."""
+    pieces = _pieces_step(terms, step, prompts, n)
+    spread = _mixed_step(terms, step, prompts)
+    return xp.tree_map(lambda x, y: xp.where(chunk > 0.0, x, y), pieces, spread)
+
+
+def _prompt_wait(terms: PrefillTerms, step: PhaseTime, piece: PhaseTime, wl: Workload, c: Scalar, n: Scalar) -> Scalar:
+    """Mean wait of a request of a closed loop of C before the first step that carries its
+    prompt, where prompts come in whole pieces [s].
+
+    A client sends its next request when it receives the last token of the previous one, at the
+    end of a step; the engine has already begun the next step for the others, which the new
+    request waits out (a step as its decodes see it, S_seen). Then its prompt queues behind the
+    prompts that came before it: the prefill work of one prompt, s = n (S(1/n) - S(0)), arrives
+    at X = C / (O S_bar) prompts per second, a load rho = X s < 1 (S convex), and a queue with
+    deterministic service waits rho s / (2 (1 - rho)) on average (Pollaczek-Khinchine, M/D/1).
+    An arriving request sees the others' load, C - 1 of C (the arrival theorem of closed
+    networks, Reiser & Lavenberg 1980): nothing to wait for at C = 1.
+    """
+    steps = decode_steps(wl)
+    mean = _pieces_step(terms, step, c / wl.output_len, n)
+    seen = _pieces_step(terms, step, (c - 1.0) / steps, n)
+    service = n * (piece.total_s - step.total_s)
+    load = c / (wl.output_len * mean.total_s) * service
+    queue = load * service / (2.0 * (1.0 - load))
+    return (c - 1.0) / c * (seen.total_s + queue)
+
+
+def _mixed(terms: PrefillTerms, single: PhaseTime, step: PhaseTime, wl: Workload, c: Scalar, chunk: Scalar) -> Timeline:
     """Prompts share steps with decodes (chunked prefill: vLLM V1, TensorRT-LLM's in-flight
     batching). Every step emits one token for each of the C sequences, so C / O requests finish
-    and as many start per step: each step carries C I / O prompt tokens beside the C decodes.
+    and as many start per step: the steps carry q = C / O prompts on average beside the C
+    decodes. A step carrying p prompts takes
 
-    S_mix = overhead + max(T_math(C) + (C/O) m_1, T_mem(C) + (C/O) w_1) + T_comm(C) + (C/O) a_1
+    S(p) = overhead + max(T_math(C) + p m_1, T_mem(C) + p w_1) + T_comm(C) + p a_1
 
     with m_1, w_1, a_1 one prompt's math, KV write and all-reduce time (``PrefillTerms``): decode
     is memory-bound where prefill is compute-bound, so prompts fill the idle tensor cores.
-    Throughput C / S_mix; TPOT S_mix; TTFT the step that carries a whole prompt, and e2e
-    TTFT + (O - 1) S_mix. Not modelled: a token budget smaller than a prompt (prompts then take
-    several steps) and queueing for admission.
+
+    ``prefill_chunk_tokens`` K says how a prompt meets the steps: K > 0, in n = ceil(I / K)
+    pieces (n = 1 for a whole prompt), each in one step, so steps carry whole pieces
+    (``_pieces_step``); K = 0, spread evenly, every step S(q) (the mean field). Throughput
+    C / S_bar(C / O). A request's own prompt comes before its first token, so its O - 1 decode
+    steps carry the others': TPOT = S_bar((C - 1) / (O - 1)). TTFT: the n steps that carry its
+    prompt, n S(1 / n), after the wait for them in pieces (``_prompt_wait``); e2e TTFT +
+    (O - 1) TPOT. Not modelled: a token budget that splits the decodes themselves.
     """
     steps = decode_steps(wl)
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
-    mixed = _mixed_step(terms, step, c / wl.output_len)
-    first = _mixed_step(terms, step, xp.ones_like(c))
-    e2e = first.total_s + has_decode * steps * mixed.total_s
+    n = prompt_pieces(wl, chunk)
+    mean = _prompt_steps(terms, step, c / wl.output_len, chunk, n)
+    seen = _prompt_steps(terms, step, (c - 1.0) / steps, chunk, n)
+    piece = _mixed_step(terms, step, 1.0 / n)
+    first = n * piece.total_s
+    wait = xp.where(chunk > 0.0, _prompt_wait(terms, step, piece, wl, c, n), 0.0)
+    e2e = first + wait + has_decode * steps * seen.total_s
     return Timeline(
         single,
-        PhaseTime(*(steps * x for x in mixed)),
+        PhaseTime(*(steps * x for x in seen)),
         c,
-        first.total_s,
-        first.total_s,
-        mixed.total_s,
+        first + wait,
+        first,
+        seen.total_s,
         e2e,
         e2e,
-        c / mixed.total_s,
+        c / mean.total_s,
         wl.input_len / single.total_s,
         no_load(c),
     )
@@ -265,8 +337,22 @@ def _static(
 def _concurrency(
     model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
 ) -> tuple[Timeline, BoolScalar]:
-    """``concurrency``: C = B in flight; runnable only if the C staggered sequences fit."""
-    return steady(model, gpu, dep, wl, profile, dep.batch), dep.batch <= capacity.staggered
+    """``concurrency``: a closed loop of C = B clients, each sending its next request as soon
+    as its last one ends. The engine runs n = min(C, C_max) of them, C_max = ``capacity.staggered``
+    (memory and the engine's limits); the other C - n wait for a slot.
+
+    Beyond C_max the running set is the steady state at C_max, which completes requests at
+    X = output_tok_s(C_max) / O. The C - n waiting requests queue in front of it, and by Little's
+    law each waits (C - n) / X: TTFT and e2e grow by that, TPOT and throughput stay at C_max's.
+    Every client's cycle is then C / X, i.e. TTFT = C / X - (the rest of a request's time,
+    C_max / X - TTFT(C_max)). Where not even one sequence fits, C as given, like max_throughput.
+    """
+    limit = capacity.staggered
+    running = xp.where(limit >= 1.0, xp.minimum(dep.batch, limit), dep.batch)
+    run = steady(model, gpu, dep, wl, profile, running)
+    wait = (dep.batch - running) * wl.output_len / run.output_tok_s
+    queued = run._replace(ttft_s=run.ttft_s + wait, e2e_s=run.e2e_s + wait, elapsed_s=run.elapsed_s + wait)
+    return queued, (dep.batch <= limit) | (limit >= 1.0)
 
 
 def _max_throughput(
@@ -309,6 +395,43 @@ def _poisson(
     )
 
 
+def _disaggregated(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
+) -> tuple[Timeline, BoolScalar]:
+    """``disaggregated``: requests at random at request_rate, prompts on the prefill instances, the
+    decoding on the dp ranks at request_rate / (pp dp) per micro-batch (``kernels.disaggregated``);
+    runnable where the prefill instances fit and both pools and the links keep up. The decode
+    ranks' capacity is their own (no prompt tokens in their steps), not ``capacity``."""
+    p = pools(model, gpu, dep, wl, profile)
+    steps = decode_steps(wl)
+    d = p.decode
+    decode = PhaseTime(
+        steps * d.compute_s, steps * d.memory_s, steps * d.comm_s, steps * d.overhead_s, steps * p.tpot_s
+    )
+    copies = dep.pp * dep.dp
+    return (
+        Timeline(
+            p.prefill,
+            decode,
+            p.decoders,
+            p.ttft_s,
+            p.ttft_min_s,
+            p.tpot_s,
+            p.e2e_s,
+            p.e2e_s,
+            wl.request_rate / copies * wl.output_len,
+            dep.prefill_instances * wl.input_len / p.prefill.total_s / copies,  # the prefill pool's, over copies
+            p.load,
+        ),
+        p.sustainable,
+    )
+
+
+def replica_gpus(dep: Deployment) -> Scalar:
+    """GPUs of a deployment of dp ranks of pp stages of P GPUs: P pp dp [GPU]."""
+    return dep.tp * dep.pp * dep.dp
+
+
 class Scenario(NamedTuple):
     """One serving scenario: its name (the coordinate), what it means, and its function."""
 
@@ -316,6 +439,8 @@ class Scenario(NamedTuple):
     description: str
     run: Callable[..., tuple[Timeline, BoolScalar]]
     batch_limit: Callable[[Capacity], Scalar]  # the largest batch it runs in one piece (SLO optimum's search)
+    gpus: Callable[[Deployment], Scalar] = replica_gpus  # GPUs it holds: its cost per token counts them all
+    random_arrivals: bool = False  # requests arrive at random at request_rate: an optimum solves the rate (goodput)
 
 
 REGISTRY: tuple[Scenario, ...] = (
@@ -329,7 +454,7 @@ REGISTRY: tuple[Scenario, ...] = (
         "concurrency",
         "batch requests kept in flight (continuous batching), steady state",
         _concurrency,
-        lambda cap: cap.staggered,  # beyond it, infeasible
+        lambda cap: cap.staggered,  # beyond it, requests queue: same throughput and cost, longer TTFT
     ),
     Scenario(
         "max_throughput",
@@ -342,6 +467,16 @@ REGISTRY: tuple[Scenario, ...] = (
         "requests arriving at random at request_rate, continuous batching: means, percentiles, utilisation",
         _poisson,
         lambda cap: xp.ones_like(cap.staggered),  # the batch is not used
+        random_arrivals=True,
+    ),
+    Scenario(
+        "disaggregated",
+        "requests arriving at random at request_rate, prompts on prefill_instances instances of prefill_tp GPUs, "
+        "decoding on the dp ranks, KV cache moved between them: means, percentiles, utilisation",
+        _disaggregated,
+        lambda cap: xp.ones_like(cap.staggered),  # the batch is not used
+        gpus=pool_gpus,
+        random_arrivals=True,
     ),
 )
 """Every scenario; a scenario's code is its index here."""
@@ -368,14 +503,24 @@ def timeline(
     ``poisson`` never pays for it (default: all).
     """
     codes = tuple(range(len(REGISTRY))) if codes is None else codes
+    one, ok = xp.switch(_branch(dep, codes), [REGISTRY[c].run for c in codes], model, gpu, dep, wl, profile, capacity)
+    return deployment_timeline(one, dep), ok
+
+
+def deployment_gpus(dep: Deployment, codes: tuple[int, ...] | None = None) -> Scalar:
+    """GPUs the deployment of ``dep`` holds under its scenario (``Scenario.gpus``); ``codes``: the
+    scenarios it may hold, as for ``timeline`` [GPU]."""
+    codes = tuple(range(len(REGISTRY))) if codes is None else codes
+    return xp.switch(_branch(dep, codes), [REGISTRY[c].gpus for c in codes], dep)
+
+
+def _branch(dep: Deployment, codes: tuple[int, ...]) -> Any:
+    """The position of the scenario code of ``dep`` among ``codes`` (sorted), an int32 index."""
     code = xp.clip(dep.scenario, 0.0, len(REGISTRY) - 1.0)
-    index = 0.0 * code  # the code's position among ``codes``
+    index = 0.0 * code
     for c in codes[:-1]:
         index = index + xp.where(code > c, 1.0, 0.0)
-    one, ok = xp.switch(
-        index.astype(xp.int32), [REGISTRY[c].run for c in codes], model, gpu, dep, wl, profile, capacity
-    )
-    return deployment_timeline(one, dep), ok
+    return index.astype(xp.int32)
 
 
 def batch_limit(dep: Deployment, capacity: Capacity) -> Scalar:

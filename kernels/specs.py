@@ -178,7 +178,9 @@ class Deployment:
     tensor-parallel GPUs. ``batch`` is B, the requests of a static batch, or C, the requests kept
     in flight under the concurrency scenario (unused by max_throughput, which keeps as many as
     fit), counted per micro-batch: each rank keeps pp micro-batches in flight, so the deployment
-    serves pp * dp * B. pp = dp = 1 is one tensor-parallel replica.
+    serves pp * dp * B. pp = dp = 1 is one tensor-parallel replica. Under the disaggregated
+    scenario these P * pp * dp GPUs are the decode pool (dp = y decode instances) and x prefill
+    instances of P_p GPUs each add x * P_p (``kernels.disaggregated``).
     """
 
     tp: Leaf  # P, tensor-parallel degree = GPUs of one pipeline stage [GPU]
@@ -187,10 +189,15 @@ class Deployment:
     kv_bytes_per_elem: Leaf  # storage width of one cached K or V element [byte]
     act_bytes_per_elem: Leaf  # width of activations sent in all-reduces [byte]
     compute_dtype: Leaf  # which peak applies: 0 bf16/fp16, 1 fp8, 2 int8, 3 fp4 (a code)
-    scenario: Leaf  # 0 static, 1 concurrency, 2 max_throughput, 3 poisson (kernels.scenarios.SCENARIOS)
+    scenario: (
+        Leaf  # 0 static, 1 concurrency, 2 max_throughput, 3 poisson, 4 disaggregated (kernels.scenarios.SCENARIOS)
+    )
     pp: Leaf  # pipeline stages, each of P GPUs holding L/pp blocks; pp micro-batches in flight [1]
     dp: Leaf  # data-parallel ranks, each running attention on its own batch [1]
     expert_parallel: Leaf  # 1.0: routed experts spread whole over the P*dp GPUs of a stage; 0.0: split like dense MLPs
+    prefill_instances: Leaf  # x, prefill instances beside the dp decode ranks (disaggregated scenario) [1]
+    prefill_tp: Leaf  # P_p, GPUs of one prefill instance (disaggregated scenario) [GPU]
+    kv_link_bytes_per_s: Leaf  # moving KV from prefill to decode, per GPU per direction [byte/s]; NaN: the GPU's own
 
 
 @_pytree
@@ -230,6 +237,7 @@ class EngineProfile:
     pcie_link_eff: Leaf  # achieved / datasheet bandwidth of collectives between GPUs over PCIe [1]
     if_link_eff: Leaf  # achieved / datasheet (all-peer aggregate) bandwidth of collectives over Infinity Fabric [1]
     chunked_prefill: Leaf  # 1.0: prompts share steps with decodes (steady states); 0.0: each prefill pauses decoding
+    prefill_chunk_tokens: Leaf  # K: most tokens of one prompt per step (0: spread evenly, inf: whole) [token]
     mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
     kv_free_frac: Leaf  # fraction of the usable memory left after the weights that goes to KV cache [1]
     kv_paged: Leaf  # 1.0: KV pages allocated as sequences grow (PagedAttention); 0.0: I + O reserved per sequence

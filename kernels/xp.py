@@ -51,6 +51,7 @@ def _op(name: str) -> Callable[..., Any]:
 argmax = _op("argmax")
 ceil = _op("ceil")
 clip = _op("clip")
+cumsum = _op("cumsum")
 exp = _op("exp")
 floor = _op("floor")
 greater = _op("greater")
@@ -66,6 +67,7 @@ select = _op("select")
 sqrt = _op("sqrt")
 stack = _op("stack")
 sum = _op("sum")
+take = _op("take")
 where = _op("where")
 zeros_like = _op("zeros_like")
 
@@ -109,11 +111,15 @@ def cond(pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], *
 
 
 def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -> Any:
-    """``jax.lax.switch``; on a host index (in range), the branch it picks, called."""
+    """``jax.lax.switch`` on a traced index; on a concrete one (in range: a host value, or a JAX
+    array outside ``jit``/``vmap``), the branch it picks, called. ``lax.switch`` itself traces
+    and compiles every branch even then: an eager evaluation of one design point compiled all
+    the scenarios (about 30 s each for poisson and disaggregated on a 2-core CPU)."""
     if on_jax(index):
         import jax
 
-        return jax.lax.switch(index, branches, *operands)
+        if isinstance(index, jax.core.Tracer) or np.ndim(index) != 0:
+            return jax.lax.switch(index, branches, *operands)
     return branches[int(index)](*operands)
 
 

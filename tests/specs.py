@@ -135,6 +135,7 @@ ARTICLE = dict(
     pcie_link_eff=1,
     if_link_eff=1,
     chunked_prefill=0,
+    prefill_chunk_tokens=0,
     mem_usable_frac=1,
     kv_free_frac=1,
     kv_paged=0,

@@ -363,21 +363,42 @@ def evaluate(
         in_rate = engines * batch * input_len / prefill_time
     else:
         c = steady_batch if scenario == "max_throughput" and steady_batch >= 1 else batch
+        if scenario == "concurrency" and steady_batch >= 1:
+            c = min(batch, steady_batch)  # the engine runs what fits; the other requests queue
         in_flight = c
         p1 = _prefill(m, gpu, prof, par, 1, input_len, *args)
         contexts = [input_len + j for j in range(int(output_len))]  # in flight at every stage
         in_rate = engines * input_len / p1
-        if prof["chunked_prefill"]:  # c / O prompts join every step; a new one's first step has one
-            step = _steady_step(m, gpu, prof, par, c, contexts, *args, prompts=c / output_len, input_len=input_len)
-            ttft = _steady_step(m, gpu, prof, par, c, contexts, *args, prompts=1.0, input_len=input_len)
-            e2e = ttft + (steps * step if output_len > 1 else 0.0)
-            tpot, first, rate = step, ttft, engines * c / step
+        if prof["chunked_prefill"]:  # c / O prompts join the steps; a request's decodes see the others'
+            chunk = prof["prefill_chunk_tokens"]
+            n = math.ceil(input_len / min(chunk, input_len)) if chunk > 0 else 1  # pieces of a prompt
+
+            def mixed(prompts):  # one step of the c decodes carrying `prompts` prompts
+                return _steady_step(m, gpu, prof, par, c, contexts, *args, prompts=prompts, input_len=input_len)
+
+            def pieces(q):  # steps carry whole pieces (1/n of a prompt), n q of them on average
+                k = math.floor(n * q)
+                return (1 - (n * q - k)) * mixed(k / n) + (n * q - k) * mixed((k + 1) / n)
+
+            mean_step = pieces if chunk > 0 else mixed
+            step, tpot = mean_step(c / output_len), mean_step((c - 1) / steps)
+            first = n * mixed(1 / n)
+            ttft = first
+            if chunk > 0:  # wait out the running step, then the prompts ahead (M/D/1), C - 1 of C
+                service = n * (mixed(1 / n) - mixed(0))
+                load = c / (output_len * step) * service
+                ttft += (c - 1) / c * (pieces((c - 1) / steps) + load * service / (2 * (1 - load)))
+            e2e = ttft + (steps * tpot if output_len > 1 else 0.0)
+            rate = engines * c / step
         else:
             step = _steady_step(m, gpu, prof, par, c, contexts, *args)
             others = (c - 1) * p1
             e2e = p1 + (steps * step + others if output_len > 1 else others)
             ttft, tpot, first = p1, step + others / steps, p1
             rate = engines * c * output_len / e2e
+        if scenario == "concurrency":  # Little's law: batch - c requests wait for a slot
+            queue = (batch - c) * output_len * engines / rate
+            ttft, e2e = ttft + queue, e2e + queue
     gpus = tp * pp * dp
     price = gpu["usd_per_hour"] * gpus
     peak = gpu[PEAK_FIELDS[compute_dtype]]
@@ -387,7 +408,7 @@ def evaluate(
         and usable > 0
         and max_batch >= 1
         and math.isfinite(peak)
-        and (scenario != "concurrency" or batch <= steady_batch)
+        and (scenario != "concurrency" or batch <= steady_batch or steady_batch >= 1)
     )
     return {
         "feasible": feasible,

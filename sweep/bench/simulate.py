@@ -7,20 +7,25 @@ admitted since the step before (chunked prefill: in the same step, the roofline 
 without it a prefill pass that pauses decoding); the step's time is the kernels' own roofline of
 exactly that step. No mean field, no chain: what ``kernels.queueing`` approximates in closed form
 is counted here, and the tests hold the two together (as ``sweep.bench.reference`` does for the
-other scenarios).
+other scenarios). ``simulate_disaggregated`` does the same for the ``disaggregated`` scenario:
+prefill instances taking a first-come-first-served queue, then a decode micro-batch fed by them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from kernels.disaggregated import decode_seats, kv_transfer, prefill_deployment
 from kernels.point import DesignPoint, capacity
 from kernels.queueing import step_durations
-from kernels.roofline import DecodeStep, _step_phase, decode_step, prefill_pass, prefill_terms
+from kernels.roofline import DecodeStep, PhaseTime, _step_phase, decode_step, prefill_pass, prefill_terms
+from kernels.scenarios import SCENARIOS
 
 
 def _f64(x: Any) -> Any:
@@ -59,16 +64,8 @@ def simulate(
     prompt, output = float(wl.input_len), int(wl.output_len)
     seats = max(int(capacity(model, gpu, dep, wl, profile).staggered), 1)
     chunked = float(profile.chunked_prefill) > 0.0
-    window = float(model.window)
     terms = prefill_terms(model, gpu, dataclasses.replace(dep, batch=_f64(1.0)), wl, profile)
-    steps_by_batch: dict[int, DecodeStep] = {}
-
-    def decode_phase(contexts: np.ndarray) -> Any:
-        n = len(contexts)
-        if n not in steps_by_batch:
-            steps_by_batch[n] = decode_step(model, gpu, dataclasses.replace(dep, batch=_f64(n)), profile)
-        in_window = np.minimum(contexts, window) if window > 0.0 else np.zeros_like(contexts)
-        return _step_phase(steps_by_batch[n], _f64(contexts.mean()), _f64(in_window.mean()))
+    decode_phase = _decode_phase(point)
 
     def duration(contexts: np.ndarray, prompts: int) -> float:
         if len(contexts) == 0:
@@ -125,6 +122,94 @@ def simulate(
     return Simulated(ttft, tpot, e2e, decoder_time / t, peak, steps)
 
 
+def _decode_phase(point: DesignPoint) -> Callable[[np.ndarray], PhaseTime]:
+    """The roofline of one decode step of sequences at ``contexts`` cached tokens, each its own."""
+    model, gpu, dep, profile = point.model, point.gpu, point.dep, point.profile
+    window = float(model.window)
+    steps_by_batch: dict[int, DecodeStep] = {}
+
+    def decode_phase(contexts: np.ndarray) -> PhaseTime:
+        n = len(contexts)
+        if n not in steps_by_batch:
+            steps_by_batch[n] = decode_step(model, gpu, dataclasses.replace(dep, batch=_f64(n)), profile)
+        in_window = np.minimum(contexts, window) if window > 0.0 else np.zeros_like(contexts)
+        return _step_phase(steps_by_batch[n], _f64(contexts.mean()), _f64(in_window.mean()))
+
+    return decode_phase
+
+
+def prefill_pool(arrivals: np.ndarray, service_s: float, servers: int) -> np.ndarray:
+    """When each request's prompt is done: ``servers`` instances taking the queue first come,
+    first served, ``service_s`` per prompt [s]."""
+    free = [0.0] * servers
+    done = np.empty_like(arrivals)
+    for i, arrived in enumerate(arrivals):
+        start = max(float(arrived), heapq.heappop(free))
+        done[i] = start + service_s
+        heapq.heappush(free, done[i])
+    return done
+
+
+def simulate_disaggregated(
+    point: DesignPoint, requests: int, seed: int = 0, warmup: float = 0.2, cooldown: float = 0.1
+) -> Simulated:
+    """The disaggregated scenario request by request: ``requests`` arrive at random at the point's
+    request_rate; the prefill instances serve them first come, first served (``prefill_pool``);
+    each KV cache reaches a decode micro-batch chosen at random T_kv later (the first token with
+    it), and that micro-batch is simulated: waiting requests join at the start of a step, within
+    its sequence slots, and every step decodes one token of each sequence, its time the kernels'
+    roofline of exactly that step. Latencies of the requests it served (``warmup``, ``cooldown``
+    as in ``simulate``)."""
+    model, gpu, dep, wl, profile = point.model, point.gpu, point.dep, point.wl, point.profile
+    prompt, output = float(wl.input_len), int(wl.output_len)
+    service = float(prefill_pass(prefill_terms(model, gpu, prefill_deployment(dep), wl, profile), _f64(1.0)).total_s)
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / float(wl.request_rate), requests))
+    ready = prefill_pool(arrivals, service, int(dep.prefill_instances)) + float(
+        kv_transfer(model, gpu, dep, wl).seconds
+    )
+    mine = rng.random(requests) < 1.0 / float(dep.pp * dep.dp)
+    arrivals, ready = arrivals[mine], ready[mine]  # in arrival order: first come, first done
+    n = len(arrivals)
+    seats = max(int(decode_seats(model, gpu, dep, wl, profile)), 1)
+    decode_phase = _decode_phase(point)
+    done = ready.copy()
+    ids = np.zeros(0, dtype=np.int64)  # sequences decoding
+    contexts = np.zeros(0)  # their cached tokens
+    made = np.zeros(0, dtype=np.int64)  # their tokens generated
+    waiting: deque[int] = deque()
+    t, arrived, steps, decoder_time, peak = 0.0, 0, 0, 0.0, 0
+    while output > 1 and (arrived < n or waiting or len(ids)):
+        while arrived < n and ready[arrived] <= t:
+            waiting.append(arrived)
+            arrived += 1
+        if not waiting and not len(ids):
+            t = float(ready[arrived])  # idle until the next request's KV cache arrives
+            continue
+        new = np.asarray([waiting.popleft() for _ in range(min(seats - len(ids), len(waiting)))], dtype=np.int64)
+        ids = np.concatenate([ids, new])
+        contexts = np.concatenate([contexts, np.full(len(new), prompt)])
+        made = np.concatenate([made, np.ones(len(new), dtype=np.int64)])  # the first token came with the KV
+        peak = max(peak, len(ids))
+        step = float(decode_phase(contexts).total_s)
+        t += step
+        steps += 1
+        decoder_time += step * len(ids)
+        contexts, made = contexts + 1.0, made + 1
+        finished = made >= output
+        done[ids[finished]] = t
+        ids, contexts, made = ids[~finished], contexts[~finished], made[~finished]
+    kept = slice(int(warmup * n), int((1.0 - cooldown) * n))
+    return Simulated(
+        ready[kept] - arrivals[kept],
+        (done[kept] - ready[kept]) / max(output - 1, 1),
+        done[kept] - arrivals[kept],
+        decoder_time / max(t, 1e-30),
+        peak,
+        steps,
+    )
+
+
 METRICS = ("ttft", "tpot", "e2e")
 """The latencies compared, each as its mean and p90 (``kernels.point.Metrics`` fields
 ``{name}_s`` and ``{name}_p90_s``)."""
@@ -155,7 +240,8 @@ def compare(point: DesignPoint, requests: int, seed: int = 0) -> dict[str, float
     from kernels.point import evaluate_point
 
     m = evaluate_point(point)
-    sim = simulate(point, requests, seed)
+    disaggregated = int(point.dep.scenario) == SCENARIOS.index("disaggregated")
+    sim = (simulate_disaggregated if disaggregated else simulate)(point, requests, seed)
     out: dict[str, float] = {}
     for name in METRICS:
         x = getattr(sim, f"{name}_s")

@@ -3,11 +3,13 @@
 The free terms are found by bounded L-BFGS-B (scipy) on the mean squared log error, with the
 gradient from ``jax.grad`` of the whole cost model. Each term stays inside its physical bounds;
 several deterministic starting points guard against local minima (the model has kinks: the
-roofline max and the waves of a static batch).
+roofline max and the waves of a static batch). Each measurement weighs alike, or each file
+(``row_weights``): a file of a few latency points then counts as much as a table of hundreds.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -63,33 +65,70 @@ class FitResult:
     iterations: int
 
 
-def log_error_loss(profile: EngineProfile, points: Points) -> jax.Array:
-    """Mean over predictable points of (ln predicted - ln measured)^2; infeasible points add a
-    constant penalty (they cannot be fitted, and must not be silently dropped)."""
+WEIGHTINGS = ("points", "files")
+"""How ``sweep calibrate --weights`` weighs the measurements in the loss."""
+
+
+def row_weights(rows: list[Measurement], how: str = "points") -> np.ndarray:
+    """Weight of each measurement in the loss: ``points``, all alike; ``files``, each file alike
+    (a point weighs 1 / the points of its file, scaled so that the weights sum to the points)."""
+    if how not in WEIGHTINGS:
+        raise ValueError(f"weights '{how}': expected one of {', '.join(WEIGHTINGS)}")
+    if how == "points":
+        return np.ones(len(rows))
+    per_file = {f: sum(r.file == f for r in rows) for f in {r.file for r in rows}}
+    w = np.array([1.0 / per_file[r.file] for r in rows])
+    return w * len(rows) / w.sum()
+
+
+def log_error_loss(profile: EngineProfile, points: Points, weights: jax.Array | None = None) -> jax.Array:
+    """Weighted mean over the points of (ln predicted - ln measured)^2 (default: all weights 1);
+    infeasible points add a constant penalty (they cannot be fitted, and must not be silently
+    dropped)."""
     pred = predict(profile, points)
     ok = jnp.isfinite(pred)
     err = jnp.where(ok, jnp.log(jnp.where(ok, pred, 1.0)) - jnp.log(points.measured), 0.0)
-    return jnp.mean(jnp.where(ok, err * err, 1.0))
+    w = jnp.ones_like(points.measured) if weights is None else weights
+    return jnp.sum(w * jnp.where(ok, err * err, 1.0)) / jnp.sum(w)
+
+
+@functools.partial(jax.jit, static_argnames=("free", "codes"))
+def _unit_loss_and_grad(z, lo, hi, base, free, inputs, metric, measured, weights, codes):
+    """The loss and its gradient in the unit box z in [0, 1]^n (term = lo + (hi - lo) z): one
+    compiled program for every base profile and start with the same points and free terms."""
+    points = Points(inputs, metric, measured, codes)
+    return jax.value_and_grad(lambda u: log_error_loss(with_terms(base, free, lo + (hi - lo) * u), points, weights))(z)
 
 
 def fit(
-    rows: list[Measurement], base: EngineProfile, free: tuple[str, ...] = FREE_TERMS, starts: int = 6, seed: int = 0
+    rows: list[Measurement],
+    base: EngineProfile,
+    free: tuple[str, ...] = FREE_TERMS,
+    starts: int = 6,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
 ) -> FitResult:
-    """Best profile over ``starts`` L-BFGS-B runs from deterministic points of the search box."""
+    """Best profile over ``starts`` L-BFGS-B runs from deterministic points of the search box;
+    ``weights``: of each row in the loss (``row_weights``; default all 1)."""
     with jax.enable_x64(True):  # counts and the fit need float64
         points = build_points(rows)
         lo = np.array([FIT_BOUNDS[n][0] for n in free])
         hi = np.array([FIT_BOUNDS[n][1] for n in free])
-
-        def loss_of_unit(z):
-            return log_error_loss(
-                with_terms(base, free, jnp.asarray(lo) + (jnp.asarray(hi) - jnp.asarray(lo)) * z), points
-            )
-
-        value_and_grad = jax.jit(jax.value_and_grad(loss_of_unit))
+        f64 = functools.partial(jnp.asarray, dtype=jnp.float64)
+        args = (
+            f64(lo),
+            f64(hi),
+            jax.tree.map(f64, base),
+            free,
+            jax.tree.map(f64, points.inputs),
+            jnp.asarray(points.metric),
+            f64(points.measured),
+            f64(np.ones(len(rows)) if weights is None else weights),
+            points.codes,
+        )
 
         def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-            v, g = value_and_grad(jnp.asarray(z, dtype=jnp.float64))
+            v, g = _unit_loss_and_grad(f64(z), *args)
             return float(v), np.asarray(g, dtype=np.float64)
 
         rng = np.random.default_rng(seed)

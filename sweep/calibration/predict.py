@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ class Points:
     inputs: dict[str, Any]
     metric: np.ndarray  # index into METRICS
     measured: np.ndarray
+    codes: tuple[int, ...] | None = None  # the scenario codes among the points (None: all)
 
 
 def build_points(rows: list[Measurement]) -> Points:
@@ -44,19 +46,28 @@ def build_points(rows: list[Measurement]) -> Points:
     inputs = jax.tree.map(lambda *xs: np.stack(xs), *per_row)
     del inputs["profile"]
     return Points(
-        inputs, np.asarray([METRICS.index(r.metric) for r in rows]), np.asarray([r.value for r in rows], np.float64)
+        inputs,
+        np.asarray([METRICS.index(r.metric) for r in rows]),
+        np.asarray([r.value for r in rows], np.float64),
+        tuple(sorted({int(c) for c in np.ravel(inputs["scenario"])})),
     )
 
 
-def _metric(inputs: dict[str, Any], profile: EngineProfile, code: jax.Array) -> jax.Array:
-    m = evaluate(*design_point(profile=profile, **inputs))
+def _metric(
+    inputs: dict[str, Any], profile: EngineProfile, code: jax.Array, codes: tuple[int, ...] | None
+) -> jax.Array:
+    m = evaluate(*design_point(profile=profile, **inputs), codes=codes)
     values = jnp.stack([m.output_tok_s, m.ttft_s, m.tpot_s, m.e2e_s, m.ttft_min_s])
     return jnp.where(m.feasible, values[code], jnp.nan)
 
 
-@jax.jit
-def _predict(profile: EngineProfile, inputs: dict[str, Any], metric: jax.Array) -> jax.Array:
-    return jax.vmap(_metric, in_axes=(0, None, 0))(inputs, profile, metric)
+@functools.partial(jax.jit, static_argnames=("codes",))
+def _predict(
+    profile: EngineProfile, inputs: dict[str, Any], metric: jax.Array, codes: tuple[int, ...] | None = None
+) -> jax.Array:
+    # Only the scenarios the points hold are compiled: with the scenario batched, vmap would
+    # evaluate every branch for every point (the poisson one is the costliest).
+    return jax.vmap(_metric, in_axes=(0, None, 0, None))(inputs, profile, metric, codes)
 
 
 def predict(profile: EngineProfile, points: Points) -> jax.Array:
@@ -64,7 +75,7 @@ def predict(profile: EngineProfile, points: Points) -> jax.Array:
     with jax.enable_x64(True):
         inputs = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), points.inputs)
         profile = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), profile)
-        return _predict(profile, inputs, jnp.asarray(points.metric))
+        return _predict(profile, inputs, jnp.asarray(points.metric), points.codes)
 
 
 def with_terms(base: EngineProfile, names: tuple[str, ...], values) -> EngineProfile:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,8 @@ import numpy as np
 from grids.errors import SpecError
 from grids.profiles import TERMS, load_profile, write_profile
 from kernels.point import interval
-from sweep.calibration.fit import FIT_BOUNDS, errors, fit
+from kernels.specs import EngineProfile
+from sweep.calibration.fit import FIT_BOUNDS, errors, fit, row_weights
 from sweep.calibration.measurements import SPEED_SIGN, Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
 
@@ -164,11 +167,19 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
     return out
 
 
-def cross_validate(rows: list[Measurement], base: str, free: tuple[str, ...], field: str) -> list[dict[str, Any]]:
+def cross_validate(
+    rows: list[Measurement],
+    base: str,
+    free: tuple[str, ...],
+    field: str,
+    weights: str = "points",
+    fixed: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """Leave one group out: for each value of ``field`` (a GPU, a model, a file...), fit ``free``
     on the measurements of every other value and predict the held-out ones. The errors say how
-    the profile transfers to what it was not fitted to."""
-    base_spec = load_profile(base).spec
+    the profile transfers to what it was not fitted to. ``weights``: as the fit's
+    (``row_weights``, over the training rows); ``fixed``: terms set in the base (a grid's choice)."""
+    base_spec = with_values(load_profile(base).spec, fixed or {})
     values = list(dict.fromkeys(getattr(r, field) for r in rows))
     if len(values) < 2:
         raise SpecError(
@@ -178,7 +189,7 @@ def cross_validate(rows: list[Measurement], base: str, free: tuple[str, ...], fi
     for value in values:
         train = [r for r in rows if getattr(r, field) != value]
         test = [r for r in rows if getattr(r, field) == value]
-        fitted = fit(train, base_spec, free).profile
+        fitted = fit(train, base_spec, free, weights=row_weights(train, weights)).profile
         lo, hi = log_error_interval(train, np.asarray(predict(fitted, build_points(train))))
         pred = np.asarray(predict(fitted, build_points(test)))
         (group,) = group_errors(test, pred, ())
@@ -230,6 +241,42 @@ def _sha(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def with_values(spec: EngineProfile, values: dict[str, float]) -> EngineProfile:
+    """``spec`` with the named terms set to ``values`` (float64: numpy where JAX's 64-bit mode is off)."""
+    leaves: dict[str, Any] = {t: np.asarray(v, dtype=np.float64) for t, v in values.items()}
+    return dataclasses.replace(spec, **leaves)
+
+
+def parse_grid(texts: list[str], free: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """``--grid prefill_chunk_tokens=512,1024,inf`` (repeatable) -> {term: values}: terms the
+    gradient cannot fit (a count such as the pieces of a prompt is flat between its steps),
+    each a known term outside ``--free``, with values inside its physical range."""
+    grid: dict[str, tuple[float, ...]] = {}
+    for text in texts:
+        term, sep, values = text.partition("=")
+        term = term.strip()
+        if not sep or term not in TERMS:
+            raise SpecError(
+                f"argument --grid: expected TERM=V1,V2,... with TERM among: {', '.join(TERMS)}; got {text!r}"
+            )
+        if term in free or term in grid:
+            raise SpecError(f"argument --grid: '{term}' is already in --free or in another --grid")
+        try:
+            vals = tuple(float(v) for v in values.split(",") if v.strip())
+        except ValueError:
+            raise SpecError(
+                f"argument --grid: values of '{term}' must be numbers (inf allowed); got {values!r}"
+            ) from None
+        bad = [v for v in vals if not TERMS[term].lower <= v <= TERMS[term].upper]
+        if not vals or bad:
+            raise SpecError(
+                f"argument --grid: '{term}' needs values in [{TERMS[term].lower:g}, {TERMS[term].upper:g}] "
+                f"{TERMS[term].units}; got {values!r}"
+            )
+        grid[term] = vals
+    return grid
+
+
 def calibrate(
     rows: list[Measurement],
     base: str,
@@ -239,15 +286,25 @@ def calibrate(
     description: str,
     command: str,
     hold_out: str | None = None,
+    weights: str = "points",
+    grid: dict[str, tuple[float, ...]] | None = None,
 ) -> dict[str, Any]:
     """Fit ``free`` terms of profile ``base`` to ``rows`` and write the profile to ``out``, with
     its stated 80% interval: from the fit's residuals, and with ``hold_out`` (a measurement
-    field) from leaving each of its values out (``cross_validate``)."""
+    field) from leaving each of its values out (``cross_validate``). ``weights``: each point or
+    each file alike (``row_weights``). ``grid``: terms the gradient cannot fit, each tried at
+    its values (all combinations), keeping the fit of least loss; held-out fits keep that choice."""
     unknown = [t for t in free if t not in FIT_BOUNDS]
     if unknown:
         raise SpecError(f"argument --free: '{unknown[0]}' cannot be fitted; expected among: {', '.join(FIT_BOUNDS)}")
     base_entry = load_profile(base)
-    result = fit(rows, base_entry.spec, free)
+    grid = grid or {}
+    w = row_weights(rows, weights)
+    tried = []
+    for combo in itertools.product(*grid.values()):
+        chosen = dict(zip(grid, combo))
+        tried.append((fit(rows, with_values(base_entry.spec, chosen), free, weights=w), chosen))
+    result, chosen = min(tried, key=lambda pair: pair[0].loss)
     points = build_points(rows)
     pred = np.asarray(predict(result.profile, points))
     per_file = {}
@@ -269,12 +326,17 @@ def calibrate(
             + ("; AT A BOUND of its range" if t in at_bound else "")
         )
         if t in free
+        else (
+            f"chosen by sweep calibrate on {len(rows)} measurements ({today}) among "
+            f"{', '.join(f'{v:g}' for v in grid[t])} {TERMS[t].units}: the least loss, the free terms fitted at each"
+        )
+        if t in grid
         else base_entry.data["terms"][t]["source"]
         for t in TERMS
     }
     overall = errors(pred, points.measured)
     lo, hi = log_error_interval(rows, pred)
-    held = cross_validate(rows, base, free, hold_out) if hold_out else []
+    held = cross_validate(rows, base, free, hold_out, weights, chosen) if hold_out else []
     interval: dict[str, Any] = {
         "fitted_gpus": ",".join(sorted({r.gpu for r in rows})),
         "log_error_p10": lo,
@@ -295,6 +357,8 @@ def calibrate(
         "date": today,
         "base_profile": base_entry.name,
         "free_terms": ",".join(free),
+        "weights": weights,
+        **({"grid": "; ".join(f"{t}={','.join(f'{v:g}' for v in vals)}" for t, vals in grid.items())} if grid else {}),
         "loss_mean_sq_log_error": result.loss,
         "starts": float(result.starts),
         "mape": overall["mape"],
@@ -309,8 +373,8 @@ def calibrate(
     write_profile(out, name, description, values, sources, fit_record)
     return {
         "profile": str(out),
-        "terms": {t: values[t] for t in free},
-        "units": {t: TERMS[t].units for t in free},
+        "terms": {t: values[t] for t in (*free, *grid)},
+        "units": {t: TERMS[t].units for t in (*free, *grid)},
         "at_bound": at_bound,
         "interval": interval,
         "hold_out": held,

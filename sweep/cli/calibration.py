@@ -9,6 +9,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from sweep.cli.outputs import output_file
+from sweep.cli.types import positive
+
 MEASUREMENTS_HELP = (
     "measurement files: the JSON of shared/benchmarks (give --model, --gpu, --tp: once for all "
     "JSON files or once per JSON file, in order) or the canonical CSV "
@@ -21,7 +24,9 @@ def _add_point_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", help=MEASUREMENTS_HELP)
     p.add_argument("--model", action="append", default=[], help="model key of the JSON file(s)")
     p.add_argument("--gpu", action="append", default=[], help="GPU key of the JSON file(s)")
-    p.add_argument("--tp", action="append", type=int, default=[], help="tensor-parallel degree of the JSON file(s)")
+    p.add_argument(
+        "--tp", action="append", type=positive, default=[], help="tensor-parallel degree of the JSON file(s)"
+    )
 
 
 def _hold_out_field(text: str | None) -> str | None:
@@ -39,17 +44,18 @@ def _hold_out_field(text: str | None) -> str | None:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from sweep.calibration.fit import FREE_TERMS
-    from sweep.calibration.validate import calibrate, pair_files
+    from sweep.calibration.validate import calibrate, pair_files, parse_grid
 
     hold_out = _hold_out_field(args.hold_out)  # checked before any fit
+    output_file(args.output, "--output")
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
     free = tuple(t for t in args.free.split(",") if t) if args.free else FREE_TERMS
+    grid = parse_grid(args.grid, free)  # checked before any fit
     out = Path(args.output)
     name = args.name or out.stem
     command = "sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # recorded in the profile
-    result = calibrate(
-        rows, args.base, free, out, name, args.description or f"fitted to {', '.join(args.files)}", command, hold_out
-    )
+    description = args.description or f"fitted to {', '.join(args.files)}"
+    result = calibrate(rows, args.base, free, out, name, description, command, hold_out, args.weights, grid)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -75,11 +81,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from sweep.calibration.validate import pair_files, parse_by, report
 
     by = parse_by(args.by)
+    if args.plot:
+        output_file(args.plot, "--plot")
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
     rep = report(rows, args.profile, by)
     if args.plot:
         from sweep.viz.validation import write_plot
 
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         write_plot(rep, Path(args.plot))
     if args.json:
         print(json.dumps(rep, indent=2))
@@ -169,6 +178,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="FIELD",
         help="also leave each value of FIELD out in turn (gpu, model, file, ...): fit on the rest, "
         "predict it, and print its error (one more fit per value)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=("points", "files"),
+        default="points",
+        help="weigh every measurement alike (points, default) or every file alike (files: a point "
+        "weighs 1 / its file's points, so a small file counts as much as a large one)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="TERM=V1,V2,...",
+        help="a term the gradient cannot fit (e.g. prefill_chunk_tokens=512,1024,inf): fit --free "
+        "at each value and keep the least loss (repeatable: every combination)",
     )
     p.add_argument("--name", default=None, help="profile name (default: the file's stem)")
     p.add_argument("--description", default=None, help="one line saying what the profile is for")

@@ -17,7 +17,7 @@ from grids.slo import OBJECTIVES, parse_slo
 from grids.sweeps import SweepSpec, load_sweep
 from kernels.optimum import Slo, at_batch, goodput, slo_optimum
 from kernels.point import METRICS
-from kernels.scenarios import SCENARIOS
+from kernels.scenarios import REGISTRY, SCENARIOS
 from kernels.sensitivity import ELASTIC_METRICS, GPU_NUMBERS, elasticities
 from sweep.engine.label import template
 from sweep.engine.plan import input_point, make_plan, spec_scenarios, stored, stored_names
@@ -57,10 +57,11 @@ def optimum_fn(slos: tuple[Slo, ...], sensitivity: bool = False, scenarios: tupl
 
 
 @functools.cache
-def goodput_fn(slos: tuple[Slo, ...]) -> Any:
-    """The engine's point function of the goodput under ``slos`` (the poisson scenario)."""
-    codes = (SCENARIOS.index("poisson"),)
-    names = stored_names(("poisson",))
+def goodput_fn(slos: tuple[Slo, ...], scenarios: tuple[str, ...] = ("poisson",)) -> Any:
+    """The engine's point function of the goodput under ``slos`` of a sweep holding ``scenarios``
+    (those with random arrivals: poisson, disaggregated)."""
+    codes = tuple(SCENARIOS.index(name) for name in scenarios)
+    names = stored_names(scenarios)
 
     def fn(inputs: dict[str, Any]) -> dict[str, jax.Array]:
         g = goodput(input_point(inputs), slos, codes)
@@ -93,7 +94,7 @@ def optimize(
         raise SpecError(f"--minimize: unknown objective '{minimize}'; expected one of: {', '.join(OBJECTIVES)}")
     spec = load_sweep(spec) if isinstance(spec, str) else spec
     key = tuple(slos)
-    if "poisson" in spec_scenarios(spec):
+    if any(REGISTRY[SCENARIOS.index(name)].random_arrivals for name in spec_scenarios(spec)):
         return _goodput(spec, key, minimize, sensitivity)
     spec = without_batch(spec)
     plan = make_plan(spec, fn=optimum_fn(key, sensitivity, spec_scenarios(spec)))
@@ -158,19 +159,21 @@ def optimize(
 
 
 def _goodput(spec: SweepSpec, key: tuple[Slo, ...], minimize: str, sensitivity: bool) -> xr.Dataset:
-    """``optimize`` of a poisson sweep: per configuration the highest request rate meeting the
-    objectives (its goodput), the cheapest, and every metric there."""
+    """``optimize`` of a sweep under random arrivals (poisson, disaggregated): per configuration
+    the highest request rate meeting the objectives (its goodput), the cheapest, and every metric
+    there."""
     import xarray as xr
 
-    if spec_scenarios(spec) != ("poisson",):
+    scenarios = spec_scenarios(spec)
+    if not all(REGISTRY[SCENARIOS.index(name)].random_arrivals for name in scenarios):
         raise SpecError(
-            "sweep optimize: a sweep holding the poisson scenario solves the request rate, the others the batch; "
-            "optimize them in separate sweeps"
+            "sweep optimize: a sweep holding the poisson or disaggregated scenario solves the request rate, "
+            "the others the batch; optimize them in separate sweeps"
         )
     if sensitivity:
-        raise SpecError("sweep optimize: --sensitivity is not available for the poisson scenario yet")
+        raise SpecError(f"sweep optimize: --sensitivity is not available for the {'/'.join(scenarios)} scenario yet")
     spec = without_rate(spec)
-    plan = make_plan(spec, fn=goodput_fn(key))
+    plan = make_plan(spec, fn=goodput_fn(key, scenarios))
     ds = template(plan)
     arrays = _evaluate_all(
         plan, ds, {"goodput_rps": np.empty(plan.shape, plan.dtype), "binding": np.empty(plan.shape, np.int8)}

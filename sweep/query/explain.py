@@ -16,13 +16,14 @@ from grids.models import load_model
 from grids.profiles import load_profile
 from kernels import xp
 from kernels.comm import allreduce_time, expert_group_tokens
+from kernels.disaggregated import prefill_deployment
 from kernels.flops import attention_pairs, op_flops, window_pairs
 from kernels.memory import kv_cache_bytes
 from kernels.ownership import owned_cost
 from kernels.params import experts_touched, param_counts
 from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, request_memory
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
-from kernels.scenarios import decode_steps, timeline
+from kernels.scenarios import SCENARIOS, decode_steps, deployment_gpus, timeline
 from kernels.specs import COMPUTE_DTYPES
 
 CONVENTIONS = {"article": "article", "realistic": "roofline"}
@@ -80,16 +81,19 @@ def point_elasticities(values: dict[str, Any]) -> dict[str, dict[str, float]]:
 
     with jax.enable_x64(True):
         named = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64), design_inputs(values))
-        result = _jitted(elasticities)(design_point(**named))
+        # only the point's own scenario is compiled (each one with random arrivals costs ~30 s)
+        codes = (SCENARIOS.index(values.get("scenario", AXES["scenario"].default)),)
+        result = _jitted(elasticities, codes)(design_point(**named))
         return {m: dict(zip(GPU_NUMBERS, map(float, v))) for m, v in result.items()}
 
 
 @functools.cache
-def _jitted(fn: Any) -> Any:
-    """One compiled program per function and process: every design point has the same shapes."""
+def _jitted(fn: Any, codes: tuple[int, ...]) -> Any:
+    """One compiled program per function, scenarios held and process: every design point has the
+    same shapes."""
     import jax
 
-    return jax.jit(fn)
+    return jax.jit(functools.partial(fn, codes=codes))
 
 
 def _explain(
@@ -123,6 +127,8 @@ def _explain(
     scenario, expert_parallel = chosen["scenario"], chosen["expert_parallel"] == "on"
 
     metrics = evaluate(spec, gspec, dep, wl, pspec, own)
+    # the GPUs that run the prompts: a prefill instance (disaggregated), else the deployment's
+    prefill_dep = prefill_deployment(dep) if scenario == "disaggregated" else dep
     plan = request_memory(spec, gspec, dep, wl, pspec)
     tl, _ = timeline(spec, gspec, dep, wl, pspec, capacity(spec, gspec, dep, wl, pspec))
     prefill, decode = tl.prefill, tl.decode
@@ -156,7 +162,10 @@ def _explain(
         pp=pp,
         dp=dp,
         expert_parallel=bool(expert_parallel),
-        gpus=tp * pp * dp,
+        gpus=round(float(deployment_gpus(dep))),
+        prefill_instances=int(chosen["prefill_instances"]),
+        prefill_tp=round(float(dep.prefill_tp)),
+        prefill_gpus=round(float(prefill_dep.tp)),
     )
     out.update(_scalars(metrics))
     out["feasible"] = bool(metrics.feasible)
@@ -171,7 +180,7 @@ def _explain(
         hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
         usd_per_gpu_hour=float(gspec.usd_per_hour),
         request_rate=float(wl.request_rate),
-        usd_per_hour=float(gspec.usd_per_hour) * tp * pp * dp,
+        usd_per_hour=float(gspec.usd_per_hour) * out["gpus"],
         capex_usd_per_gpu=float(gspec.capex_usd),
         **{f"owned_{k}": float(v) for k, v in owned_cost(gspec, own)._asdict().items()},
         **{f.name: float(getattr(own, f.name)) for f in dataclasses.fields(own)},
@@ -182,7 +191,7 @@ def _explain(
         prefill_memory_s=float(prefill.memory_s),
         prefill_comm_s=float(prefill.comm_s),
         prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
-        weight_read_s=float(weight_read_s(spec, gspec, dep, pspec)),
+        weight_read_s=float(weight_read_s(spec, gspec, prefill_dep, pspec)),
         decode_step_compute_s=float(first_step.compute_s),
         decode_step_memory_s=float(first_step.memory_s),
         decode_step_comm_s=float(first_step.comm_s),

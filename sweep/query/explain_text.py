@@ -37,7 +37,8 @@ def render(d: dict[str, Any]) -> str:
     lines += [
         f"   total (+ LM head on the last token) {si(d['prefill_flops'], 'FLOP')} per prompt",
         "",
-        f"3. Prefill time on {d['tp']} x {si(d['peak_flop_per_s'], 'FLOP/s')}, {si(d['hbm_bytes_per_s'], 'B/s')}",
+        f"3. Prefill time on {d['prefill_gpus']} x {si(d['peak_flop_per_s'], 'FLOP/s')}, "
+        f"{si(d['hbm_bytes_per_s'], 'B/s')}",
         f"   compute {seconds(d['prefill_compute_s'])} vs memory {seconds(d['prefill_memory_s'])} "
         f"(weights {seconds(d['weight_read_s'])}) + communication {seconds(d['prefill_comm_s'])}"
         f" -> {d['prefill_bottleneck']}-bound; TTFT {seconds(d['ttft_s'])}",
@@ -50,7 +51,7 @@ def render(d: dict[str, Any]) -> str:
         f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
         f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
         f"at most {d['max_batch']:g} such sequences fit{' per micro-batch' if d['pp'] > 1 else ''}; "
-        f"{d['batch_in_flight']:g} run together{' on average' if d.get('scenario') == 'poisson' else ''}",
+        f"{d['batch_in_flight']:g} run together{' on average' if _random_arrivals(d) else ''}",
         "",
         f"6. Tensor parallelism over {d['tp']} GPUs: all-reduce per token {seconds(d['allreduce_s_per_token'])}"
         f" (bandwidth) + {seconds(d['allreduce_latency_s_per_token'])} (latency)",
@@ -77,14 +78,22 @@ def render(d: dict[str, Any]) -> str:
 
 
 def _load_lines(d: dict[str, Any]) -> list[str]:
-    """Percentiles over requests arriving at random (the poisson scenario)."""
-    if d.get("scenario") != "poisson":
+    """Percentiles over requests arriving at random (the poisson and disaggregated scenarios)."""
+    if not _random_arrivals(d):
         return []
     q = {name: " / ".join(seconds(d[f"{name}_p{p}_s"]) for p in (50, 90, 99)) for name in ("ttft", "tpot", "e2e")}
+    pools = []
+    if d["scenario"] == "disaggregated":
+        pools = [
+            f"   disaggregated: {d['prefill_instances']} prefill instance(s) of {d['prefill_tp']} GPU(s), "
+            f"prompts one at a time, each KV cache moved to the decode ranks in {seconds(d['kv_transfer_s'])} "
+            "(part of TTFT)"
+        ]
     return [
+        *pools,
         f"   at {d['request_rate']:g} requests/s arriving at random (utilisation {d['utilization']:.2f}, "
         f"{'sustainable' if d['utilization'] < 1 else 'NOT sustainable'}), p50 / p90 / p99: "
-        f"TTFT {q['ttft']}; TPOT {q['tpot']}; end to end {q['e2e']}"
+        f"TTFT {q['ttft']}; TPOT {q['tpot']}; end to end {q['e2e']}",
     ]
 
 
@@ -132,9 +141,21 @@ def _owned_line(d: dict) -> str:
     )
 
 
+def _random_arrivals(d: dict) -> bool:
+    from kernels.scenarios import REGISTRY, SCENARIOS
+
+    return REGISTRY[SCENARIOS.index(d["scenario"])].random_arrivals
+
+
 def _gpus(d: dict) -> str:
-    """'8 x h100-sxm', or with pipeline/data/expert parallelism '32 x h200 (tp 8 x pp 1 x dp 4, expert-parallel)'."""
+    """'8 x h100-sxm', or with pipeline/data/expert parallelism '32 x h200 (tp 8 x pp 1 x dp 4, expert-parallel)',
+    or disaggregated '24 x h100-sxm (prefill 2 x tp 4 + decode tp 8 x pp 1 x dp 2)'."""
+    ep = ", expert-parallel" if d["expert_parallel"] else ""
+    if d["scenario"] == "disaggregated":
+        return (
+            f"{d['gpus']} x {d['gpu']} (prefill {d['prefill_instances']} x tp {d['prefill_tp']} + "
+            f"decode tp {d['tp']} x pp {d['pp']} x dp {d['dp']}{ep})"
+        )
     if d["pp"] == 1 and d["dp"] == 1 and not d["expert_parallel"]:
         return f"{d['tp']} x {d['gpu']}"
-    ep = ", expert-parallel" if d["expert_parallel"] else ""
     return f"{d['gpus']} x {d['gpu']} (tp {d['tp']} x pp {d['pp']} x dp {d['dp']}{ep})"

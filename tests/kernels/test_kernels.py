@@ -175,7 +175,7 @@ def test_second_call_with_new_values_does_not_recompile():
     @jax.jit
     def point(model, gpu, dep, wl, profile):
         traces.append(1)
-        return evaluate(model, gpu, dep, wl, profile)
+        return evaluate(model, gpu, dep, wl, profile, codes=(0, 2))  # compiles static and max_throughput only
 
     first = point(
         specs.model(specs.LLAMA_70B),

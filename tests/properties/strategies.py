@@ -114,6 +114,7 @@ def profiles(draw) -> dict:
         pcie_link_eff=draw(_pos(0.05, 1.0)),
         if_link_eff=draw(_pos(0.05, 1.0)),
         chunked_prefill=draw(st.sampled_from([0, 1])),
+        prefill_chunk_tokens=draw(st.sampled_from([0.0, math.inf]) | st.integers(1, 4096).map(float)),
         mem_usable_frac=draw(_pos(0.05, 1.0)),
         kv_free_frac=draw(_pos(0.05, 1.0)),
         kv_paged=draw(st.sampled_from([0, 1])),

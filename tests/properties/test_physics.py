@@ -21,8 +21,9 @@ from tests import specs
 from tests.properties.strategies import architectures, points
 from tests.specs import f64
 
-# Jitted once at import; every example has the same rank-0 shapes, so each compiles once.
-EVALUATE = jax.jit(evaluate)
+# Jitted once at import; every example has the same rank-0 shapes, so each compiles once. Only the
+# scenarios drawn (_SCENARIO) are compiled: those with random arrivals cost ~30 s each.
+EVALUATE = jax.jit(lambda *specs: evaluate(*specs, codes=(0, 1, 2)))
 
 
 @jax.jit
@@ -91,9 +92,14 @@ def test_more_bandwidth_never_slows_a_step_or_request(pt, factor, scenario):
     # The decode sum and the mean over a static batch's requests are closed forms whose rounding
     # (~1e-15 relative) does not follow the bandwidth; 1e-12 is well above it and far below any
     # physical effect.
-    assert float(b.ttft_s) <= float(a.ttft_s) * (1.0 + 1e-12)
     assert float(b.tpot_s) <= float(a.tpot_s) * (1.0 + 1e-12)
-    assert float(b.e2e_s) <= float(a.e2e_s) * (1.0 + 1e-12)
+    # Steady states with prompts in whole pieces queue them (kernels.scenarios._prompt_wait): a
+    # faster decode sends the prompts sooner to a compute-bound prefill, whose queue may grow,
+    # and TTFT with it, as at the bottleneck of any closed loop.
+    queued = scenario != 0 and pt["p"]["chunked_prefill"] and pt["p"]["prefill_chunk_tokens"] > 0
+    if not queued:
+        assert float(b.ttft_s) <= float(a.ttft_s) * (1.0 + 1e-12)
+        assert float(b.e2e_s) <= float(a.e2e_s) * (1.0 + 1e-12)
     # One decode step is a max of terms each monotone in bandwidth: exact.
     assert _step_total(pt, pt["input_len"], g=faster) <= _step_total(pt, pt["input_len"])
 

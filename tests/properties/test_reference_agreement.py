@@ -111,6 +111,28 @@ _EDGE = dict(
 )
 @example(dict(_EDGE, p=dict(_ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 1)
 @example(dict(_EDGE, p=dict(_ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 2)
+# Prompts in whole pieces (ceil(1000 / 300) = 4 per prompt) and concurrency beyond the engine's
+# limit: the requests beyond it queue for a slot.
+@example(
+    dict(
+        _EDGE,
+        p=dict(_ROOFLINE, max_num_seqs=3.0, chunked_prefill=1, prefill_chunk_tokens=300.0),
+        batch=10,
+        input_len=1000,
+        output_len=20,
+    ),
+    1,
+)
+@example(
+    dict(
+        _EDGE,
+        p=dict(_ROOFLINE, chunked_prefill=1, prefill_chunk_tokens=math.inf),
+        batch=7,
+        input_len=900,
+        output_len=40,
+    ),
+    2,
+)
 @example(dict(_EDGE, m=specs.LLAMA_70B, p=specs.ARTICLE, input_len=2048, output_len=2), 0)
 def test_evaluate_matches_reference(pt, scenario):
     pt = dict(pt, scenario=scenario)

@@ -12,10 +12,10 @@ from grids.gpus import load_gpus
 from grids.models import load_model
 from grids.profiles import TERMS, load_profile
 from kernels.point import evaluate
-from sweep.calibration.fit import FIT_BOUNDS, errors, fit
+from sweep.calibration.fit import FIT_BOUNDS, errors, fit, row_weights
 from sweep.calibration.measurements import Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
-from sweep.calibration.validate import calibrate, report
+from sweep.calibration.validate import calibrate, parse_grid, report
 from tests.specs import deployment, workload
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
@@ -128,6 +128,42 @@ def test_calibrate_writes_a_loadable_profile(tmp_path):
         assert profile.data["terms"][term]["source"]
 
 
+def test_calibrate_grid_and_file_weights(tmp_path):
+    # A term the gradient cannot fit is tried at each --grid value; the choice and the weighting
+    # are recorded. (Static batches never share a step with a prompt: both values fit alike.)
+    out = tmp_path / "grid.toml"
+    grid = parse_grid(["prefill_chunk_tokens=1024,inf"], ("kv_bw_eff",))
+    result = calibrate(_rows("8b"), "vllm-base", ("kv_bw_eff",), out, "g", "test", "test", None, "files", grid)
+    profile = load_profile(str(out))
+    assert float(profile.spec.prefill_chunk_tokens) == result["terms"]["prefill_chunk_tokens"] == 1024.0
+    assert "chosen by sweep calibrate" in profile.data["terms"]["prefill_chunk_tokens"]["source"]
+    assert profile.data["fit"]["weights"] == "files"
+    assert profile.data["fit"]["grid"] == "prefill_chunk_tokens=1024,inf"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("prefill_chunk_tokens", "TERM=V1"),
+        ("nonsense=1", "TERM=V1"),
+        ("kv_bw_eff=0.5", "already in --free"),
+        ("prefill_chunk_tokens=-1", "needs values in"),
+        ("prefill_chunk_tokens=a", "must be numbers"),
+    ],
+)
+def test_grid_refused(text, match):
+    with pytest.raises(SpecError, match=match):
+        parse_grid([text], ("kv_bw_eff",))
+
+
+def test_row_weights_each_file_alike():
+    rows = _rows("8b", "70b")[:3] + load_measurements([str(SHARED_FILES["nim"])])
+    w = row_weights(rows, "files")
+    assert w.sum() == pytest.approx(len(rows)) and w[0] == w[1] == w[2]
+    assert w[:3].sum() == pytest.approx(w[3:].sum())  # the files weigh alike, not their points
+    assert (row_weights(rows, "points") == 1.0).all()
+
+
 def test_calibrate_refuses_unknown_term(tmp_path):
     with pytest.raises(SpecError, match="cannot be fitted"):
         calibrate(_rows("8b"), "vllm-base", ("mem_usable_frac",), tmp_path / "x.toml", "x", "x", "x")
@@ -184,12 +220,20 @@ SHARED_FILES = {
 }
 
 
+TRT_BOUND = 0.16
+"""`trtllm` on its TensorRT-LLM 0.14 tables: 14.69% (2026-11-28), 14.97% before whole prompt pieces."""
+
+NIM_TRTLLM_BOUNDS = {"ttft_s": 0.10, "tpot_s": 0.10, "output_tok_s": 0.10}
+"""Issue 14's targets for `trtllm` on the NIM file; measured 7.3%, 5.0%, 2.7% (2026-11-28)."""
+
 # (file, profile, metric or None for all) -> largest MAPE allowed
 PROFILE_BOUNDS = {
     ("mi300x", "vllm", None): 0.06,  # 5.1%
-    ("nim", "vllm", "tpot_s"): 0.08,  # 6.3%: the vLLM physics transfers to NIM's decode
-    ("nim", "vllm", "output_tok_s"): 0.07,  # 5.5%
-    ("trt", "trtllm", None): 0.17,  # 15.7%
+    # 8.3% and 8.2% over all 9 points each (6.3% and 5.5% over the 5 that fitted before concurrency
+    # 100-250 queued for a slot: vLLM's capacity at 5000/500 comes out below NIM's)
+    ("nim", "vllm", "tpot_s"): 0.09,  # the vLLM physics transfers to NIM's decode
+    ("nim", "vllm", "output_tok_s"): 0.09,
+    ("trt", "trtllm", None): TRT_BOUND,
     ("lmdeploy", "lmdeploy", "output_tok_s"): 0.13,  # 11.2%
     ("lmdeploy", "lmdeploy", "tpot_s"): 0.10,  # 8.9%
     ("lmdeploy", "lmdeploy", "ttft_s"): 0.33,  # 29.8% (87% before KV admission at prompt size)
@@ -208,6 +252,22 @@ def test_engine_profiles_on_their_files(key):
         pick = np.array([metric is None or r.metric == metric for r in rows])
         got = errors(pred[pick], points.measured[pick])["mape"]
         assert got <= bound, (file, profile, metric, got)
+
+
+def test_trtllm_profile_on_the_nim_file():
+    """Issue 14: NIM 1.8 (TensorRT-LLM) on 2 x H100 at concurrency 1-250, closed loop, under the
+    shipped `trtllm` profile (fitted to it and the TensorRT-LLM tables together): every point
+    predicted (concurrency 100-250 exceeds what fits: the requests beyond it queue), MAPE <= 10%
+    on each of TTFT, TPOT and throughput."""
+    rows = load_measurements([str(SHARED_FILES["nim"])])
+    points = build_points(rows)
+    pred = np.asarray(predict(load_profile("trtllm").spec, points))
+    assert np.isfinite(pred).all(), [r.batch for r, p in zip(rows, pred) if not np.isfinite(p)]
+    for metric, bound in NIM_TRTLLM_BOUNDS.items():
+        pick = np.array([r.metric == metric for r in rows])
+        assert pick.sum() == 9
+        got = errors(pred[pick], points.measured[pick])["mape"]
+        assert got <= bound, (metric, got)
 
 
 @pytest.mark.parametrize("key", ["8b", "70b"])
