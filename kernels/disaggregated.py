@@ -79,8 +79,8 @@ from kernels.queueing import (
     Load,
     Percentiles,
     Z,
-    _invert,
-    _norm_cdf,
+    invert,
+    norm_cdf,
     served,
     stationary,
 )
@@ -178,7 +178,7 @@ def wait_quantiles(q: Queue) -> Leaf:
     """W's quantiles at ``LEVELS`` by bisection of eq. (1) on [0, (STATES / x + 2) D]: the
     truncated chain never holds more than STATES / x prompts' worth of wait per instance [s]."""
     top = (STATES / q.servers + 2.0) * q.service_s
-    return _invert(lambda t: wait_cdf(q, t), 0.0 * top, top, _const(LEVELS, top))
+    return invert(lambda t: wait_cdf(q, t), 0.0 * top, top, _const(LEVELS, top))
 
 
 def decode_seats(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Scalar:
@@ -248,10 +248,10 @@ def pools(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile
     sd = xp.maximum(decode_sd, 1e-9 * (base + 1e-30))
 
     def e2e_cdf(t: Vector) -> Vector:
-        return xp.sum(mass[None, :] * _norm_cdf((t[:, None] - base - point[None, :]) / sd), axis=1)
+        return xp.sum(mass[None, :] * norm_cdf((t[:, None] - base - point[None, :]) / sd), axis=1)
 
     levels = _const(QUANTILES, d)
-    solved = _invert(e2e_cdf, 0.0 * base, base + w[-1] + 10.0 * sd, levels)
+    solved = invert(e2e_cdf, 0.0 * base, base + w[-1] + 10.0 * sd, levels)
     e2e_q = [xp.where(has_decode, solved[i], ttft_q[i]) for i in range(len(QUANTILES))]
 
     rate = wl.request_rate

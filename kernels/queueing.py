@@ -262,7 +262,7 @@ def _phi(z: Leaf) -> Leaf:
     return xp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
 
-def _norm_cdf(z: Leaf) -> Leaf:
+def norm_cdf(z: Leaf) -> Leaf:
     """The standard normal CDF, by Abramowitz & Stegun 7.1.26 for erf (|error| < 1.5e-7): the
     same arithmetic on host and under JAX, no special-function library."""
     x = xp.minimum(xp.maximum(z, -40.0), 40.0) / math.sqrt(2.0)
@@ -275,10 +275,10 @@ def _norm_cdf(z: Leaf) -> Leaf:
 
 def _ramp_integral(z: Leaf) -> Leaf:
     """G(z) = integral of the normal CDF up to z: z Phi(z) + phi(z)."""
-    return z * _norm_cdf(z) + _phi(z)
+    return z * norm_cdf(z) + _phi(z)
 
 
-def _invert(cdf: Callable[[Vector], Vector], lo: Scalar, hi: Scalar, levels: Vector) -> Vector:
+def invert(cdf: Callable[[Vector], Vector], lo: Scalar, hi: Scalar, levels: Vector) -> Vector:
     """The smallest t in [lo, hi] with cdf(t) >= level, per level, by bisection."""
 
     def halve(_: object, bounds: tuple[Vector, Vector]) -> tuple[Vector, Vector]:
@@ -417,15 +417,13 @@ def served(
         lower = upper - c.durations[None, :, None] / decode_sd
         ramp = (_ramp_integral(upper) - _ramp_integral(lower)) * decode_sd / c.durations[None, :, None]
         busy = xp.sum(weights[None] * ramp, axis=(1, 2))
-        alone = _norm_cdf((t - first.total_s - decode_total) / decode_sd)
+        alone = norm_cdf((t - first.total_s - decode_total) / decode_sd)
         return empty * alone + (1.0 - empty) * busy
 
     longest = c.durations[STATES - 1] + c.next_durations[STATES - 1]
     if first_token_percentiles:
-        ttft_q = _invert(ttft_cdf, 0.0 * ttft, xp.maximum(longest, first.total_s), levels)
-        e2e_q = _invert(
-            e2e_cdf, 0.0 * e2e, xp.maximum(longest, first.total_s) + decode_total + 10.0 * decode_sd, levels
-        )
+        ttft_q = invert(ttft_cdf, 0.0 * ttft, xp.maximum(longest, first.total_s), levels)
+        e2e_q = invert(e2e_cdf, 0.0 * e2e, xp.maximum(longest, first.total_s) + decode_total + 10.0 * decode_sd, levels)
     else:
         ttft_q = e2e_q = xp.nan * levels
     tpot_q = [tpot + z * tpot_sd for z in Z]
