@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,29 +109,24 @@ def _check_depth(path: Path | str, value: Any) -> Any:
     return value
 
 
-def read_json(path: Path | str, limit: int = MAX_BYTES) -> Any:
-    """Parsed JSON of a regular UTF-8 file, nested at most MAX_DEPTH levels."""
+def _parse(path: Path | str, limit: int, loads: Callable[[str], Any], kind: str) -> Any:
+    """``loads`` of the text of a regular UTF-8 file, nested at most MAX_DEPTH levels."""
     text = read_text(path, limit)
     try:
-        value = json.loads(text)
+        value = loads(text)
     except RecursionError:
         raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
-    except json.JSONDecodeError as err:
-        raise SpecError(f"{path}: not valid JSON ({err})") from None
-    except ValueError as err:  # an integer of more than 4300 digits
-        raise SpecError(f"{path}: not valid JSON ({err})") from None
+    except ValueError as err:  # a decode error (both are ValueErrors), or an integer of over 4300 digits
+        raise SpecError(f"{path}: not valid {kind} ({err})") from None
     return _check_depth(path, value)
+
+
+def read_json(path: Path | str, limit: int = MAX_BYTES) -> Any:
+    """Parsed JSON of a regular UTF-8 file, nested at most MAX_DEPTH levels."""
+    return _parse(path, limit, json.loads, "JSON")
 
 
 def read_toml(path: Path | str, limit: int = MAX_BYTES) -> dict[str, Any]:
     """Parsed TOML of a regular UTF-8 file, nested at most MAX_DEPTH levels."""
-    text = read_text(path, limit)
-    try:
-        value = tomllib.loads(text)
-    except RecursionError:
-        raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
-    except ValueError as err:  # an integer of more than 4300 digits
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
-    return _check_depth(path, value)
+    value: dict[str, Any] = _parse(path, limit, tomllib.loads, "TOML")
+    return value
