@@ -36,9 +36,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
-PEAK_BF16 = 989.4e12  # H100 SXM dense bf16 [FLOP/s]
-PEAK_FP8 = 1978.9e12  # H100 SXM dense fp8 [FLOP/s]
-PEAK_HBM = 3.35e12  # H100 SXM HBM3 [B/s]
+# Datasheet peaks by the name torch reports (dense, no sparsity). H100 SXM: NVIDIA H100 Tensor Core
+# GPU datasheet; H200 (SXM): NVIDIA H200 datasheet, the H100's tensor rates with 4.8 TB/s HBM3e.
+DEVICE_PEAKS = {
+    "H100": {"bf16": 989.4e12, "fp8": 1978.9e12, "hbm": 3.35e12},
+    "H200": {"bf16": 989.4e12, "fp8": 1978.9e12, "hbm": 4.8e12},
+}
+PEAK_BF16 = DEVICE_PEAKS["H100"]["bf16"]  # [FLOP/s], set from the device in main()
+PEAK_FP8 = DEVICE_PEAKS["H100"]["fp8"]  # [FLOP/s]
+PEAK_HBM = DEVICE_PEAKS["H100"]["hbm"]  # [B/s]
 L2_DEFEAT_BYTES = 256e6  # rotate input copies until this many bytes are touched (L2 is 50 MB)
 
 M_VALUES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
@@ -174,16 +180,16 @@ def section_hbm(torch: Any, res: Results, deadline: float) -> None:
         if time.time() > deadline:
             break
         t = time_calls(torch, fn, 1, reps=20, warm=3, graph=False)
-        row = {"op": name, "bytes": moved, **t, "B_per_s": moved / t["s"], "frac_of_3.35TB": moved / t["s"] / PEAK_HBM}
+        row = {"op": name, "bytes": moved, **t, "B_per_s": moved / t["s"], "frac_of_hbm_peak": moved / t["s"] / PEAK_HBM}
         res.add("hbm", row)
-        log(f"hbm {name}: {row['B_per_s'] / 1e12:.3f} TB/s = {row['frac_of_3.35TB']:.3f}")
+        log(f"hbm {name}: {row['B_per_s'] / 1e12:.3f} TB/s = {row['frac_of_hbm_peak']:.3f}")
     y = torch.empty_like(x)
     t = time_calls(torch, lambda i: y.copy_(x), 1, reps=20, warm=3, graph=False)
     moved = 2 * nbytes
     row = {"op": "copy_d2d", "bytes": moved, **t, "B_per_s": moved / t["s"], "note": "bytes counts read + write"}
-    row["frac_of_3.35TB"] = row["B_per_s"] / PEAK_HBM
+    row["frac_of_hbm_peak"] = row["B_per_s"] / PEAK_HBM
     res.add("hbm", row)
-    log(f"hbm copy: {row['B_per_s'] / 1e12:.3f} TB/s (read+write) = {row['frac_of_3.35TB']:.3f}")
+    log(f"hbm copy: {row['B_per_s'] / 1e12:.3f} TB/s (read+write) = {row['frac_of_hbm_peak']:.3f}")
     x = y = None  # free the 8 GiB before the next section
     torch.cuda.empty_cache()
 
@@ -493,6 +499,8 @@ class EngineRun:
             "SWEEP_JAX_CACHE": f"/tmp/h100_micro_jax_cache_{label}",
             "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         }
+        if kw.get("tile_bytes"):
+            env["SWEEP_TILE_BYTES"] = str(kw["tile_bytes"])
         cmd = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -544,6 +552,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("h100_micro.json"))
     ap.add_argument("--budget", type=float, default=300.0, help="seconds for the whole script")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: hbm,matmul,attention,engine")
+    ap.add_argument(
+        "--engine-gpu-variants",
+        default="2:2000000",
+        help="comma-separated TILE_MIB:CHUNK_POINTS pairs, one GPU engine run each (default: the CPU-tuned sizes)",
+    )
     ap.add_argument("--engine-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--engine-budget", type=float, default=120.0, help=argparse.SUPPRESS)
     ap.add_argument("--engine-output-points", type=int, default=23, help=argparse.SUPPRESS)
@@ -561,7 +574,6 @@ def main() -> None:
     res = Results(args.out)
     res.doc["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     res.doc["argv"] = sys.argv
-    res.doc["peaks"] = {"bf16": PEAK_BF16, "fp8": PEAK_FP8, "hbm": PEAK_HBM}
     res.doc["nvidia_smi_start"] = nvidia_smi()
     res.save()
 
@@ -583,6 +595,10 @@ def main() -> None:
         "l2_bytes": getattr(props, "L2_cache_size", None),
         "capability": f"{props.major}.{props.minor}",
     }
+    global PEAK_BF16, PEAK_FP8, PEAK_HBM
+    peaks = next((v for k, v in DEVICE_PEAKS.items() if k in props.name), DEVICE_PEAKS["H100"])
+    PEAK_BF16, PEAK_FP8, PEAK_HBM = peaks["bf16"], peaks["fp8"], peaks["hbm"]
+    res.doc["peaks"] = {"bf16": PEAK_BF16, "fp8": PEAK_FP8, "hbm": PEAK_HBM}
     res.save()
     log("device", res.doc["device"], res.doc["nvidia_smi_start"])
     torch.manual_seed(0)
@@ -616,8 +632,12 @@ def main() -> None:
     if cpu_run is not None:
         cpu_run.finish(res)
     if "engine" not in skip:
-        gpu_run = EngineRun("cuda", max(30.0, end - time.time()), "gpu")
-        gpu_run.finish(res)
+        variants = [tuple(int(float(x)) for x in v.split(":")) for v in args.engine_gpu_variants.split(",")]
+        for i, (tile_mib, chunk_points) in enumerate(variants):
+            budget = max(30.0, (end - time.time()) / (len(variants) - i))
+            label = f"gpu_tile{tile_mib}MiB_chunk{chunk_points}"
+            run = EngineRun("cuda", budget, label, chunk_points=chunk_points, tile_bytes=tile_mib * 2**20, compute=False)
+            run.finish(res)
 
     res.doc["total_s"] = time.time() - t_start
     res.doc["nvidia_smi_end"] = nvidia_smi()
