@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from kernels.point import evaluate_point
-from sweep.bench.simulate import compare, highest_rate
+from sweep.bench.simulate import compare, error_summary, highest_rate
 from tests.kernels.test_queueing import CONFIGS, at_rate, poisson_point, requests_for
 
 
@@ -38,13 +38,7 @@ def main(n: int, seed: int) -> None:
         print(
             f"{len(rows):3d} {config} u={errors['utilization']:.2f} {cells} ({time.time() - start:.0f} s)", flush=True
         )
-    keys = [k for k in rows[0] if k != "utilization"]
-    print("\nabs relative error over", len(rows), "configurations: median / p90 / max; share within target")
-    for k in keys:
-        e = np.abs([r[k] for r in rows])
-        target = 0.05 if k.endswith("mean") else 0.10
-        spread = f"{np.median(e):6.1%} {np.percentile(e, 90):6.1%} {e.max():6.1%}"
-        print(f"{k:10s} {spread}  within {target:.0%}: {np.mean(e <= target):.0%}")
+    print(error_summary(rows))
 
 
 if __name__ == "__main__":

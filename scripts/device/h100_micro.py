@@ -180,7 +180,13 @@ def section_hbm(torch: Any, res: Results, deadline: float) -> None:
         if time.time() > deadline:
             break
         t = time_calls(torch, fn, 1, reps=20, warm=3, graph=False)
-        row = {"op": name, "bytes": moved, **t, "B_per_s": moved / t["s"], "frac_of_hbm_peak": moved / t["s"] / PEAK_HBM}
+        row = {
+            "op": name,
+            "bytes": moved,
+            **t,
+            "B_per_s": moved / t["s"],
+            "frac_of_hbm_peak": moved / t["s"] / PEAK_HBM,
+        }
         res.add("hbm", row)
         log(f"hbm {name}: {row['B_per_s'] / 1e12:.3f} TB/s = {row['frac_of_hbm_peak']:.3f}")
     y = torch.empty_like(x)
@@ -407,27 +413,10 @@ def section_attention(torch: Any, res: Results, deadline: float) -> None:
 
 
 def bench_raw(output_points: int, chunk_points: int) -> dict[str, Any]:
-    try:
-        from sweep.bench.bench import bench_spec
+    """``sweep bench``'s grid (imported in the worker, where the repository is on the path)."""
+    from sweep.bench.bench import bench_spec
 
-        return bench_spec(output_points, chunk_points)
-    except Exception:  # noqa: BLE001 - same grid as sweep/bench/bench.py, without its imports
-        from grids.gpus import load_gpus
-        from grids.models import model_keys
-
-        return {
-            "name": "bench",
-            "description": "sweep bench grid",
-            "axes": {
-                "model": model_keys(),
-                "gpu": list(load_gpus()),
-                "tp": [1, 2, 4, 8],
-                "batch": {"start": 1, "stop": 1024, "num": 64},
-                "input_len": {"start": 128, "stop": 131072, "num": 64},
-                "output_len": {"start": 16, "stop": 4096, "num": output_points},
-            },
-            "engine": {"chunk_points": chunk_points, "precision": "float32"},
-        }
+    return bench_spec(output_points, chunk_points)
 
 
 def engine_worker(args: argparse.Namespace) -> None:
@@ -636,7 +625,9 @@ def main() -> None:
         for i, (tile_mib, chunk_points) in enumerate(variants):
             budget = max(30.0, (end - time.time()) / (len(variants) - i))
             label = f"gpu_tile{tile_mib}MiB_chunk{chunk_points}"
-            run = EngineRun("cuda", budget, label, chunk_points=chunk_points, tile_bytes=tile_mib * 2**20, compute=False)
+            run = EngineRun(
+                "cuda", budget, label, chunk_points=chunk_points, tile_bytes=tile_mib * 2**20, compute=False
+            )
             run.finish(res)
 
     res.doc["total_s"] = time.time() - t_start

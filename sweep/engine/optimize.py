@@ -114,17 +114,12 @@ def optimize(
             f"{minimize}: the largest that meets them (kernels.optimum); NaN where none does",
         ),
     )
-    ds["binding"] = xr.Variable(
-        plan.dims,
+    ds["binding"] = _binding(
+        plan,
         arrays["binding"],
-        attrs=dict(
-            units="1",
-            long_name="binding constraint",
-            description="what stops the batch growing: the batch limit (memory, the engine's limits) or "
-            "the objective one more request would break; -1: no batch meets the objectives",
-            flag_values=[-1, *range(len(meanings))],
-            flag_meanings=" ".join(["none_met", *meanings]),
-        ),
+        meanings,
+        "what stops the batch growing: the batch limit (memory, the engine's limits) or the objective one "
+        "more request would break; -1: no batch meets the objectives",
     )
     for metric, name in zip(ELASTIC_METRICS, elastic):
         ds[name] = xr.Variable(
@@ -149,13 +144,7 @@ def optimize(
                 ),
             )
         )
-    ds.attrs.update(
-        sweep_complete=1,
-        slo=" ".join(str(s) for s in key),
-        objective=minimize,
-        objective_sense=OBJECTIVES[minimize],
-    )
-    return ds
+    return _with_objectives(ds, key, minimize)
 
 
 def _goodput(spec: SweepSpec, key: tuple[Slo, ...], minimize: str, sensitivity: bool) -> xr.Dataset:
@@ -189,21 +178,31 @@ def _goodput(spec: SweepSpec, key: tuple[Slo, ...], minimize: str, sensitivity: 
             f"objective, where {minimize} is best (kernels.optimum.goodput); NaN where no rate does",
         ),
     )
-    ds["binding"] = xr.Variable(
-        plan.dims,
+    ds["binding"] = _binding(
+        plan,
         arrays["binding"],
-        attrs=dict(
-            units="1",
-            long_name="binding constraint",
-            description="what stops the rate growing: sustainability (utilisation reaching 1) or the objective "
-            "a higher rate would break; -1: no rate meets the objectives",
-            flag_values=[-1, *range(len(meanings))],
-            flag_meanings=" ".join(["none_met", *meanings]),
-        ),
+        meanings,
+        "what stops the rate growing: sustainability (utilisation reaching 1) or the objective a higher rate "
+        "would break; -1: no rate meets the objectives",
     )
-    ds.attrs.update(
-        sweep_complete=1, slo=" ".join(str(s) for s in key), objective=minimize, objective_sense=OBJECTIVES[minimize]
+    return _with_objectives(ds, key, minimize)
+
+
+def _binding(plan: Any, values: np.ndarray, meanings: list[str], description: str) -> xr.Variable:
+    """The optimum's binding constraint: -1 where no value met the objectives, else the index of
+    ``meanings``."""
+    import xarray as xr
+
+    flags = {"flag_values": [-1, *range(len(meanings))], "flag_meanings": " ".join(["none_met", *meanings])}
+    return xr.Variable(
+        plan.dims, values, attrs={"units": "1", "long_name": "binding constraint", "description": description, **flags}
     )
+
+
+def _with_objectives(ds: xr.Dataset, key: tuple[Slo, ...], minimize: str) -> xr.Dataset:
+    """``ds`` marked complete, with the objectives it was solved under."""
+    slo = " ".join(str(s) for s in key)
+    ds.attrs.update(sweep_complete=1, slo=slo, objective=minimize, objective_sense=OBJECTIVES[minimize])
     return ds
 
 
