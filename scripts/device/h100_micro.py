@@ -12,7 +12,9 @@ Sections (each with its own time budget; partial results are written to ``--out`
    Llama-70B GQA at TP 1 (64 q / 8 kv heads) and TP 8 (8 / 1), via
    ``F.scaled_dot_product_attention``: KV bytes read per second / HBM peak against work items
    B * kv_heads / n_SM.
-4. ``engine``: the project's JAX engine (``sweep.engine.plan``) on the bench grid, in
+4. ``prefill_attention``: causal prefill attention of B sequences of L = 512 to 131072 tokens (flash
+   SDPA, GQA), Llama-70B heads at TP 1 and TP 8: achieved FLOP/s / dense bf16 peak.
+5. ``engine``: the project's JAX engine (``sweep.engine.plan``) on the bench grid, in
    subprocesses with ``JAX_PLATFORMS=cuda`` and ``cpu``: points/s.
 
 Run on the device (python3 with torch + CUDA):
@@ -409,6 +411,56 @@ def section_attention(torch: Any, res: Results, deadline: float) -> None:
                 torch.cuda.empty_cache()
 
 
+PREFILL_L = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+
+
+def section_prefill_attention(torch: Any, res: Results, deadline: float) -> None:
+    """Causal prefill attention (``F.scaled_dot_product_attention(is_causal=True)``, FLASH backend,
+    GQA by ``enable_gqa``) of B sequences of L tokens, Llama-70B heads at TP 1 (64 q / 8 kv) and
+    TP 8 (8 / 1): achieved FLOP/s over the causal FLOPs 2 B Hq d L (L + 1), against the dense bf16
+    peak: the ``attn_eff`` of a prompt's attention by context length."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    d = HEAD_DIM
+    try:  # correctness against the float32 math path
+        q = torch.randn(1, 8, 300, d, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(1, 1, 300, d, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(1, 1, 300, d, device="cuda", dtype=torch.bfloat16)
+        ref = F.scaled_dot_product_attention(
+            q.float(), k.float().repeat_interleave(8, 1), v.float().repeat_interleave(8, 1), is_causal=True
+        )
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        res.doc["prefill_attention_check"] = {"rel_err": float((out.float() - ref).norm() / ref.norm())}
+        log("prefill attention check", res.doc["prefill_attention_check"])
+    except Exception as exc:  # noqa: BLE001
+        res.error("prefill_attention check", exc)
+        return
+    for tp, (hq, hk) in ATTN_HEADS.items():
+        for length in PREFILL_L:
+            for batch in sorted({1, max(1, 16384 // length)}):
+                if time.time() > deadline:
+                    return
+                q = torch.randn(batch, hq, length, d, device="cuda", dtype=torch.bfloat16)
+                k = torch.randn(batch, hk, length, d, device="cuda", dtype=torch.bfloat16)
+                v = torch.randn(batch, hk, length, d, device="cuda", dtype=torch.bfloat16)
+                flops = 2.0 * batch * hq * d * length * (length + 1)
+
+                def call(i: int, q: Any = q, k: Any = k, v: Any = v) -> Any:
+                    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+
+                est = flops / (0.4 * PEAK_BF16)
+                t = time_calls(torch, call, inner_count(est, 5e-3), reps=5 if est < 0.05 else 3, warm=1)
+                row = {"tp": tp, "q_heads": hq, "kv_heads": hk, "B": batch, "L": length, "flops": flops, **t}
+                row["attn_eff"] = flops / t["s"] / PEAK_BF16
+                res.add("prefill_attention", row)
+                log(f"prefill attn tp{tp} L={length:6d} B={batch:3d}: {t['s'] * 1e3:8.3f} ms eff={row['attn_eff']:.3f}")
+                q = k = v = None
+    torch.cuda.empty_cache()
+
+
 # ---------------------------------------------------------------- engine (subprocess worker)
 
 
@@ -540,7 +592,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("h100_micro.json"))
     ap.add_argument("--budget", type=float, default=300.0, help="seconds for the whole script")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: hbm,matmul,attention,engine")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated sections to skip: hbm,matmul,attention,prefill_attention,engine"
+    )
     ap.add_argument(
         "--engine-gpu-variants",
         default="2:2000000",
@@ -614,6 +668,11 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001
             res.error("attention", exc)
     torch.cuda.empty_cache()
+    if "prefill_attention" not in skip:
+        try:
+            section_prefill_attention(torch, res, deadline=min(end - 30, time.time() + 120))
+        except Exception as exc:  # noqa: BLE001
+            res.error("prefill_attention", exc)
     torch.cuda.synchronize()
     res.doc["torch_sections_s"] = time.time() - t_start
     res.save()
