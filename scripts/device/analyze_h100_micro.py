@@ -72,10 +72,10 @@ def fit_matmul(rows: list[dict], peak: float, wbe: float) -> tuple[float, float,
     return best[1], best[2], best[0]
 
 
-def fit_kv(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """(kv_bw_eff, kv_parallel_half, rms error) least squares of y = e * x / (x + h)."""
+def fit_kv(x: np.ndarray, y: np.ndarray, hs: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(kv_bw_eff, kv_parallel_half, rms error) least squares of y = e * x / (x + h), h on ``hs``."""
     best = (np.inf, 0.0, 0.0)
-    for h in np.geomspace(1e-3, 10, 800):
+    for h in np.geomspace(1e-3, 10, 800) if hs is None else hs:
         g = x / (x + h)
         e = float(g @ y / (g @ g))  # closed form for e at fixed h
         err = float(np.sqrt(np.mean((e * g - y) ** 2)))
@@ -102,49 +102,52 @@ def main() -> None:
     keys = sorted(table, key=lambda k: (list(PEAKS).index(k[0]), k[1]))
     ms = sorted({m for k in keys for m in table[k]})
 
-    print("### Matmul: achieved / dense peak, one layer's four matmuls together\n")
-    print("| M | " + " | ".join(f"{k[0]} TP{k[1]}" for k in keys) + " |")
-    print("|---:|" + "---:|" * len(keys))
-    for m in ms:
-        cells = [f"{table[k][m]['eff']:.3f}" if m in table[k] else "" for k in keys]
-        print(f"| {m} | " + " | ".join(cells) + " |")
+    if mm:
+        print("### Matmul: achieved / dense peak, one layer's four matmuls together\n")
+        print("| M | " + " | ".join(f"{k[0]} TP{k[1]}" for k in keys) + " |")
+        print("|---:|" + "---:|" * len(keys))
+        for m in ms:
+            cells = [f"{table[k][m]['eff']:.3f}" if m in table[k] else "" for k in keys]
+            print(f"| {m} | " + " | ".join(cells) + " |")
 
-    print("\n### Matmul summary\n")
-    print(
-        "| dtype | TP | plateau (median M>=2048) | max | M at half plateau | "
-        "weight-stream fraction M=1 / 4 / 16 | fitted matmul_eff | fitted matmul_tokens_half | rms log err |"
-    )
-    print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
-    for k in keys:
-        mv = np.array(sorted(table[k]), float)
-        eff = np.array([table[k][int(m)]["eff"] for m in mv])
-        plateau = float(np.median([table[k][m]["eff"] for m in PLATEAU_M if m in table[k]]))
-        mh = half_point(mv, eff, plateau / 2)
-        wf = " / ".join(f"{table[k][m]['wfrac']:.3f}" for m in (1, 4, 16) if m in table[k])
-        wbe = table[k][1]["wfrac"]
-        rs = [r for r in mm if (r["dtype"], r["tp"]) == k]
-        e, h, err = fit_matmul(rs, PEAKS[k[0]], wbe)
+        print("\n### Matmul summary\n")
         print(
-            f"| {k[0]} | {k[1]} | {plateau:.3f} | {eff.max():.3f} | {mh:.0f} | {wf} | {e:.3f} | {h:.0f} | {err:.3f} |"
+            "| dtype | TP | plateau (median M>=2048) | max | M at half plateau | "
+            "weight-stream fraction M=1 / 4 / 16 | fitted matmul_eff | fitted matmul_tokens_half | rms log err |"
         )
+        print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
+        for k in keys:
+            mv = np.array(sorted(table[k]), float)
+            eff = np.array([table[k][int(m)]["eff"] for m in mv])
+            plateau = float(np.median([table[k][m]["eff"] for m in PLATEAU_M if m in table[k]]))
+            mh = half_point(mv, eff, plateau / 2)
+            wf = " / ".join(f"{table[k][m]['wfrac']:.3f}" for m in (1, 4, 16) if m in table[k])
+            wbe = table[k][1]["wfrac"]
+            rs = [r for r in mm if (r["dtype"], r["tp"]) == k]
+            e, h, err = fit_matmul(rs, PEAKS[k[0]], wbe)
+            print(
+                f"| {k[0]} | {k[1]} | {plateau:.3f} | {eff.max():.3f} | {mh:.0f} | {wf} | "
+                f"{e:.3f} | {h:.0f} | {err:.3f} |"
+            )
 
-    print("\n### Weight-stream fraction (weight bytes / time / HBM peak) per matrix at small M\n")
-    print("| dtype | TP | matrix | weight MB | M=1 | M=2 | M=4 | M=8 | M=16 |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    for k in keys:
-        for shape in ("qkv", "o", "gate_up", "down"):
-            rs = {r["M"]: r for r in mm if (r["dtype"], r["tp"], r["shape"]) == (*k, shape)}
-            if 1 not in rs:
-                continue
-            mb = rs[1]["weight_B_per_s"] * rs[1]["s"] / 1e6
-            cells = " | ".join(f"{rs[m]['weight_bw_frac']:.3f}" for m in (1, 2, 4, 8, 16) if m in rs)
-            print(f"| {k[0]} | {k[1]} | {shape} | {mb:.0f} | {cells} |")
+        print("\n### Weight-stream fraction (weight bytes / time / HBM peak) per matrix at small M\n")
+        print("| dtype | TP | matrix | weight MB | M=1 | M=2 | M=4 | M=8 | M=16 |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        for k in keys:
+            for shape in ("qkv", "o", "gate_up", "down"):
+                rs = {r["M"]: r for r in mm if (r["dtype"], r["tp"], r["shape"]) == (*k, shape)}
+                if 1 not in rs:
+                    continue
+                mb = rs[1]["weight_B_per_s"] * rs[1]["s"] / 1e6
+                cells = " | ".join(f"{rs[m]['weight_bw_frac']:.3f}" for m in (1, 2, 4, 8, 16) if m in rs)
+                print(f"| {k[0]} | {k[1]} | {shape} | {mb:.0f} | {cells} |")
 
-    print("\n### HBM\n")
-    print(f"| op | bytes counted | TB/s | fraction of {HBM / 1e12:.2f} TB/s |")
-    print("|---|---:|---:|---:|")
-    for r in sec.get("hbm", []):
-        print(f"| {r['op']} | {r['bytes'] / 1e9:.2f} GB | {r['B_per_s'] / 1e12:.3f} | {r['B_per_s'] / HBM:.3f} |")
+    if sec.get("hbm"):
+        print("\n### HBM\n")
+        print(f"| op | bytes counted | TB/s | fraction of {HBM / 1e12:.2f} TB/s |")
+        print("|---|---:|---:|---:|")
+        for r in sec.get("hbm", []):
+            print(f"| {r['op']} | {r['bytes'] / 1e9:.2f} GB | {r['B_per_s'] / 1e12:.3f} | {r['B_per_s'] / HBM:.3f} |")
 
     att = sec.get("attention", [])
     if att:
@@ -181,6 +184,32 @@ def main() -> None:
         y = np.array(list(best.values()))
         e, h, err = fit_kv(x, y)
         print(f"| best of variants | all T ({len(y)}) | {e:.3f} | {h:.4f} | {err:.3f} |")
+
+    pre = sec.get("prefill_attention", [])
+    if pre:
+        print("\n### Causal prefill attention: achieved / dense bf16 peak\n")
+        print("| L | TP 1, B = 1 | TP 1, B L = 16k | TP 8, B = 1 | TP 8, B L = 16k |")
+        print("|---:|---:|---:|---:|---:|")
+        for length in sorted({r["L"] for r in pre}):
+            cells = []
+            for tp in (1, 8):
+                rs = sorted((r for r in pre if r["tp"] == tp and r["L"] == length), key=lambda r: r["B"])
+                one = next((r for r in rs if r["B"] == 1), None)
+                full = rs[-1] if rs and rs[-1]["B"] > 1 else None
+                cells += [
+                    f"{one['attn_eff']:.3f}" if one else "",
+                    f"{full['attn_eff']:.3f} (B={full['B']})" if full else "",
+                ]
+            print(f"| {length} | " + " | ".join(cells) + " |")
+        print("\nLeast-squares fit of e_max * L / (L + L_half) per TP, on the batches of >= 16k tokens:\n")
+        print("| TP | points | e_max | L_half (token) | rms error |")
+        print("|---:|---:|---:|---:|---:|")
+        for tp in (1, 8):
+            sel = [r for r in pre if r["tp"] == tp and r["B"] * r["L"] >= 16384]
+            x = np.array([r["L"] for r in sel], float)
+            y = np.array([r["attn_eff"] for r in sel])
+            e, h, err = fit_kv(x, y, np.geomspace(1.0, 1e5, 1000))
+            print(f"| {tp} | {len(sel)} | {e:.3f} | {h:.0f} | {err:.3f} |")
 
     eng = sec.get("engine", [])
     if eng:
