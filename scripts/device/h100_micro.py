@@ -14,7 +14,8 @@ Sections (each with its own time budget; partial results are written to ``--out`
    B * kv_heads / n_SM.
 4. ``prefill_attention``: causal prefill attention of B sequences of L = 512 to 131072 tokens (flash
    SDPA, GQA), Llama-70B heads at TP 1 and TP 8: achieved FLOP/s / dense bf16 peak.
-5. ``engine``: the project's JAX engine (``sweep.engine.plan``) on the bench grid, in
+5. ``chunk_attention``: a prompt chunk of C tokens attending to T cached tokens (chunked prefill).
+6. ``engine``: the project's JAX engine (``sweep.engine.plan``) on the bench grid, in
    subprocesses with ``JAX_PLATFORMS=cuda`` and ``cpu``: points/s.
 
 Run on the device (python3 with torch + CUDA):
@@ -461,6 +462,45 @@ def section_prefill_attention(torch: Any, res: Results, deadline: float) -> None
     torch.cuda.empty_cache()
 
 
+CHUNK_C = [256, 512, 1024, 2048, 4096, 8192]
+CHUNK_T = [4096, 16384, 65536]
+
+
+def section_chunk_attention(torch: Any, res: Results, deadline: float) -> None:
+    """A prompt chunk's attention under chunked prefill: C new query tokens over T cached plus the C
+    new keys (``F.scaled_dot_product_attention`` without a mask, FLASH backend, GQA), one sequence,
+    Llama-70B heads at TP 1 and TP 8: FLOP/s over 4 Hq d C (T + C) (the full rectangle, which the
+    unmasked kernel computes; the causal triangle within the chunk is C/2 of T + C keys per query)
+    against the dense bf16 peak."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    d = HEAD_DIM
+    for tp, (hq, hk) in ATTN_HEADS.items():
+        for cached in CHUNK_T:
+            for chunk in CHUNK_C:
+                if time.time() > deadline:
+                    return
+                keys = cached + chunk
+                q = torch.randn(1, hq, chunk, d, device="cuda", dtype=torch.bfloat16)
+                k = torch.randn(1, hk, keys, d, device="cuda", dtype=torch.bfloat16)
+                v = torch.randn(1, hk, keys, d, device="cuda", dtype=torch.bfloat16)
+                flops = 4.0 * hq * d * chunk * keys
+
+                def call(i: int, q: Any = q, k: Any = k, v: Any = v) -> Any:
+                    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                        return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+
+                est = flops / (0.3 * PEAK_BF16)
+                t = time_calls(torch, call, inner_count(est, 5e-3), reps=5, warm=1)
+                row = {"tp": tp, "q_heads": hq, "kv_heads": hk, "C": chunk, "T": cached, "flops": flops, **t}
+                row["attn_eff"] = flops / t["s"] / PEAK_BF16
+                res.add("chunk_attention", row)
+                log(f"chunk attn tp{tp} T={cached:6d} C={chunk:5d}: {t['s'] * 1e3:8.3f} ms eff={row['attn_eff']:.3f}")
+                q = k = v = None
+    torch.cuda.empty_cache()
+
+
 # ---------------------------------------------------------------- engine (subprocess worker)
 
 
@@ -593,7 +633,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("h100_micro.json"))
     ap.add_argument("--budget", type=float, default=300.0, help="seconds for the whole script")
     ap.add_argument(
-        "--skip", default="", help="comma-separated sections to skip: hbm,matmul,attention,prefill_attention,engine"
+        "--skip",
+        default="",
+        help="comma-separated sections to skip: hbm,matmul,attention,prefill_attention,chunk_attention,engine",
     )
     ap.add_argument(
         "--engine-gpu-variants",
@@ -673,6 +715,11 @@ def main() -> None:
             section_prefill_attention(torch, res, deadline=min(end - 30, time.time() + 120))
         except Exception as exc:  # noqa: BLE001
             res.error("prefill_attention", exc)
+    if "chunk_attention" not in skip:
+        try:
+            section_chunk_attention(torch, res, deadline=min(end - 20, time.time() + 90))
+        except Exception as exc:  # noqa: BLE001
+            res.error("chunk_attention", exc)
     torch.cuda.synchronize()
     res.doc["torch_sections_s"] = time.time() - t_start
     res.save()
