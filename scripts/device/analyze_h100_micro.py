@@ -211,6 +211,20 @@ def main() -> None:
             e, h, err = fit_kv(x, y, np.geomspace(1.0, 1e5, 1000))
             print(f"| {tp} | {len(sel)} | {e:.3f} | {h:.0f} | {err:.3f} |")
 
+    chunk = sec.get("chunk_attention", [])
+    if chunk:
+        print("\n### Chunked-prefill attention: C new tokens over T cached, achieved / dense bf16 peak\n")
+        cs = sorted({r["C"] for r in chunk})
+        print("| TP | T | " + " | ".join(f"C={c}" for c in cs) + " |")
+        print("|---:|---:|" + "---:|" * len(cs))
+        for tp, cached in sorted({(r["tp"], r["T"]) for r in chunk}):
+            by_c = {r["C"]: r for r in chunk if (r["tp"], r["T"]) == (tp, cached)}
+            print(
+                f"| {tp} | {cached} | "
+                + " | ".join(f"{by_c[c]['attn_eff']:.3f}" if c in by_c else "" for c in cs)
+                + " |"
+            )
+
     eng = sec.get("engine", [])
     if eng:
         print("\n### Engine (sweep.engine.plan on the bench grid)\n")
