@@ -101,6 +101,18 @@ LLAMA_70B = dict(
     tied_embeddings=0,
     qkv_bias=0,
 )
+# Llama 3.1 8B, from its config.json (meta-llama/Llama-3.1-8B).
+LLAMA_8B = dict(
+    n_layers=32,
+    d_model=4096,
+    n_heads=32,
+    n_kv_heads=8,
+    d_head=128,
+    d_ffn=14336,
+    vocab=128256,
+    tied_embeddings=0,
+    qkv_bias=0,
+)
 # H100 SXM as the article uses it: 989 TFLOP/s dense bf16, 3350 GB/s, 80 GB, NVLink 450 GB/s.
 H100 = dict(
     flop_per_s_bf16=989e12,
@@ -142,3 +154,6 @@ ARTICLE = dict(
     max_num_seqs=float("inf"),
     max_num_tokens=float("inf"),
 )
+# The article's profile with causal attention, a ring all-reduce and no embedding read: the
+# roofline a hand calculation follows.
+ROOFLINE = dict(ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)

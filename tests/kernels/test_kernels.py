@@ -17,17 +17,7 @@ from tests import specs
 from tests.specs import f64
 
 # Architectures as in each model's Hugging Face config.json (copies in grids/models/).
-LLAMA_31_8B = dict(
-    n_layers=32,
-    d_model=4096,
-    n_heads=32,
-    n_kv_heads=8,
-    d_head=128,
-    d_ffn=14336,
-    vocab=128256,
-    tied_embeddings=0,
-    qkv_bias=0,
-)
+LLAMA_31_8B = specs.LLAMA_8B
 QWEN25_7B = dict(
     n_layers=28,
     d_model=3584,
@@ -50,7 +40,7 @@ MISTRAL_7B_V03 = dict(
     tied_embeddings=0,
     qkv_bias=0,
 )
-ROOFLINE = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
+ROOFLINE = specs.ROOFLINE
 
 
 @pytest.mark.parametrize(

@@ -178,22 +178,10 @@ def test_ttft_never_falls_as_batch_grows(pt, b1, b2):
 
 def _llama_8b_short_prompts(batch: int):
     """Llama 3.1 8B on one H100, roofline profile, 16-token prompts: a weight-read-bound prefill."""
-    arch = dict(
-        n_layers=32,
-        d_model=4096,
-        n_heads=32,
-        n_kv_heads=8,
-        d_head=128,
-        d_ffn=14336,
-        vocab=128256,
-        tied_embeddings=0,
-        qkv_bias=0,
-    )
-    prof = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
     pt = dict(
-        m=arch,
+        m=specs.LLAMA_8B,
         g=specs.H100,
-        p=prof,
+        p=specs.ROOFLINE,
         tp=1,
         batch=batch,
         input_len=16,

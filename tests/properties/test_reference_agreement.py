@@ -35,10 +35,12 @@ IN_FLIGHT_KEYS = ("batch_in_flight", "kv_cache_bytes")
 """Exact too: counts of sequences, and bytes per token times sequences times tokens."""
 
 TIMED_KEYS = ("ttft_s", "tpot_s", "e2e_s", "output_tok_s", "user_tok_s", "usd_per_mtok_output", "usd_per_mtok_input")
-"""Times and rates. rtol 1e-12: the kernels sum decode steps as a closed-form arithmetic series
+"""Times and rates. rtol 1e-10: the kernels sum decode steps as a closed-form arithmetic series
 and the waves of a static batch in closed form; the reference loops over at most 300 steps and
 over every request. They differ by float64 rounding only: at most 1.1e-14 in 1,500 exploratory
-examples, well inside 1e-12."""
+examples, and 1.01e-12 in one that hypothesis found (2026-11-28: an 87,391-token prompt, one
+output token, a closed loop of 5 clients, TTFT 3,356 s), where the two sum the same terms in a
+different order. A modelling difference would show far above 1e-10."""
 
 
 def _kernel(pt: dict):
@@ -67,22 +69,10 @@ def _reference(pt: dict) -> dict:
 # Hand-picked edges, besides hypothesis' draws: one output token (no decode phase, TPOT of the
 # step that would follow), tp above the KV heads (heads replicated), the engine's limit binding
 # (a static batch in waves), and one GPU per node with tp > 1 (all-reduces over the network).
-_LLAMA_8B = dict(
-    n_layers=32,
-    d_model=4096,
-    n_heads=32,
-    n_kv_heads=8,
-    d_head=128,
-    d_ffn=14336,
-    vocab=128256,
-    tied_embeddings=0,
-    qkv_bias=0,
-)
-_ROOFLINE = dict(specs.ARTICLE, causal_attention=1, allreduce_volume_factor=2, reads_embedding=0)
 _EDGE = dict(
-    m=_LLAMA_8B,
+    m=specs.LLAMA_8B,
     g=specs.H100,
-    p=_ROOFLINE,
+    p=specs.ROOFLINE,
     tp=1,
     batch=1,
     input_len=1,
@@ -101,7 +91,7 @@ _EDGE = dict(
     dict(
         _EDGE,
         g=dict(specs.H100, gpus_per_node=1),
-        p=dict(_ROOFLINE, max_num_seqs=3.0),
+        p=dict(specs.ROOFLINE, max_num_seqs=3.0),
         tp=2,
         batch=10,
         input_len=1000,
@@ -109,14 +99,14 @@ _EDGE = dict(
     ),
     0,
 )
-@example(dict(_EDGE, p=dict(_ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 1)
-@example(dict(_EDGE, p=dict(_ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 2)
+@example(dict(_EDGE, p=dict(specs.ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 1)
+@example(dict(_EDGE, p=dict(specs.ROOFLINE, max_num_seqs=3.0), batch=10, input_len=1000, output_len=20), 2)
 # Prompts in whole pieces (ceil(1000 / 300) = 4 per prompt) and concurrency beyond the engine's
 # limit: the requests beyond it queue for a slot.
 @example(
     dict(
         _EDGE,
-        p=dict(_ROOFLINE, max_num_seqs=3.0, chunked_prefill=1, prefill_chunk_tokens=300.0),
+        p=dict(specs.ROOFLINE, max_num_seqs=3.0, chunked_prefill=1, prefill_chunk_tokens=300.0),
         batch=10,
         input_len=1000,
         output_len=20,
@@ -126,7 +116,7 @@ _EDGE = dict(
 @example(
     dict(
         _EDGE,
-        p=dict(_ROOFLINE, chunked_prefill=1, prefill_chunk_tokens=math.inf),
+        p=dict(specs.ROOFLINE, chunked_prefill=1, prefill_chunk_tokens=math.inf),
         batch=7,
         input_len=900,
         output_len=40,
@@ -143,7 +133,7 @@ def test_evaluate_matches_reference(pt, scenario):
     for key in CAPACITY_KEYS + IN_FLIGHT_KEYS:
         assert float(getattr(got, key)) == want[key], key
     for key in TIMED_KEYS:
-        np.testing.assert_allclose(float(getattr(got, key)), want[key], rtol=1e-12, err_msg=key)
+        np.testing.assert_allclose(float(getattr(got, key)), want[key], rtol=1e-10, err_msg=key)
 
 
 # Llama 3.3 70B (141 GB in bf16) on one 80 GB H100: not even one sequence fits (max_batch = 0).
@@ -156,7 +146,7 @@ def test_nothing_fits_static_matches_reference():
     for key in IN_FLIGHT_KEYS:
         assert float(getattr(got, key)) == want[key], key
     for key in TIMED_KEYS:
-        np.testing.assert_allclose(float(getattr(got, key)), want[key], rtol=1e-12, err_msg=key)
+        np.testing.assert_allclose(float(getattr(got, key)), want[key], rtol=1e-10, err_msg=key)
 
 
 def test_nothing_fits_max_throughput_reference_evaluates():
@@ -164,7 +154,7 @@ def test_nothing_fits_max_throughput_reference_evaluates():
     want = _reference(pt)
     got = _kernel(pt)
     for key in TIMED_KEYS:
-        np.testing.assert_allclose(float(getattr(got, key)), want[key], rtol=1e-12, err_msg=key)
+        np.testing.assert_allclose(float(getattr(got, key)), want[key], rtol=1e-10, err_msg=key)
 
 
 def test_strategy_reaches_feasible_and_infeasible_points():
