@@ -19,7 +19,7 @@ from grids.sweeps import SweepSpec, load_sweep
 from sweep.query.accessor import best_rows
 from sweep.query.units import fmt_number, unit_of
 from sweep.viz.figures import KINDS, plot
-from sweep.viz.html_page import figure_page
+from sweep.viz.html_page import figure_page, write_page
 from sweep.viz.procurement import TARGETS as PROCUREMENT_TARGETS
 
 TARGETS = PROCUREMENT_TARGETS
@@ -200,5 +200,5 @@ def write_report(spec_or_store: str | Path | SweepSpec | xr.Dataset, out_html: s
     ds, notes = load_dataset(spec_or_store)
     page = build_report(ds, notes)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    write_page(out, page)
     return out
