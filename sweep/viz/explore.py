@@ -11,6 +11,7 @@ shown in display units (sweep.query.units); infeasible points are gaps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from sweep.query.units import to_display, var_label
 from sweep.viz.base import Picked, color, curve, finish, pick, scatter
 
 NONE = "(none)"
+LOOPBACK = "127.0.0.1"
+"""Where the explorer listens unless told otherwise: this machine only."""
 SKIP_VARIABLES = ("feasible", "bottleneck", "params_total")
 
 
@@ -207,16 +210,29 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
     return pn.Column(heading, pn.Row(controls, pn.pane.HoloViews(plot, backend="bokeh")))
 
 
-def serve(store: str | Path, port: int = 5006, show: bool = False, **kwargs: Any) -> Any:
-    """Serve the explorer of ``store`` on http://127.0.0.1:PORT (blocks until stopped)."""
+def serve(
+    store: str | Path,
+    port: int = 5006,
+    show: bool = False,
+    address: str = LOOPBACK,
+    announce: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Serve the explorer of ``store`` on http://ADDRESS:PORT, 127.0.0.1 unless told otherwise
+    (blocks until stopped). The store is verified first (``sweep.store.verify.check_intact``);
+    then ``announce`` is called with the URL."""
     from sweep.store.read import open_sweep
+    from sweep.store.verify import check_intact
 
     ds = open_sweep(store)
-    origin = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    check_intact(store)
+    if announce is not None:
+        announce(f"http://{address}:{port}/")
+    origin = list(dict.fromkeys([f"{address}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"]))
     return pn.serve(
         {"/": lambda: app(ds)},
         port=port,
-        address="127.0.0.1",
+        address=address,
         show=show,
         websocket_origin=origin,
         title=ds.attrs.get("title", "sweep explorer"),
