@@ -161,14 +161,26 @@ UNRECOGNISED = re.compile(r"Object at (?P<name>.*) is not recognized as a compon
 @contextmanager
 def _metadata_whole(url: str) -> Iterator[None]:
     """Raise ``CorruptStoreError`` naming an array whose metadata (zarr.json) is lost, where zarr
-    would warn and leave it out of the group, so that the variable seems never to have existed."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=UNRECOGNISED.pattern, category=zarr.errors.ZarrUserWarning)
+    warns and leaves it out of the group, so that the variable seems never to have existed.
+
+    The warnings are recorded, not raised: raised inside zarr's concurrent listing of the group, one
+    would leave its other tasks pending, and asyncio prints each of them at exit."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             yield
-        except zarr.errors.ZarrUserWarning as warning:
-            match = UNRECOGNISED.search(str(warning))
-            name = match["name"] if match else "an array"
+        except Exception:
+            _raise_if_lost(url, caught)
+            raise
+        _raise_if_lost(url, caught)
+    for w in caught:  # the others, as they would have been shown
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _raise_if_lost(url: str, caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if match := UNRECOGNISED.search(str(w.message)):
+            name = match["name"]
             raise CorruptStoreError(
                 f"{url}: damaged: {name}: its metadata ({name}/zarr.json) is missing; `sweep verify --repair {url}` "
                 "rebuilds the store"

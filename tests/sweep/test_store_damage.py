@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,17 @@ def test_an_intact_store_is_drawn(clean, tmp_path, capsys):
     assert (tmp_path / "f.html").stat().st_size > 0
     assert capsys.readouterr().err == ""
     assert digest(clean) == before
+
+
+@pytest.mark.parametrize("damage", ["header byte", "variable metadata"])
+def test_nothing_more_is_printed_at_exit(clean, tmp_path, damage):
+    """In a process of its own, the one line is all of stderr: zarr's concurrent reads stopped by
+    the damage leave no pending task for asyncio to print at exit."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(clean, store)
+    key, how, words = DAMAGE[damage]
+    how(store, key)
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "sweep.cli", *_command("plot", store, tmp_path)]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
