@@ -28,9 +28,11 @@ def write_page(path: str | Path, text: str) -> Path:
             f.write(text)
         os.chmod(temporary, 0o666 & ~_umask())  # as open() would have made it (mkstemp: 0o600)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(err, OSError) and err.filename is None:  # write(2) names no file: name the page
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     return path
 
