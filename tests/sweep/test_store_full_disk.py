@@ -273,3 +273,35 @@ def test_a_small_tmpfs_fills_and_the_rerun_completes_the_store(spec_file, tmp_pa
     assert result["second"] == 0 and rerun_err.removeprefix("rerun").strip() == ""
     same_as(clean, keep)
     assert main(["verify", str(keep)]) == 0
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_a_page_on_a_full_disk_keeps_the_store_and_the_earlier_page(clean, tmp_path, capsys, monkeypatch, command):
+    """Nothing lost: `sweep plot` or `report` of a complete store whose page cannot be written
+    (the disk fills halfway through it) exits 1 naming the page; the store is byte for byte as it
+    was, the page written before at that path is whole, and no part of the new one is left."""
+    import builtins
+
+    from sweep.viz import html_page
+
+    page = tmp_path / "page.html"
+    page.write_text("the page of an earlier run")
+    before = digest(clean)
+
+    def half_full(file, *args, **kwargs):
+        handle = builtins.open(file, *args, **kwargs)  # noqa: SIM115 (returned open, as open() does)
+
+        def write(text: str) -> int:
+            handle.buffer.write(text[: len(text) // 2].encode())
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        handle.write = write
+        return handle
+
+    monkeypatch.setattr(html_page, "open", half_full, raising=False)  # the page writer's open() only
+    args = ["plot", str(clean), "throughput-vs-batch"] if command == "plot" else ["report", str(clean)]
+    assert main([*args, "-o", str(page)]) == 1
+    assert capsys.readouterr().err == f"sweep {command}: error: {page}: No space left on device\n"
+    assert page.read_text() == "the page of an earlier run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
+    assert digest(clean) == before
