@@ -130,6 +130,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         recomputed = "every chunk" if whole else f"{len(found.damaged_chunks)} chunks"
         print(f"{after.store}: repaired: recomputed {recomputed}")
         print(after.summary())
+    elif after.chunks_checked > found.chunks_checked:
+        print(
+            f"{after.store}: completed: computed the {after.chunks_checked - found.chunks_checked} chunks not written"
+        )
+        print(after.summary())
     return 0
 
 

@@ -247,8 +247,9 @@ def repair_store(
     path: str | Path, *, progress: bool = False, report: Callable[[Verification], None] | None = None
 ) -> tuple[Verification, Verification]:
     """Verify the store under its writer lock and recompute what is damaged with ``run_sweep`` on
-    the spec the store records; returns the verification before and after (``report`` is called
-    with the first before anything is recomputed). Raises ``CorruptStoreError`` if the store is
+    the spec the store records, and any chunk not yet written (an earlier repair or run stopped
+    by a full disk: the same command resumes it); returns the verification before and after
+    (``report`` is called with the first before anything is recomputed). Raises ``CorruptStoreError`` if the store is
     still damaged afterwards, or if its spec cannot be recovered."""
     from sweep.store.run import run_sweep
     from sweep.store.write import _clear
@@ -258,12 +259,12 @@ def repair_store(
         found = verify_store(url)
         if report is not None:
             report(found)
-        if found.clean:
+        if found.clean and zarr.open_group(url, mode="r").attrs.get("sweep_complete"):
             return found, found
-        spec, chunk_points = stored_spec(url)
+        spec, chunk_points = stored_spec(url)  # clean yet incomplete: a repair or run stopped part way
         if any(d.chunk is None for d in found.damage):
             _clear(url)  # an array written once, or the progress record: the whole store is rebuilt
-        else:
+        elif found.damage:
             root = zarr.open_group(url, mode="r+")
             progress_array = root[PROGRESS]
             assert isinstance(progress_array, zarr.Array)

@@ -305,3 +305,24 @@ def test_a_page_on_a_full_disk_keeps_the_store_and_the_earlier_page(clean, tmp_p
     assert page.read_text() == "the page of an earlier run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
     assert digest(clean) == before
+
+
+def test_a_repair_stopped_by_a_full_disk_is_resumed_by_the_same_command(clean, tmp_path, capsys, monkeypatch):
+    """`sweep verify --repair` recomputes a damaged chunk with `sweep run`'s machinery: a full disk
+    stops it with the same one line, and the same command then completes the store identically."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(clean, store)
+    chunk = store / "ttft_s" / "c" / "0" / "1" / "0" / "0" / "0" / "0"
+    chunk.unlink()  # reads as NaN: a checksum mismatch
+    with monkeypatch.context() as patch:
+        _full_after(patch, chunks_done=0)  # no chunk's data can be written
+        assert main(["verify", "--repair", "-q", str(store)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"sweep verify: error: No space left on device; {store} is incomplete: {CHUNKS - 1} of {CHUNKS} chunks "
+        "written and kept; once fixed (space freed), the same command resumes it\n"
+    )
+    assert main(["verify", "--repair", "-q", str(store)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == f"{store}: completed: computed the 1 chunks not written" and "clean: 4 of 4" in out[-1]
+    same_as(clean, store)
