@@ -43,8 +43,8 @@ def write_report(spec_or_store, out):
     return _write(spec_or_store, out)
 
 
-def serve(store, port: int = 5006):
-    """The Panel explorer on 127.0.0.1 (``sweep explore``)."""
+def serve(store, port: int = 5006, address: str = "127.0.0.1"):
+    """The Panel explorer, on 127.0.0.1 unless ``address`` says otherwise (``sweep explore``)."""
     from sweep.viz.explore import serve as _serve
 
-    return _serve(store, port)
+    return _serve(store, port, address=address)

@@ -8,8 +8,8 @@ COMMAND: error: WHAT`` naming the file, entry or argument and what is expected, 
   holds (``sweep run``) or whose chunks cannot be decoded (``sweep show``, ``sweep query``);
 - status 1 for an environment failure: an OSError such as a directory that refuses a new file,
   a full disk or a permission (``sweep.cli.outputs`` checks output paths before any computation);
-  for ``sweep run`` the line says that the chunks written so far are kept and the same command
-  resumes.
+  for ``sweep run`` the line says what the run left in the store (``InterruptedRunError``: how many
+  chunks are written and kept) and that the same command resumes.
 Anything else is a bug: its traceback, then one line asking for a report, status 1.
 """
 
@@ -91,7 +91,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.spec)
     output_store(args.output or default_store(spec), "--output")
-    args.resumable = True  # from here an OSError (a full disk) leaves finished chunks a rerun keeps
     path = run_sweep(
         spec,
         args.output,
@@ -130,6 +129,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         whole = any(d.chunk is None for d in found.damage)
         recomputed = "every chunk" if whole else f"{len(found.damaged_chunks)} chunks"
         print(f"{after.store}: repaired: recomputed {recomputed}")
+        print(after.summary())
+    elif after.chunks_checked > found.chunks_checked:
+        print(
+            f"{after.store}: completed: computed the {after.chunks_checked - found.chunks_checked} chunks not written"
+        )
         print(after.summary())
     return 0
 
@@ -405,14 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-RESUME_HINT = {"run": "; the chunks written so far are kept: once fixed, the same command resumes"}
-"""What an environment failure of a command left behind and how to go on, after its message."""
-
-
 def _os_message(err: OSError) -> str:
     if err.filename is not None and err.strerror:
         return f"{err.filename}: {err.strerror}"
-    return str(err)
+    return err.strerror or str(err)  # a failed write names no file: "No space left on device"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -430,8 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as err:  # the machine refused: permission, read-only file system, disk full
-        hint = RESUME_HINT.get(args.command, "") if getattr(args, "resumable", False) else ""
-        print(f"{command}: error: {_one_line(_os_message(err))}{hint}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(_os_message(err))}", file=sys.stderr)
         return 1
     except Exception:  # a bug: its traceback, and where to send it
         traceback.print_exc()

@@ -34,6 +34,7 @@ def parse_selection(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from sweep.store.read import reading
     from sweep.viz.figures import plot, save
     from sweep.viz.report import load_dataset
 
@@ -41,31 +42,42 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise SpecError(f"-o {args.output}: expected a file name ending in .html or .png")
     selection = parse_selection(args.sel)
     output_file(args.output, "--output")
-    ds, notes = load_dataset(args.store)
-    for note in notes:
-        print(f"sweep plot: note: {note}")
-    path = save(plot(ds, args.kind, selection), args.output)
+    with reading(args.store):
+        ds, notes = load_dataset(args.store)
+        for note in notes:
+            print(f"sweep plot: note: {note}")
+        path = save(plot(ds, args.kind, selection), args.output)
     print(f"{args.kind} -> {path}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from sweep.store.read import reading
     from sweep.viz.report import write_report
 
     output_file(args.output, "--output")
-    path = write_report(args.source, args.output)
+    with reading(args.source):
+        path = write_report(args.source, args.output)
     print(f"report -> {path}")
     return 0
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
+    from sweep.store.read import reading
     from sweep.viz.explore import serve
 
     if not 0 < args.port < 65536:
         raise SpecError(f"--port {args.port}: expected a TCP port between 1 and 65535")
-    print(f"sweep explore: serving {args.store} on http://127.0.0.1:{args.port}/ (Ctrl-C stops)")
-    serve(args.store, args.port)
+    with reading(args.store):
+        serve(args.store, args.port, address=args.address, announce=announced(args.store))
     return 0
+
+
+def announced(store: str) -> Any:
+    def announce(url: str) -> None:
+        print(f"sweep explore: serving {store} on {url} (Ctrl-C stops)", flush=True)
+
+    return announce
 
 
 def add_commands(sub: Any) -> None:
@@ -128,10 +140,16 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "explore",
         help="an interactive Panel app over a store, on http://127.0.0.1:PORT",
-        description="Serve an explorer of a sweep store on 127.0.0.1 only: choose the variable, the x-axis "
-        "dimension and the dimension drawn as one line per value; toggle log axes; every other "
+        description="Serve an explorer of a sweep store on 127.0.0.1 only (unless --address): choose the "
+        "variable, the x-axis dimension and the dimension drawn as one line per value; toggle log axes; every other "
         "dimension has a widget holding it at one value. Runs until interrupted (Ctrl-C).",
     )
     p.add_argument("store", metavar="STORE", help="sweep zarr store (see `sweep run`)")
-    p.add_argument("--port", type=int, default=5006, help="TCP port on 127.0.0.1 (default 5006)")
+    p.add_argument("--port", type=int, default=5006, help="TCP port (default 5006)")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves every network "
+        "the machine is on, to anyone who can reach it)",
+    )
     p.set_defaults(func=_cmd_explore)

@@ -81,8 +81,8 @@ def _acquire(url: str, path: Path) -> list[Path]:
     except OSError as err:
         raise StoreError(f"{url}: cannot make its writer lock {path} ({err.strerror})") from None
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(_record())
     try:
+        temporary.write_text(_record())  # inside the try: a full disk leaves no part of it behind
         for _ in range(_TRIES):
             try:
                 os.link(temporary, path)
@@ -110,6 +110,10 @@ def _acquire(url: str, path: Path) -> list[Path]:
             )
             _set_aside(path, text)
         raise StoreLockedError(f"{url}: could not take its writer lock {path} after {_TRIES} tries")
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        _remove_empty(made)  # a store that was never made is left as it was: absent
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -118,7 +122,12 @@ def _release(path: Path, made: list[Path]) -> None:
     holder = _parse(_read(path) or "")
     if holder is not None and holder["pid"] == os.getpid() and holder["hostname"] == socket.gethostname():
         path.unlink(missing_ok=True)
-    for directory in reversed(made):  # what the lock alone needed: a store that was never made
+    _remove_empty(made)
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the directories the lock alone needed (a store that was never made), if still empty."""
+    for directory in reversed(made):
         with suppress(OSError):
             directory.rmdir()
 

@@ -16,7 +16,9 @@ names the writer (``sweep.store.lock``).
 
 from __future__ import annotations
 
+import re
 import traceback
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,10 +127,16 @@ def open_sweep(path: str | Path, *, allow_incomplete: bool = True, dask: bool | 
     if not _exists(url):
         raise _spec_error(f"{url}: no such store")
     try:
-        if dask is None:
-            dask = data_bytes(url) > SMALL_STORE_BYTES
-        ds = xr.open_zarr(url, consolidated=False, zarr_format=3, chunks="auto" if dask else None)
+        with _metadata_whole(url):
+            if dask is None:
+                dask = data_bytes(url) > SMALL_STORE_BYTES
+            ds = xr.open_zarr(url, consolidated=False, zarr_format=3, chunks="auto" if dask else None)
     except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError, KeyError) as err:
+        if _exists(f"{url.rstrip('/')}/{PROGRESS}"):  # a store of `sweep run` whose root metadata is lost
+            raise CorruptStoreError(
+                f"{url}: damaged: its root metadata (zarr.json) cannot be read ({err}); `sweep run` with its spec "
+                "and --overwrite makes it again"
+            ) from None
         raise _spec_error(f"{url}: not a sweep store ({err})") from None
     if not ds.attrs.get("sweep_complete"):
         with reading(url):
@@ -142,10 +150,41 @@ def open_sweep(path: str | Path, *, allow_incomplete: bool = True, dask: bool | 
         )
         if not allow_incomplete:
             raise _spec_error(message)
-        import warnings
-
         warnings.warn(message, IncompleteStoreWarning, stacklevel=2)
     return ds
+
+
+UNRECOGNISED = re.compile(r"Object at (?P<name>.*) is not recognized as a component of a Zarr hierarchy")
+"""zarr's warning for a directory of a group without its metadata: an array whose zarr.json is lost."""
+
+
+@contextmanager
+def _metadata_whole(url: str) -> Iterator[None]:
+    """Raise ``CorruptStoreError`` naming an array whose metadata (zarr.json) is lost, where zarr
+    warns and leaves it out of the group, so that the variable seems never to have existed.
+
+    The warnings are recorded, not raised: raised inside zarr's concurrent listing of the group, one
+    would leave its other tasks pending, and asyncio prints each of them at exit."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except Exception:
+            _raise_if_lost(url, caught)
+            raise
+        _raise_if_lost(url, caught)
+    for w in caught:  # the others, as they would have been shown
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _raise_if_lost(url: str, caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if match := UNRECOGNISED.search(str(w.message)):
+            name = match["name"]
+            raise CorruptStoreError(
+                f"{url}: damaged: {name}: its metadata ({name}/zarr.json) is missing; `sweep verify --repair {url}` "
+                "rebuilds the store"
+            ) from None
 
 
 def _spec_error(message: str) -> Exception:

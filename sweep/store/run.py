@@ -12,8 +12,9 @@ from tqdm import tqdm
 
 from grids.sweeps import SweepSpec, load_sweep
 from sweep.engine.plan import Plan, make_plan
+from sweep.store.errors import InterruptedRunError
 from sweep.store.lock import writer_lock
-from sweep.store.read import done_chunks, location
+from sweep.store.read import _exists, done_chunks, location
 from sweep.store.write import create, finish, write_chunk
 
 OUTPUTS = Path("outputs")
@@ -46,14 +47,39 @@ def run_sweep(
     """
     spec = load_sweep(spec) if isinstance(spec, str) else spec
     url = location(out) if out is not None else default_store(spec)
-    with writer_lock(url):
-        if scheduler is None:
-            return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
-        from sweep.store.distributed import client_for, warm_workers
+    try:
+        with writer_lock(url):
+            if scheduler is None:
+                return _run(spec, url, overwrite, progress, chunk_points, max_chunks, None)
+            from sweep.store.distributed import client_for, warm_workers
 
-        with client_for(scheduler) as client:
-            warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
-            return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
+            with client_for(scheduler) as client:
+                warm_workers(client, spec, chunk_points)  # workers import and compile while the store is made
+                return _run(spec, url, overwrite, progress, chunk_points, max_chunks, client)
+    except InterruptedRunError:
+        raise  # a nested run (``sweep verify --repair``) said it already
+    except OSError as err:  # a full disk, a permission: say what is left and how to go on
+        cause = err.strerror or str(err)
+        raise InterruptedRunError(err.errno, f"{cause}; {left_behind(url)}", err.filename) from err
+
+
+def left_behind(url: str) -> str:
+    """What a run stopped by an OSError left at ``url``, and how to go on: chunks marked done are
+    whole (``write_chunk`` marks a chunk after its data and checksums; zarr writes each file to a
+    temporary name first), so the same command resumes from them."""
+    if not _exists(url):
+        return f"nothing was written to {url}; once fixed, the same command starts it"
+    try:
+        complete = bool(zarr.open_group(url, mode="r").attrs.get("sweep_complete"))
+        done = done_chunks(url)
+    except (zarr.errors.NodeNotFoundError, FileNotFoundError):  # only a stale lock directory is there
+        return f"nothing of the sweep was kept in {url}; once fixed, the same command starts it"
+    if complete:
+        return f"{url} is complete and unchanged"
+    return (
+        f"{url} is incomplete: {int(done.sum())} of {done.size} chunks written and kept; "
+        "once fixed (space freed), the same command resumes it"
+    )
 
 
 def _run(
@@ -79,13 +105,15 @@ def _run(
         smoothing=0.1,
         desc=f"{spec.name} ({len(todo)} of {plan.n_chunks} chunks)",
     )
-    if client is None:
-        _run_in_process(plan, url, todo, bar)
-    else:
-        from sweep.store.distributed import run_chunks
+    try:
+        if client is None:
+            _run_in_process(plan, url, todo, bar)
+        else:
+            from sweep.store.distributed import run_chunks
 
-        run_chunks(client, spec, url, chunk_points, todo, bar)
-    bar.close()
+            run_chunks(client, spec, url, chunk_points, todo, bar)
+    finally:
+        bar.close()  # ends the bar's line, so that an error's line starts a line of its own
     if done_chunks(url).all():
         finish(url)
     return url

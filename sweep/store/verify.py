@@ -24,7 +24,17 @@ import zarr
 
 from sweep.store.errors import CorruptStoreError
 from sweep.store.lock import lock_file, writer_lock
-from sweep.store.read import CHECKSUMS, PROGRESS, _exists, _spec_error, checksum, done_chunks, location
+from sweep.store.read import (
+    CHECKSUMS,
+    PROGRESS,
+    SMALL_STORE_BYTES,
+    _exists,
+    _spec_error,
+    checksum,
+    data_bytes,
+    done_chunks,
+    location,
+)
 
 if TYPE_CHECKING:
     from grids.sweeps import SweepSpec
@@ -87,13 +97,19 @@ def verify_store(path: str | Path) -> Verification:
     each with its recorded checksum (without checksums recorded: check that it decodes)."""
     url = _require_store(path)
     root = zarr.open_group(url, mode="r")
+    record = root.get(CHECKSUMS)
     try:
         done = done_chunks(url)
-    except FileNotFoundError:  # e.g. `sweep optimize -o`: written whole, not chunk by chunk
+    except FileNotFoundError:
+        if isinstance(record, zarr.Array):  # made by `sweep run` (checksums are recorded beside the progress)
+            return Verification(url, 0, 0, 0, 0, (Damage(PROGRESS, None, "missing"),), False)
+        # e.g. `sweep optimize -o`: written whole, not chunk by chunk
         raise _spec_error(f"{url}: records no chunks (not made by `sweep run`); nothing to verify") from None
     except Exception as err:  # any failure to read the record of progress is damage to it
         return Verification(url, 0, 0, 0, 0, (Damage(PROGRESS, None, _failed(err)),), False)
-    record = root.get(CHECKSUMS)
+    if root.attrs.get("sweep_complete") and not done.all():  # a chunk of the record lost or flipped
+        reason = f"the store is marked complete, but {int((~done).sum())} of {done.size} chunks are not marked done"
+        return Verification(url, 0, done.size, 0, 0, (Damage(PROGRESS, None, reason),), False)
     written_once: dict[str, int | None]
     if isinstance(record, zarr.Array):
         variables = [str(v) for v in _list(record.attrs["variables"])]
@@ -114,6 +130,35 @@ def verify_store(path: str | Path) -> Verification:
         damage += _check_chunk(record if isinstance(record, zarr.Array) else None, variables, chunked, chunk_id)
     return Verification(
         url, len(ids), done.size, len(variables), len(written_once), tuple(damage), isinstance(record, zarr.Array)
+    )
+
+
+VERIFY_ON_READ_BYTES = SMALL_STORE_BYTES
+"""Stores up to this many bytes of data are verified whole before a command draws from them
+(``check_intact``): about a second; a larger store is read as it is, and a chunk that cannot be
+decoded still fails in one line (``sweep.store.read.reading``)."""
+
+
+def check_intact(path: str | Path, *, limit_bytes: float = VERIFY_ON_READ_BYTES) -> None:
+    """Before ``sweep plot``, ``report`` or ``explore`` draw from a store: if it holds at most
+    ``limit_bytes`` of data, verify it and raise ``CorruptStoreError`` naming the store and its
+    first damaged chunk or array (a flipped data byte or a deleted chunk decodes silently to other
+    numbers or NaN: only the checksums tell). A store not made by ``sweep run`` is not checked."""
+    from grids.errors import SpecError
+
+    url = location(path)
+    if data_bytes(url) > limit_bytes:
+        return
+    try:
+        found = verify_store(url)
+    except SpecError:  # records no chunks (`sweep optimize -o`): nothing to check it against
+        return
+    if found.clean:
+        return
+    more = f" (and {len(found.damage) - 1} more)" if len(found.damage) > 1 else ""
+    raise CorruptStoreError(
+        f"{url}: damaged: {found.damage[0]}{more}; `sweep verify {url}` lists the damage and "
+        f"`sweep verify --repair {url}` recomputes it"
     )
 
 
@@ -202,8 +247,9 @@ def repair_store(
     path: str | Path, *, progress: bool = False, report: Callable[[Verification], None] | None = None
 ) -> tuple[Verification, Verification]:
     """Verify the store under its writer lock and recompute what is damaged with ``run_sweep`` on
-    the spec the store records; returns the verification before and after (``report`` is called
-    with the first before anything is recomputed). Raises ``CorruptStoreError`` if the store is
+    the spec the store records, and any chunk not yet written (an earlier repair or run stopped
+    by a full disk: the same command resumes it); returns the verification before and after
+    (``report`` is called with the first before anything is recomputed). Raises ``CorruptStoreError`` if the store is
     still damaged afterwards, or if its spec cannot be recovered."""
     from sweep.store.run import run_sweep
     from sweep.store.write import _clear
@@ -213,12 +259,12 @@ def repair_store(
         found = verify_store(url)
         if report is not None:
             report(found)
-        if found.clean:
+        if found.clean and zarr.open_group(url, mode="r").attrs.get("sweep_complete"):
             return found, found
-        spec, chunk_points = stored_spec(url)
+        spec, chunk_points = stored_spec(url)  # clean yet incomplete: a repair or run stopped part way
         if any(d.chunk is None for d in found.damage):
             _clear(url)  # an array written once, or the progress record: the whole store is rebuilt
-        else:
+        elif found.damage:
             root = zarr.open_group(url, mode="r+")
             progress_array = root[PROGRESS]
             assert isinstance(progress_array, zarr.Array)

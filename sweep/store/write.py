@@ -93,6 +93,17 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
         status = "recomputed"
     if _exists(url):
         _clear(url)
+    try:
+        _create(url, plan)
+    except OSError:  # a full disk: a store whose metadata is not all written is none to resume
+        if _exists(url):
+            _clear(url)
+        raise
+    return status
+
+
+def _create(url: str, plan: Plan) -> None:
+    """The store's metadata (the Dataset's skeleton), its record of progress and of checksums."""
     ds = template(plan)
     mode: Literal["w", "a"] = "w"
     if held(url):
@@ -104,7 +115,6 @@ def create(path: str | Path, plan: Plan, overwrite: bool) -> str:
     root = zarr.open_group(url, mode="r+")
     root.create_array(PROGRESS, shape=plan.grid, chunks=(1,) * len(plan.grid), dtype=bool, fill_value=False)
     _create_checksums(root, plan)
-    return status
 
 
 def _create_checksums(root: zarr.Group, plan: Plan) -> None:

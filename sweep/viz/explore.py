@@ -11,6 +11,9 @@ shown in display units (sweep.query.units); infeasible points are gaps.
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,8 @@ from sweep.query.units import to_display, var_label
 from sweep.viz.base import Picked, color, curve, finish, pick, scatter
 
 NONE = "(none)"
+LOOPBACK = "127.0.0.1"
+"""Where the explorer listens unless told otherwise: this machine only."""
 SKIP_VARIABLES = ("feasible", "bottleneck", "params_total")
 
 
@@ -207,18 +212,87 @@ def app(ds: xr.Dataset, title: str | None = None) -> pn.viewable.Viewable:
     return pn.Column(heading, pn.Row(controls, pn.pane.HoloViews(plot, backend="bokeh")))
 
 
-def serve(store: str | Path, port: int = 5006, show: bool = False, **kwargs: Any) -> Any:
-    """Serve the explorer of ``store`` on http://127.0.0.1:PORT (blocks until stopped)."""
+SERVER_LOGGERS = ("tornado.access", "tornado.application", "tornado.general")
+"""Tornado's loggers of requests: each bad request is one line of theirs on stderr (``OneLinePerRequest``)."""
+
+REQUEST = re.compile(r"^(\d{3} [A-Z]+ .*? \([^()]*\))")
+"""The summary tornado starts a line about a request with: '400 GET /path?query (127.0.0.1)'."""
+
+
+class OneLinePerRequest(logging.Filter):
+    """Tornado's records of bad requests, each on one line with no traceback.
+
+    Malformed HTTP (garbage bytes, a header beyond the size limit) is logged by tornado at INFO
+    and otherwise not at all: kept. An exception while handling a request (a websocket handshake
+    that bokeh refuses) is logged with its traceback: the type and message of the exception
+    instead. A request refused with a reason (an undecodable query) is logged twice, reason then
+    status: the second is dropped. Other INFO records (requests served) are left out.
+    """
+
+    MALFORMED = ("Malformed HTTP message", "Unsatisfiable read", "Timeout reading body")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reasoned: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.levelno < logging.WARNING and not text.startswith(self.MALFORMED):
+            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            err = record.exc_info[1]
+            text = f"{text.splitlines()[0]}: {type(err).__name__}: {err}"
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+        summary = REQUEST.match(text)
+        if record.name == "tornado.access" and self._reasoned is not None and text.startswith(self._reasoned):
+            self._reasoned = None
+            return False
+        self._reasoned = summary[1] if summary and record.name != "tornado.access" else None
+        record.msg, record.args = text, ()
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def log_requests_in_one_line() -> logging.Handler:
+    """Send tornado's records of requests to stderr, one line each (``OneLinePerRequest``)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s sweep explore: %(message)s"))
+    handler.addFilter(OneLinePerRequest())
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)  # malformed requests are INFO records; the filter keeps only those
+    return handler
+
+
+def serve(
+    store: str | Path,
+    port: int = 5006,
+    show: bool = False,
+    address: str = LOOPBACK,
+    announce: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Serve the explorer of ``store`` on http://ADDRESS:PORT, 127.0.0.1 unless told otherwise
+    (blocks until stopped). The store is verified first (``sweep.store.verify.check_intact``);
+    then ``announce`` is called with the URL."""
     from sweep.store.read import open_sweep
+    from sweep.store.verify import check_intact
 
     ds = open_sweep(store)
-    origin = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    check_intact(store)
+    log_requests_in_one_line()
+    if announce is not None:
+        announce(f"http://{address}:{port}/")
+    origin = list(dict.fromkeys([f"{address}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"]))
     return pn.serve(
         {"/": lambda: app(ds)},
         port=port,
-        address="127.0.0.1",
+        address=address,
         show=show,
         websocket_origin=origin,
+        liveness=True,  # GET /liveness: 200 without building a page (monitors, tests)
         title=ds.attrs.get("title", "sweep explorer"),
         **kwargs,
     )

@@ -485,7 +485,7 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
         renderer = hv.renderer("matplotlib").instance(dpi=dpi)
         renderer.save(fig, str(path.with_suffix("")), fmt="png")
     else:
-        from sweep.viz.html_page import figure_page
+        from sweep.viz.html_page import figure_page, write_page
 
-        path.write_text(figure_page([("", fig)], title=path.stem), encoding="utf-8")
+        write_page(path, figure_page([("", fig)], title=path.stem))
     return path

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import html
+import os
+import tempfile
 from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import holoviews as hv
@@ -12,6 +16,32 @@ from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.resources import INLINE
 
 from sweep.viz.base import ensure_backends
+
+
+def write_page(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all: to a temporary file beside it, renamed over
+    it once written. A full disk leaves neither a half-written page nor a damaged earlier one."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())  # as open() would have made it (mkstemp: 0o600)
+        os.replace(temporary, path)
+    except BaseException as err:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(err, OSError) and err.filename is None:  # write(2) names no file: name the page
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 CSS = """
 body { font-family: system-ui, -apple-system, "DejaVu Sans", Arial, sans-serif; margin: 24px auto;

@@ -19,7 +19,7 @@ from grids.sweeps import SweepSpec, load_sweep
 from sweep.query.accessor import best_rows
 from sweep.query.units import fmt_number, unit_of
 from sweep.viz.figures import KINDS, plot
-from sweep.viz.html_page import figure_page
+from sweep.viz.html_page import figure_page, write_page
 from sweep.viz.procurement import TARGETS as PROCUREMENT_TARGETS
 
 TARGETS = PROCUREMENT_TARGETS
@@ -33,7 +33,8 @@ MAX_ROWS = 60
 
 def load_dataset(source: str | Path | SweepSpec | xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     """A sweep's Dataset from a store path, a spec (name in grids/sweeps, TOML path or SweepSpec,
-    computed in memory) or a Dataset; and notes for the reader (an incomplete store)."""
+    computed in memory) or a Dataset; and notes for the reader (an incomplete store). A store is
+    verified first (``sweep.store.verify.check_intact``): damage raises ``CorruptStoreError``."""
     if isinstance(source, xr.Dataset):
         return source, []
     if isinstance(source, SweepSpec):
@@ -43,10 +44,12 @@ def load_dataset(source: str | Path | SweepSpec | xr.Dataset) -> tuple[xr.Datase
     path = Path(source)
     if path.is_dir() or path.suffix == ".zarr":
         from sweep.store.read import IncompleteStoreWarning, open_sweep
+        from sweep.store.verify import check_intact
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IncompleteStoreWarning)
             ds = open_sweep(path)
+        check_intact(path)  # a damaged chunk is named before anything is drawn from it
         return ds, [str(w.message) for w in caught if issubclass(w.category, IncompleteStoreWarning)]
     from sweep.engine.compute import compute
 
@@ -200,5 +203,5 @@ def write_report(spec_or_store: str | Path | SweepSpec | xr.Dataset, out_html: s
     ds, notes = load_dataset(spec_or_store)
     page = build_report(ds, notes)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    write_page(out, page)
     return out

@@ -303,14 +303,17 @@ def test_missing_output_directories_pass_the_check(tmp_path):
 
 
 def test_a_full_disk_during_a_run_is_an_environment_failure(tmp_path, capsys, monkeypatch):
+    """The boundary's mapping of an OSError (what the run left behind: tests/sweep/test_store_full_disk.py)."""
     from sweep.store import run as store_run
 
+    chunk = tmp_path / "x.zarr" / "ttft_s" / "c" / "0"
+
     def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.zarr" / "ttft_s" / "c" / "0"))
+        raise OSError(errno.ENOSPC, "No space left on device", str(chunk))
 
     monkeypatch.setattr(store_run, "run_sweep", full)
     status, line = sweep(capsys, "run", "article-70b", "-o", tmp_path / "x.zarr")
-    assert status == 1 and "No space left on device; the chunks written so far are kept" in line
+    assert (status, line) == (1, f"sweep run: error: {chunk}: No space left on device")
 
 
 # --- the boundary itself ---------------------------------------------------------------------
