@@ -151,8 +151,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from sweep.query.accessor import best_rows
     from sweep.store.read import open_sweep
+    from sweep.store.verify import check_intact
 
     ds = open_sweep(args.store)
+    check_intact(args.store)  # a flipped byte that decodes would otherwise answer with wrong numbers
     order = list(map(str, ds.dims))
     selection = dict(_split_assignment(item) for item in args.sel)
     ds = ds.econ.sel(**selection)

@@ -1,4 +1,4 @@
-"""`sweep plot`, `report` and `explore` on a damaged store (issue 15): each ends in one line on
+"""`sweep plot`, `report`, `explore` and `query` on a damaged store (issue 15): each ends in one line on
 stderr naming the store and the damaged chunk or array, exit status 2 (as `show` and `query` do
 for a chunk that cannot be decoded), never a traceback, and the store is left as it was, byte for
 byte. Damage that decodes silently (a flipped data byte, a deleted chunk) is found by the
@@ -72,6 +72,7 @@ def _command(name: str, store: Path, out: Path) -> list[str]:
         "plot": ["plot", str(store), "throughput-vs-batch", "-o", str(out / "f.html")],
         "report": ["report", str(store), "-o", str(out / "r.html")],
         "explore": ["explore", str(store), "--port", "5999"],
+        "query": ["query", str(store), "--sel", "gpu=l4"],
     }[name]
 
 
@@ -85,7 +86,7 @@ def no_server(monkeypatch):
     monkeypatch.setattr("panel.serve", serve)
 
 
-@pytest.mark.parametrize("command", ["plot", "report", "explore"])
+@pytest.mark.parametrize("command", ["plot", "report", "explore", "query"])
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_store_is_named_in_one_line(clean, tmp_path, capsys, no_server, command, damage):
     store = tmp_path / "s.zarr"
