@@ -141,4 +141,5 @@ ARTICLE = dict(
     kv_paged=0,
     max_num_seqs=float("inf"),
     max_num_tokens=float("inf"),
+    prefill_first_alone=0,
 )
