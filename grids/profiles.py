@@ -64,6 +64,14 @@ TERMS: dict[str, Term] = {
         "with chunked_prefill, the most tokens of one prompt a step carries: ceil(I / K) pieces in as "
         "many steps (inf: whole prompts; 0: prompts spread evenly over the steps, the mean field)",
     ),
+    "prefill_first_alone": Term(
+        "1",
+        0.0,
+        1.0,
+        "1: requests arriving together: the first is prefilled alone, the others together in the next "
+        "pass, their first tokens at its end (an engine loop that admits what waits when a pass starts); "
+        "0: one pass, first come first served",
+    ),
     "mem_usable_frac": Term("1", 0.05, 1.0, "fraction of device memory available to weights and KV cache"),
     "kv_free_frac": Term("1", 0.05, 1.0, "fraction of the usable memory left after the weights given to KV cache"),
     "kv_paged": Term(

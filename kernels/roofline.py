@@ -163,6 +163,30 @@ def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
     return terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0) + roof / prompts
 
 
+def static_first_token_s(terms: PrefillTerms, prompts: Scalar, first_alone: Scalar) -> Scalar:
+    """Mean time to first token of ``prompts`` requests that arrive together, by the engine's
+    admission of prompts into prefill passes (``EngineProfile.prefill_first_alone``).
+
+    0: one pass over all b prompts, served first come first served (``mean_first_token_s``).
+    1: an engine loop that admits, at the start of each pass, the requests waiting then, and
+    emits their first tokens when the pass ends: the first request of a burst finds the engine
+    idle and is prefilled alone; the other b - 1 arrive during that pass and are prefilled
+    together in the next one, so
+
+        TTFT_mean = [ P(1) + (b - 1) (P(1) + P(b - 1)) ] / b
+
+    with P(k) the time of a pass over k prompts (``prefill_pass``).
+    References: LMDeploy 0.1 TurboMind, ``LlamaV2::internalThreadEntry``: each iteration dequeues
+    every waiting request, ``batch_.initialize`` + ``batch_.contextDecode`` (all of them, in
+    sub-batches of at most ``max_context_token_num`` tokens), then a decode step emits the tokens.
+    """
+    one = prefill_pass(terms, xp.ones_like(prompts)).total_s
+    rest = xp.maximum(prompts - 1.0, 1.0)
+    others = xp.where(prompts > 1.0, prefill_pass(terms, rest).total_s, 0.0)
+    split = (one + (prompts - 1.0) * (one + others)) / prompts
+    return xp.where(first_alone > 0.0, split, mean_first_token_s(terms, prompts))
+
+
 class DecodeStep(NamedTuple):
     """One decode step's terms as functions of the context T, affine in T and in T_w = min(T, W):
     x(T) = x_0 + x_per_token T + x_per_window_token min(T, W)."""

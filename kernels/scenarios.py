@@ -44,10 +44,10 @@ from kernels.roofline import (
     decode_step,
     decode_step_mean,
     decode_time,
-    mean_first_token_s,
     phase_time,
     prefill_pass,
     prefill_terms,
+    static_first_token_s,
 )
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
@@ -98,7 +98,7 @@ def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile
         prefill,
         decode,
         prefill.total_s + has_decode * decode.total_s,
-        mean_first_token_s(terms, batch),
+        static_first_token_s(terms, batch, profile.prefill_first_alone),
         prefill_pass(terms, xp.ones_like(terms.overhead_s)).total_s,
     )
 
@@ -124,6 +124,9 @@ def static(
     depend on B, and one of the remaining B mod B_max, if any. So each point needs one wave whose
     size depends on B, wave(B) or wave(B mod B_max), and wave(B_max), which a sweep evaluates
     once for all batch sizes: vmap computes a value at the rank of the axes it depends on.
+
+    With the profile's ``prefill_first_alone`` the first prompt of a wave (or of all admitted
+    prompts) is prefilled alone and the others in the next pass (``static_first_token_s``).
 
     KV admission: a paged engine admits every request whose prompt fits (B <= ``admitted``)
     and prefills them all first, preempting later if the batch outgrows the cache; their first
@@ -152,7 +155,7 @@ def static(
     # All prompts admitted at once (B <= admitted): one FCFS pass over the B prompts. Without
     # paged admission, admitted = B_max, where this is the one wave's own value.
     all_in = prefill_terms(model, gpu, dep, wl, profile)
-    ttft = xp.where(dep.batch <= admitted, mean_first_token_s(all_in, dep.batch), ttft)
+    ttft = xp.where(dep.batch <= admitted, static_first_token_s(all_in, dep.batch, profile.prefill_first_alone), ttft)
     e2e = (start_sum + n_full * b_run * w_run + has_rem * b_rem * w_rem) / dep.batch
     steps = decode_steps(wl)
     tpot = (n_full * b_run * d_run.total_s + has_rem * b_rem * d_rem.total_s) / (dep.batch * steps)

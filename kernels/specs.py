@@ -238,6 +238,9 @@ class EngineProfile:
     if_link_eff: Leaf  # achieved / datasheet (all-peer aggregate) bandwidth of collectives over Infinity Fabric [1]
     chunked_prefill: Leaf  # 1.0: prompts share steps with decodes (steady states); 0.0: each prefill pauses decoding
     prefill_chunk_tokens: Leaf  # K: most tokens of one prompt per step (0: spread evenly, inf: whole) [token]
+    prefill_first_alone: (
+        Leaf  # 1.0: a static batch's first prompt is prefilled alone, the others in the next pass; 0.0: FCFS
+    )
     mem_usable_frac: Leaf  # fraction of device memory available to weights + KV cache [1]
     kv_free_frac: Leaf  # fraction of the usable memory left after the weights that goes to KV cache [1]
     kv_paged: Leaf  # 1.0: KV pages allocated as sequences grow (PagedAttention); 0.0: I + O reserved per sequence

@@ -153,6 +153,7 @@ ARTICLE = dict(
     kv_paged=0,
     max_num_seqs=float("inf"),
     max_num_tokens=float("inf"),
+    prefill_first_alone=0,
 )
 # The article's profile with causal attention, a ring all-reduce and no embedding read: the
 # roofline a hand calculation follows.

@@ -327,6 +327,12 @@ def evaluate(
     def decode(b):  # explicit loop over steps at contexts I, I+1, ..., I+steps-1
         return sum(_step(m, gpu, prof, par, b, input_len + k, *args) for k in range(int(steps)))
 
+    def first_token(k, b):  # the k-th of b prompts that arrive together gets its first token
+        if prof["prefill_first_alone"] and b > 1:  # the first alone, then one pass over the others
+            one = _prefill(m, gpu, prof, par, 1, input_len, *args)
+            return one if k == 1 else one + _prefill(m, gpu, prof, par, b - 1, input_len, *args)
+        return _prefill(m, gpu, prof, par, k, input_len, *args)  # first come, first served
+
     if scenario == "static":
         # Simulate the waves of every engine: each request waits for the waves before it, then for
         # the prompts ahead of it in its own wave's prefill (first come, first served).
@@ -341,7 +347,7 @@ def evaluate(
             for k in range(1, int(b) + 1):  # the k-th prompt's first token: a pass over k prompts
                 requests.append(
                     (
-                        clock + _prefill(m, gpu, prof, par, k, input_len, *args),
+                        clock + first_token(k, b),
                         clock + p + (d if output_len > 1 else 0.0),
                         d / steps,
                     )
@@ -352,7 +358,7 @@ def evaluate(
         # Micro-batch j of a pipeline starts j stage-times late; data-parallel ranks side by side.
         offsets = [(engine % int(pp)) * stage_gap for engine in range(engines)]
         if prof["kv_paged"] and batch <= admitted:  # first tokens from one pass over all B prompts
-            firsts = [_prefill(m, gpu, prof, par, k, input_len, *args) for k in range(1, int(batch) + 1)]
+            firsts = [first_token(k, batch) for k in range(1, int(batch) + 1)]
             requests = [(f, *r[1:]) for f, r in zip(firsts, requests)]
         ttfts = [o + r[0] for o in offsets for r in requests]
         e2es = [o + r[1] for o in offsets for r in requests]

@@ -120,6 +120,7 @@ def profiles(draw) -> dict:
         kv_paged=draw(st.sampled_from([0, 1])),
         max_num_seqs=draw(st.one_of(st.just(math.inf), st.integers(1, 1024).map(float))),
         max_num_tokens=draw(st.one_of(st.just(math.inf), st.integers(1, 16384).map(float))),
+        prefill_first_alone=draw(st.sampled_from([0, 1])),
     )
 
 
