@@ -7,7 +7,9 @@ first principles", sections "Prefill" and "Decode"; scaling-book, "Roofline".
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from kernels import xp
 from kernels._types import Scalar
@@ -222,6 +224,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     kv_layer_token = dep.batch * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
     full_layers = model.n_layers - model.n_window_layers
     comm = comm_time(model, gpu, dep, profile, dep.batch).total_s
+    none = _constant(0.0, comm)
     return DecodeStep(
         dense_s + per_token_s + per_window_token_s,
         per_token_s,
@@ -232,13 +235,19 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
         per_window_token_s,
         model.n_window_layers * kv_layer_token / kv_bw,
         model.window,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        one,
+        # no draft: constants, which a compiler folds away
+        none,
+        none,
+        none,
+        none,
+        none,
+        _constant(1.0, comm),
     )
+
+
+def _constant(value: float, like: Scalar) -> Any:
+    """A host constant in the floating type of ``like`` (a float32 sweep stays float32)."""
+    return np.full((), value, dtype=like.dtype)
 
 
 def draft_s(step: DecodeStep, context_len: Scalar) -> Scalar:

@@ -18,6 +18,11 @@ Time per output token: (k T_d + T_v) / E, against T(B) for plain decoding. While
 memory-bound, T_v ~ T (the weights are read once either way) and the speed-up is ~E / (1 + k
 T_d / T); as the batch grows the verify pass becomes compute-bound, T_v -> (k + 1) T, and
 speculation stops paying (speed-up < 1).
+
+In a sweep, k and a are the axes ``draft_tokens`` and ``draft_acceptance`` (``Deployment``), and
+``serving_step`` is the decode step of every scenario: a round (``round_step``) whose phases are
+its time per emitted token, (k T_d + T_v) / E, where k > 0. The head's weights and its KV layer
+count in ``kernels.memory.memory_plan``.
 """
 
 from __future__ import annotations
