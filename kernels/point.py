@@ -120,13 +120,14 @@ METRICS: dict[str, MetricInfo] = {
     "weight_bytes": MetricInfo(
         "byte",
         "weight memory per GPU",
-        "bytes of weights held by each GPU (its share of its stage's layers)",
+        "bytes of weights held by each GPU (its share of its stage's layers, and of the MTP head under "
+        "speculative decoding)",
         "kernels.params.weight_bytes_per_gpu",
     ),
     "kv_cache_bytes": MetricInfo(
         "byte",
         "KV cache per GPU",
-        "KV cache of the sequences in flight at their longest, per GPU",
+        "KV cache of the sequences in flight at their longest, per GPU (a cached prefix counted once)",
         f"kernels.memory; {_ART}, KV cache",
     ),
     "max_batch": MetricInfo(
@@ -144,7 +145,10 @@ METRICS: dict[str, MetricInfo] = {
         runs_only=True,
     ),
     "prefill_flops": MetricInfo(
-        "FLOP", "prefill FLOPs", "FLOPs of one prompt's prefill", f"kernels.flops; {_ART}, prefill"
+        "FLOP",
+        "prefill FLOPs",
+        "FLOPs of one prompt's prefill (of its tokens not in the prefix cache)",
+        f"kernels.flops; kernels.prefix; {_ART}, prefill",
     ),
     "decode_flops": MetricInfo(
         "FLOP",

@@ -117,3 +117,10 @@ def test_explain_shows_the_prefix_and_the_speculation():
     assert "1,024 tokens (50%) are in the prefix cache" in text
     assert "an MTP head drafts 3 tokens per round" in text
     json.dumps(out)
+
+
+def test_a_disaggregated_prefill_moves_only_the_new_tokens_kv():
+    # the decode ranks hold the shared prefix: half the prompt cached, half the bytes moved
+    values = dict(input_len=8192, output_len=128, scenario="disaggregated", request_rate=0.5, tp=2)
+    whole, half = (float(metrics(**values, cached_prefix_fraction=f).kv_transfer_s) for f in (0.0, 0.5))
+    assert half == pytest.approx(0.5 * whole, rel=1e-12)
