@@ -11,7 +11,7 @@ import pytest
 
 from grids.axes import design_inputs
 from kernels.flops import prefill_flops
-from kernels.memory import kv_bytes_per_token_per_gpu
+from kernels.memory import kv_bytes_per_token_per_gpu, memory_plan
 from kernels.point import design_point, evaluate_point
 from sweep.query.explain import explain
 from sweep.query.explain_text import render
@@ -73,11 +73,16 @@ def test_max_throughput_prefills_faster_and_serves_more():
     assert prefill[0] > prefill[1] > prefill[2] and served[0] < served[1] < served[2], (prefill, served)
 
 
-def test_zero_fraction_is_the_plain_point_exactly():
+def test_zero_fraction_is_the_plain_prompt_exactly():
+    # f = 0: the prefill counts the whole prompt (kernels.flops.prefill_flops) and the capacity is
+    # the memory plan without a shared prefix, number for number (the golden sweep checks the rest)
     values = dict(input_len=3000, output_len=200, batch=16, scenario="concurrency")
-    plain, zero = metrics(**values), metrics(**values, cached_prefix_fraction=0.0)
-    for name, a, b in zip(plain._fields, plain, zero):
-        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True), name
+    point = design_point(**design_inputs(dict(BASE, **values)))
+    m = evaluate_point(point)
+    whole = prefill_flops(point.model, f64(3000.0), point.profile.causal_attention).total
+    assert float(m.prefill_flops) == float(whole)
+    plan = memory_plan(point.model, point.gpu, point.dep, point.profile, f64(3199.0))
+    assert float(m.max_batch) == float(plan.max_batch) and float(plan.kv_shared_bytes_per_gpu) == 0.0
 
 
 def test_the_shared_prefix_is_held_once_so_more_sequences_fit():
