@@ -61,6 +61,7 @@ class Axis:
     """When the axis is not swept: the dims and values of a data variable named like the axis that
     records the value each point used (e.g. each GPU's catalogue price)."""
     zero_allowed: bool = False  # a numeric axis where 0 means something (no interest, no fee, prefill_tp = tp)
+    below: float = math.inf  # a numeric axis's values lie below it (a probability or a share: 1)
 
     @property
     def cli_flag(self) -> str:
@@ -383,6 +384,42 @@ AXES: dict[str, Axis] = {
             default_text="the GPU's NVLink within a node, else its network",
         ),
         Axis(
+            "draft_tokens",
+            "integer",
+            "draft tokens",
+            "token",
+            "tokens a multi-token-prediction head (one block of the model's own architecture) drafts per sequence "
+            "per decode round, verified by the target in one pass (kernels.speculative); 0: no speculative decoding",
+            _numeric("draft_tokens"),
+            default=0,
+            zero_allowed=True,
+        ),
+        Axis(
+            "draft_acceptance",
+            "float",
+            "draft acceptance rate",
+            "1",
+            "probability that the target accepts each drafted token (draft_tokens > 0; ignored at 0); default 0.85: "
+            "DeepSeek-V3 technical report (arXiv:2412.19437) section 5.4.3, 85-90% acceptance of its MTP token",
+            _numeric("draft_acceptance"),
+            default=0.85,
+            zero_allowed=True,
+            below=1.0,
+        ),
+        Axis(
+            "cached_prefix_fraction",
+            "float",
+            "cached prefix fraction",
+            "1",
+            "share of each prompt already in the engine's prefix cache, one prefix shared by all requests (a system "
+            "prompt, a conversation history): prefill computes the rest, the prefix's KV cache is held once "
+            "(kernels.prefix); 0: none",
+            _numeric("cached_prefix_fraction"),
+            default=0.0,
+            zero_allowed=True,
+            below=1.0,
+        ),
+        Axis(
             "usd_per_gpu_hour",
             "float",
             "price per GPU-hour",
@@ -423,6 +460,8 @@ def check_value(axis: Axis, where: str, value: Any) -> Any:
         if not math.isfinite(value) or value < 0 or (value == 0 and not axis.zero_allowed):
             limit = "non-negative" if axis.zero_allowed else "positive"
             raise SpecError(f"{where}: values must be {limit} and finite, got {shorten(value)}")
+        if value >= axis.below:
+            raise SpecError(f"{where}: values must be below {axis.below:g}, got {shorten(value)}")
         if axis.kind == "integer":
             if float(value) != math.floor(value):
                 raise SpecError(f"{where}: expected whole numbers, got {shorten(value)}")

@@ -72,6 +72,7 @@ import numpy as np
 from kernels import xp
 from kernels._types import BoolScalar, Leaf, Scalar, Vector
 from kernels.memory import Capacity, kv_bytes_per_seq_per_gpu, memory_plan
+from kernels.prefix import cached_tokens
 from kernels.queueing import (
     QUANTILES,
     STATES,
@@ -126,9 +127,14 @@ class Transfer(NamedTuple):
 
 
 def kv_transfer(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload) -> Transfer:
-    """Eq. (2): each GPU sends or receives its own shard over its own link, all at once."""
+    """Eq. (2): each GPU sends or receives its own shard over its own link, all at once. With a
+    cached prefix (``kernels.prefix``) only the new tokens' KV moves: the decode ranks hold the
+    shared prefix already."""
+    c = cached_tokens(wl)
     send = kv_bytes_per_seq_per_gpu(model, dep.prefill_tp, dep.kv_bytes_per_elem, wl.input_len)
-    receive = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len) / dep.pp
+    send = send - kv_bytes_per_seq_per_gpu(model, dep.prefill_tp, dep.kv_bytes_per_elem, c)
+    receive = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len)
+    receive = (receive - kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, c)) / dep.pp
     one_node = pool_gpus(dep) <= gpu.gpus_per_node
     auto = xp.where(one_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
     link = xp.where(xp.isnan(dep.kv_link_bytes_per_s), auto, dep.kv_link_bytes_per_s)
@@ -185,15 +191,20 @@ def decode_seats(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, 
     """Sequences one decode micro-batch holds: the KV cache at the mean context I + (O - 1)/2
     (paged) or the longest (reserved), within the engine's max_num_seqs and, one token each per
     step, its max_num_tokens (``kernels.point.capacity`` without prompt tokens) [sequence]."""
-    longest = memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0).max_batch
-    mean = memory_plan(model, gpu, dep, profile, wl.input_len + 0.5 * (wl.output_len - 1.0)).max_batch
+    c = cached_tokens(wl)
+    longest = memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0, c).max_batch
+    mean = memory_plan(model, gpu, dep, profile, wl.input_len + 0.5 * (wl.output_len - 1.0), c).max_batch
     held = xp.where(profile.kv_paged > 0.0, mean, longest)
-    return xp.minimum(held, profile.max_num_tokens)
+    # A speculative round verifies k + 1 tokens per sequence.
+    budget = xp.where(
+        dep.draft_tokens > 0.0, xp.floor(profile.max_num_tokens / (dep.draft_tokens + 1.0)), profile.max_num_tokens
+    )
+    return xp.minimum(held, budget)
 
 
 def prefill_fits(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
     """A prefill instance runs: P_p divides the heads, the weights and one prompt's KV cache fit."""
-    plan = memory_plan(model, gpu, prefill_deployment(dep), profile, wl.input_len)
+    plan = memory_plan(model, gpu, prefill_deployment(dep), profile, wl.input_len, cached_tokens(wl))
     return plan.weights_fit & (plan.max_batch >= 1.0) & (xp.mod(model.n_heads, dep.prefill_tp) == 0.0)
 
 

@@ -106,11 +106,15 @@ def window_pairs(seq_len: Scalar, window: Scalar, causal: Scalar) -> Scalar:
                                               else T + W(W+1)/2 + (T - 1 - W) W;
     the article's full count: T min(T, W + 1).
     """
+    full = seq_len * xp.minimum(seq_len, window + 1.0)
+    return full + causal * (causal_window_pairs(seq_len, window) - full)
+
+
+def causal_window_pairs(seq_len: Scalar, window: Scalar) -> Scalar:
+    """The causal count of ``window_pairs``: T + T(T-1)/2 if T <= W + 1, else T + W(W+1)/2 + (T - 1 - W) W [1]."""
     inside = 0.5 * seq_len * (seq_len - 1.0)
     beyond = 0.5 * window * (window + 1.0) + (seq_len - 1.0 - window) * window
-    causal_pairs = seq_len + xp.where(seq_len <= window + 1.0, inside, beyond)
-    full = seq_len * xp.minimum(seq_len, window + 1.0)
-    return full + causal * (causal_pairs - full)
+    return seq_len + xp.where(seq_len <= window + 1.0, inside, beyond)
 
 
 class PassFlops(NamedTuple):

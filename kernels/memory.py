@@ -13,7 +13,7 @@ from typing import NamedTuple
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.comm import expert_group
-from kernels.params import is_mla, weight_bytes_per_gpu
+from kernels.params import head_weight_bytes_per_gpu, is_mla, weight_bytes_per_gpu
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
 
 
@@ -74,10 +74,11 @@ class MemoryPlan(NamedTuple):
 
     weight_bytes_per_gpu: Scalar  # M_w,gpu: M_w / P without pipeline or expert parallelism [byte]
     kv_bytes_per_token_per_gpu: Scalar  # m_kv / pp, inside every window [byte/token]
-    kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens, its stage's layers [byte]
+    kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens, its stage's layers, less the shared prefix [byte]
     kv_budget_bytes_per_gpu: Scalar  # f_kv (u * M_gpu - M_w,gpu), may be negative [byte]
     max_batch: Scalar  # sequences of T tokens per micro-batch that fit, capped by the engine's limit [sequence]
     weights_fit: BoolScalar  # the weights alone fit in usable memory
+    kv_shared_bytes_per_gpu: Scalar  # the cached prefix, held once for all sequences [byte]
 
 
 class Capacity(NamedTuple):
@@ -88,10 +89,18 @@ class Capacity(NamedTuple):
     admitted: Scalar  # prompts a paged engine admits at once, each holding I tokens (else = lockstep)
 
 
-def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, seq_len: Scalar) -> MemoryPlan:
+def memory_plan(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    profile: EngineProfile,
+    seq_len: Scalar,
+    shared_len: Scalar | None = None,
+) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 
-    B_max = min( floor(f_kv (u * M_gpu - M_w,gpu) / (pp * M_seq(T))), B_engine )   per micro-batch
+    B_max = min( floor((f_kv (u * M_gpu - M_w,gpu) - M_seq(c)) / (pp * (M_seq(T) - M_seq(c)))), B_engine )
+    per micro-batch
 
     u is the usable fraction of device memory (``mem_usable_frac``: vLLM's
     gpu_memory_utilization), f_kv the share of what the weights leave that the engine gives the
@@ -99,11 +108,26 @@ def memory_plan(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     on sequences in flight (``max_num_seqs``), M_seq(T) one sequence's KV cache per GPU (its
     stage's L/pp layers), M_w,gpu the weights per GPU (``weight_bytes_per_gpu``). The
     article: on 2 x H100 the 141 GB of Llama 3.3 70B fill 88% of memory and leave 19 GB for KV cache.
+
+    ``shared_len`` c: the cached prefix (``kernels.prefix``), one copy per GPU shared by all
+    sequences, each of which then owns T - c tokens (default 0). With speculative decoding
+    (``draft_tokens`` > 0) the MTP head's weights (``head_weight_bytes_per_gpu``) and its one
+    layer of KV cache per sequence count on top, taken on every stage (the one holding the head
+    binds).
     """
-    w = weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, dep.pp, expert_group(dep))
-    m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / dep.pp
-    m_seq = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, seq_len) / dep.pp
+    head = xp.where(dep.draft_tokens > 0.0, 1.0, 0.0)
+    group = expert_group(dep)
+    w = weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, dep.pp, group)
+    w = w + head * head_weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, group)
+    head_kv = head * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
+    m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / dep.pp + head_kv
+
+    def m_seq(tokens: Scalar) -> Scalar:
+        return kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, tokens) / dep.pp + head_kv * tokens
+
+    shared = m_seq(0.0 * seq_len if shared_len is None else shared_len)
+    own = m_seq(seq_len) - shared
     budget = profile.kv_free_frac * (profile.mem_usable_frac * gpu.hbm_bytes - w)
-    # Each stage holds its layers' cache of all pp micro-batches: pp * B sequences.
-    fit = xp.floor(xp.maximum(budget, 0.0) / (dep.pp * m_seq))
-    return MemoryPlan(w, m_kv, m_seq, budget, xp.minimum(fit, profile.max_num_seqs), budget > 0.0)
+    # Each stage holds its layers' cache of all pp micro-batches: pp * B sequences, and the prefix once.
+    fit = xp.floor(xp.maximum(budget - shared, 0.0) / (dep.pp * own))
+    return MemoryPlan(w, m_kv, own, budget, xp.minimum(fit, profile.max_num_seqs), budget > 0.0, shared)

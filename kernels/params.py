@@ -8,6 +8,7 @@ technical report (arXiv:2412.19437), section 2.1.1.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 from kernels import xp
@@ -116,6 +117,35 @@ def weight_bytes_per_gpu(
     """
     counts = param_counts(model)
     return weight_bytes_per_elem * ((counts.total - counts.experts) / tp + counts.experts / expert_gpus) / pp
+
+
+def draft_model(model: ModelSpec) -> ModelSpec:
+    """The multi-token-prediction (MTP) head of ``model``: one block (MoE if the model has MoE
+    layers), full attention, the same widths, vocabulary and embeddings (DeepSeek-V3 report,
+    arXiv:2412.19437, section 2.2: the MTP module shares the embedding and the output head)."""
+    one = xp.ones_like(model.n_layers)
+    return dataclasses.replace(
+        model,
+        n_layers=one,
+        n_moe_layers=xp.where(model.n_moe_layers > 0.0, one, 0.0 * one),
+        n_window_layers=0.0 * one,
+    )
+
+
+def head_weight_bytes_per_gpu(
+    model: ModelSpec, weight_bytes_per_elem: Scalar, tp: Scalar, expert_gpus: Scalar
+) -> Scalar:
+    """Bytes each GPU of the stage holding the MTP head adds for its own weights [byte].
+
+    M_head = b_w ( (P_head - P_experts) / P + P_experts / N ),
+    P_head = P(draft) - V D (embedding) - V D (LM head, both shared with the target) + 2 D^2
+
+    2 D^2: the projection M of the concatenated normalised hidden state and embedding, D x 2D
+    (DeepSeek-V3 report, eq. 21).
+    """
+    counts = param_counts(draft_model(model))
+    own = counts.total - counts.embedding - counts.lm_head + 2.0 * model.d_model * model.d_model
+    return weight_bytes_per_elem * ((own - counts.experts) / tp + counts.experts / expert_gpus)
 
 
 def idle_experts(model: ModelSpec, tokens: Scalar) -> Scalar:

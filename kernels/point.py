@@ -17,13 +17,15 @@ from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.comm import allreduce_time
 from kernels.economics import usd_per_mtok
-from kernels.flops import decode_flops, prefill_flops
+from kernels.flops import decode_flops
 from kernels.memory import Capacity, MemoryPlan, memory_plan
 from kernels.ownership import OwnedCost, owned_cost
 from kernels.params import param_counts
+from kernels.prefix import cached_tokens, new_tokens, prefill_new_flops
 from kernels.roofline import PhaseTime, bottleneck, peak_flop_per_s
 from kernels.scenarios import deployment_gpus, timeline
 from kernels.specs import Deployment, EngineProfile, GPUSpec, Leaf, ModelSpec, Ownership, Workload
+from kernels.speculative import tokens_per_round
 
 CAPACITY = 4.0
 """Bottleneck code of a point that does not fit (see ``kernels.roofline.BOTTLENECKS``)."""
@@ -118,13 +120,14 @@ METRICS: dict[str, MetricInfo] = {
     "weight_bytes": MetricInfo(
         "byte",
         "weight memory per GPU",
-        "bytes of weights held by each GPU (its share of its stage's layers)",
+        "bytes of weights held by each GPU (its share of its stage's layers, and of the MTP head under "
+        "speculative decoding)",
         "kernels.params.weight_bytes_per_gpu",
     ),
     "kv_cache_bytes": MetricInfo(
         "byte",
         "KV cache per GPU",
-        "KV cache of the sequences in flight at their longest, per GPU",
+        "KV cache of the sequences in flight at their longest, per GPU (a cached prefix counted once)",
         f"kernels.memory; {_ART}, KV cache",
     ),
     "max_batch": MetricInfo(
@@ -142,7 +145,10 @@ METRICS: dict[str, MetricInfo] = {
         runs_only=True,
     ),
     "prefill_flops": MetricInfo(
-        "FLOP", "prefill FLOPs", "FLOPs of one prompt's prefill", f"kernels.flops; {_ART}, prefill"
+        "FLOP",
+        "prefill FLOPs",
+        "FLOPs of one prompt's prefill (of its tokens not in the prefix cache)",
+        f"kernels.flops; kernels.prefix; {_ART}, prefill",
     ),
     "decode_flops": MetricInfo(
         "FLOP",
@@ -343,6 +349,9 @@ def design_point(
     prefill_tp: Leaf,
     kv_link_bytes_per_s: Leaf,
     request_rate: Leaf,
+    draft_tokens: Leaf,
+    draft_acceptance: Leaf,
+    cached_prefix_fraction: Leaf,
     usd_per_gpu_hour: Leaf,
     capex_usd_per_gpu: Leaf,
     capex_usd_per_node: Leaf,
@@ -372,6 +381,9 @@ def design_point(
       kv_link_bytes_per_s: its KV transfer bandwidth per GPU [byte/s]; NaN: the GPU's own link
         (``kernels.disaggregated.kv_transfer``).
       request_rate: requests per second to the deployment, arriving at random (poisson, disaggregated).
+      draft_tokens, draft_acceptance: speculative decoding with an MTP head, k tokens drafted per
+        round, each accepted with probability a (``kernels.speculative``); k = 0: none.
+      cached_prefix_fraction: f, the share of each prompt already in the prefix cache (``kernels.prefix``).
       usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
       capex_usd_per_gpu: purchase price of one GPU [USD]; NaN: the GPU's catalogue price.
       capex_usd_per_node ... hosting_usd_per_kw_month: see ``Ownership``.
@@ -405,14 +417,22 @@ def design_point(
         prefill_instances=prefill_instances,
         prefill_tp=xp.where(prefill_tp > 0.0, prefill_tp, tp),
         kv_link_bytes_per_s=kv_link_bytes_per_s,
+        draft_tokens=draft_tokens,
+        draft_acceptance=draft_acceptance,
     )
-    wl = Workload(input_len=input_len, output_len=output_len, request_rate=request_rate)
+    wl = Workload(
+        input_len=input_len,
+        output_len=output_len,
+        request_rate=request_rate,
+        cached_prefix_fraction=cached_prefix_fraction,
+    )
     return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price, capex_usd=capex), dep, wl, profile, own)
 
 
 def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> MemoryPlan:
-    """Memory plan for sequences at their longest: I + O - 1 tokens (the last token is never cached)."""
-    return memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0)
+    """Memory plan for sequences at their longest: I + O - 1 tokens (the last token is never cached),
+    the cached prefix held once (``kernels.prefix``)."""
+    return memory_plan(model, gpu, dep, profile, wl.input_len + wl.output_len - 1.0, cached_tokens(wl))
 
 
 def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Capacity:
@@ -428,14 +448,24 @@ def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
     (``max_num_tokens``) caps the lockstep and staggered counts: a decode step carries
     one token per sequence, and with chunked prefill a steady step also carries the C I / O
     prompt tokens of the requests that start meanwhile, so C (1 + I / O) <= N.
+
+    Speculative decoding (k drafted tokens, E emitted per round): the verify pass carries k + 1
+    tokens per sequence and E C I / O prompt tokens per round, so C (k + 1 + E I / O) <= N. A
+    cached prefix: the prompts carry only their new tokens (``kernels.prefix.new_tokens``) and
+    the prefix is held once (``memory_plan``).
     """
+    shared = cached_tokens(wl)
+    verified = dep.draft_tokens + 1.0
     longest = request_memory(model, gpu, dep, wl, profile).max_batch
-    lockstep = xp.minimum(longest, profile.max_num_tokens)
-    mean = memory_plan(model, gpu, dep, profile, wl.input_len + 0.5 * (wl.output_len - 1.0)).max_batch
+    lockstep = xp.minimum(
+        longest, xp.where(dep.draft_tokens > 0.0, xp.floor(profile.max_num_tokens / verified), profile.max_num_tokens)
+    )
+    mean = memory_plan(model, gpu, dep, profile, wl.input_len + 0.5 * (wl.output_len - 1.0), shared).max_batch
     held = xp.where(profile.kv_paged > 0.0, mean, longest)
-    tokens_per_sequence = 1.0 + profile.chunked_prefill * wl.input_len / wl.output_len
+    e = tokens_per_round(dep.draft_tokens, dep.draft_acceptance)
+    tokens_per_sequence = verified + profile.chunked_prefill * (e * new_tokens(wl)) / wl.output_len
     budget = xp.floor(profile.max_num_tokens / tokens_per_sequence)
-    prompts = memory_plan(model, gpu, dep, profile, wl.input_len).max_batch
+    prompts = memory_plan(model, gpu, dep, profile, wl.input_len, shared).max_batch
     admitted = xp.where(profile.kv_paged > 0.0, prompts, lockstep)
     return Capacity(lockstep, xp.minimum(held, budget), admitted)
 
@@ -489,10 +519,10 @@ def evaluate(
         bottleneck=xp.where(ok, bottleneck(total), CAPACITY),
         params_total=param_counts(model).total,
         weight_bytes=plan.weight_bytes_per_gpu,
-        kv_cache_bytes=plan.kv_bytes_per_seq_per_gpu * tl.in_flight / dep.dp,
+        kv_cache_bytes=plan.kv_bytes_per_seq_per_gpu * tl.in_flight / dep.dp + plan.kv_shared_bytes_per_gpu,
         max_batch=plan.max_batch,
         batch_in_flight=tl.in_flight,
-        prefill_flops=prefill_flops(model, wl.input_len, profile.causal_attention).total,
+        prefill_flops=prefill_new_flops(model, wl, profile.causal_attention).total,
         decode_flops=decode_flops(model, wl.input_len).total,
         prefill_s=tl.prefill.total_s,
         decode_s=has_decode * tl.decode.total_s,

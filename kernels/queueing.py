@@ -52,12 +52,12 @@ from kernels.memory import Capacity
 from kernels.roofline import (
     PhaseTime,
     PrefillTerms,
-    decode_step,
     decode_step_mean,
     prefill_pass,
     prefill_terms,
 )
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+from kernels.speculative import serving_step
 
 STATES = 64
 """Prompts per step the chain tracks (0 .. STATES - 1): enough for a mean of ~45 prompts per step;
@@ -219,7 +219,7 @@ def chain(
 ) -> Chain:
     """The chain of prompts per step with ``decoders`` sequences decoding at the mean context."""
     decode = decode_step_mean(
-        decode_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl.input_len, wl.output_len
+        serving_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl.input_len, wl.output_len
     )
     all_durations = step_durations(terms, decode, profile.chunked_prefill, _like(KS, decode.total_s))
     durations = all_durations[:STATES]
@@ -331,7 +331,7 @@ def served(
     def slope(c: Chain, n: Scalar) -> Scalar:
         """dD/dn: what one more decoding sequence adds to a step [s]."""
         upper = decode_step_mean(
-            decode_step(model, gpu, _batch(dep, xp.maximum(n, 1e-3) + 1.0), profile), wl.input_len, wl.output_len
+            serving_step(model, gpu, _batch(dep, xp.maximum(n, 1e-3) + 1.0), profile), wl.input_len, wl.output_len
         )
         return upper.total_s - c.decode.total_s
 
@@ -430,7 +430,7 @@ def served(
 
     held = n + SEATS_Z * xp.sqrt(n)
     isolated = decode_step_mean(
-        decode_step(model, gpu, _batch(dep, xp.ones_like(n)), profile), wl.input_len, wl.output_len
+        serving_step(model, gpu, _batch(dep, xp.ones_like(n)), profile), wl.input_len, wl.output_len
     ).total_s
     utilization = xp.maximum(1.0 - isolated / tpot, held / seats)
     sustainable = found & (held <= seats) & (c.pi[STATES - 1] < TAIL) & xp.isfinite(tpot)

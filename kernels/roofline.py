@@ -7,14 +7,17 @@ first principles", sections "Prefill" and "Decode"; scaling-book, "Roofline".
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from kernels import xp
 from kernels._types import Scalar
 from kernels.comm import comm_time, expert_group, expert_group_tokens
-from kernels.flops import pass_flops, prefill_flops
+from kernels.flops import pass_flops
 from kernels.memory import kv_bytes_per_seq_per_gpu, kv_elems_per_token_per_layer, kv_heads_per_gpu
 from kernels.params import all_streamed_params, idle_expert_params, idle_experts, param_counts
+from kernels.prefix import cached_tokens, new_tokens, prefill_new_flops
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 BOTTLENECKS = ("compute", "memory", "communication", "overhead", "capacity")
@@ -107,24 +110,31 @@ def prefill_terms(
 ) -> PrefillTerms:
     """Prefill of k prompts of I tokens, split over P GPUs.
 
-    T_math(k) = [ F_d (k I + n_half) / (I e_mm) + k F_attn / e_attn ] / (P * peak)
+    T_math(k) = [ F_d (k n + n_half) / (n e_mm) + k F_attn / e_attn ] / (P * peak)
     T_mem(k)  = weight read + k M_seq(I) / (e_kv W_hbm)        (the KV cache is written once)
+
+    n = I - c: with a cached prefix of c tokens (``kernels.prefix``) only the n new tokens are
+    computed and written, their attention over all I, and the prefix's M_seq(c) is read once
+    instead of written: M_seq(I) = (M_seq(I) - M_seq(c)) + M_seq(c). Without one, n = I.
 
     F_d = F_w + F_head + F_elem per prompt. The weight matmuls of k prompts run at
     e_mm(k I) = e_mm k I / (k I + n_half), so their time k F_d / e_mm(k I) is exactly affine in k.
     For MoE the weight read counts the experts the I tokens of one prompt touch: exact for one
     prompt, a bound from below for k (almost every expert, once k I >> E / k).
     """
-    f = prefill_flops(model, wl.input_len, profile.causal_attention)
+    f = prefill_new_flops(model, wl, profile.causal_attention)
+    n = new_tokens(wl)
     peak = dep.tp * peak_flop_per_s(gpu, dep.compute_dtype)
     dense = (f.weights + f.lm_head + f.elementwise) / profile.matmul_eff
-    kv_write = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len)
-    comm = comm_time(model, gpu, dep, profile, wl.input_len)
+    prefix = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, cached_tokens(wl))
+    # The new tokens' K and V written, the cached prefix's read once for their attention.
+    kv_write = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len) - prefix
+    comm = comm_time(model, gpu, dep, profile, n)
     return PrefillTerms(
-        dense * profile.matmul_tokens_half / (wl.input_len * peak),
+        dense * profile.matmul_tokens_half / (n * peak),
         (dense + f.attention / profile.attn_eff) / peak,
-        weight_read_s(model, gpu, dep, profile, wl.input_len),
-        kv_write / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
+        weight_read_s(model, gpu, dep, profile, n),
+        (kv_write + prefix) / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
         comm.latency_s,
         comm.bandwidth_s,
         profile.prefill_overhead_s,
@@ -200,6 +210,15 @@ class DecodeStep(NamedTuple):
     compute_per_window_token_s: Scalar  # math time per cached token in the window layers [s/token]
     memory_per_window_token_s: Scalar  # KV read time per cached token in the window layers [s/token]
     window: Scalar  # W, where the window layers stop growing [token]
+    # Speculative decoding (``kernels.speculative.serving_step``): the terms above are then the
+    # target's verify pass, a round adds k draft steps and emits E tokens per sequence; a phase
+    # is the round's time per emitted token. Plain decoding: draft terms 0, E = 1.
+    draft_fixed_s: Scalar  # k (overhead + all-reduces) of the draft steps [s]
+    draft_compute_0_s: Scalar  # k times a draft step's math at context 0 [s]
+    draft_compute_per_token_s: Scalar  # k times its math per cached token [s/token]
+    draft_memory_0_s: Scalar  # k times a draft step's weight read [s]
+    draft_memory_per_token_s: Scalar  # k times its KV read per cached token [s/token]
+    per_round: Scalar  # E, tokens each sequence gains per step (round) [token]
 
 
 def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> DecodeStep:
@@ -229,6 +248,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     kv_layer_token = dep.batch * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
     full_layers = model.n_layers - model.n_window_layers
     comm = comm_time(model, gpu, dep, profile, dep.batch).total_s
+    none = _constant(0.0, comm)
     return DecodeStep(
         dense_s + per_token_s + per_window_token_s,
         per_token_s,
@@ -239,15 +259,40 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
         per_window_token_s,
         model.n_window_layers * kv_layer_token / kv_bw,
         model.window,
+        # no draft: constants, which a compiler folds away
+        none,
+        none,
+        none,
+        none,
+        none,
+        _constant(1.0, comm),
+    )
+
+
+def _constant(value: float, like: Scalar) -> Any:
+    """A host constant in the floating type of ``like`` (a float32 sweep stays float32)."""
+    return np.full((), value, dtype=like.dtype)
+
+
+def draft_s(step: DecodeStep, context_len: Scalar) -> Scalar:
+    """The k draft steps of a round after ``context_len`` cached tokens, each its own roofline
+    (the draft's kernels run apart from the verify pass) [s]; 0 without speculation."""
+    return step.draft_fixed_s + xp.maximum(
+        step.draft_compute_0_s + step.draft_compute_per_token_s * context_len,
+        step.draft_memory_0_s + step.draft_memory_per_token_s * context_len,
     )
 
 
 def _step_phase(step: DecodeStep, context_len: Scalar, window_context: Scalar) -> PhaseTime:
+    """A step (a round under speculation, per emitted token: every term / E, the draft steps
+    with the fixed cost) after ``context_len`` cached tokens."""
+    e = step.per_round
     return phase_time(
-        step.compute_0_s + step.compute_per_token_s * context_len + step.compute_per_window_token_s * window_context,
-        step.memory_0_s + step.memory_per_token_s * context_len + step.memory_per_window_token_s * window_context,
-        step.comm_s,
-        step.overhead_s,
+        (step.compute_0_s + step.compute_per_token_s * context_len + step.compute_per_window_token_s * window_context)
+        / e,
+        (step.memory_0_s + step.memory_per_token_s * context_len + step.memory_per_window_token_s * window_context) / e,
+        step.comm_s / e,
+        (step.overhead_s + draft_s(step, context_len)) / e,
     )
 
 
@@ -317,8 +362,27 @@ def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> Phase
     of c - m over the two pieces of the range split at W (``sum_positive_affine``). A model
     without window layers has one piece (W = 0 in the split gives the same numbers, at twice the
     cost): a branch on the architecture, taken per model where the engine maps over models.
+
+    Under speculation (``per_round`` E > 1) the steps are a round's share per emitted token
+    (``_step_phase``): every sum / E, the draft steps' own rooflines summed the same way.
     """
-    return xp.cond(step.window > 0.0, _decode_time_split, _decode_time_full, step, first_context, steps)
+    phase = xp.cond(step.window > 0.0, _decode_time_split, _decode_time_full, step, first_context, steps)
+    drafts = steps * step.draft_fixed_s + sum_max_affine(
+        step.draft_compute_0_s,
+        step.draft_compute_per_token_s,
+        step.draft_memory_0_s,
+        step.draft_memory_per_token_s,
+        first_context,
+        steps,
+    )
+    e = step.per_round
+    return PhaseTime(
+        phase.compute_s / e,
+        phase.memory_s / e,
+        phase.comm_s / e,
+        (phase.overhead_s + drafts) / e,
+        (phase.total_s + drafts) / e,
+    )
 
 
 def _decode_time_full(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:

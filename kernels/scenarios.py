@@ -37,11 +37,11 @@ from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.disaggregated import pool_gpus, pools
 from kernels.memory import Capacity
+from kernels.prefix import new_tokens
 from kernels.queueing import Load, no_load, served
 from kernels.roofline import (
     PhaseTime,
     PrefillTerms,
-    decode_step,
     decode_step_mean,
     decode_time,
     phase_time,
@@ -50,6 +50,7 @@ from kernels.roofline import (
     static_first_token_s,
 )
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
+from kernels.speculative import serving_step
 
 
 class Timeline(NamedTuple):
@@ -92,7 +93,7 @@ def _wave(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile
     d = _with_batch(dep, batch)
     terms = prefill_terms(model, gpu, d, wl, profile)
     prefill = prefill_pass(terms, batch)
-    decode = decode_time(decode_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
+    decode = decode_time(serving_step(model, gpu, d, profile), wl.input_len, decode_steps(wl))
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     return Wave(
         prefill,
@@ -185,7 +186,7 @@ def steady(
     one_prompt = prefill_terms(model, gpu, _with_batch(dep, xp.ones_like(c)), wl, profile)
     single = prefill_pass(one_prompt, xp.ones_like(c))
     # Contexts spread over I, ..., I + O - 1: mean I + (O - 1)/2, and the mean of min(T, W).
-    step = decode_step_mean(decode_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
+    step = decode_step_mean(serving_step(model, gpu, _with_batch(dep, c), profile), wl.input_len, wl.output_len)
     separate = _separate(single, step, wl, c)
     mixed = _mixed(one_prompt, single, step, wl, c, profile.prefill_chunk_tokens)
     return xp.tree_map(lambda x, y: xp.where(profile.chunked_prefill > 0.0, y, x), separate, mixed)
@@ -232,11 +233,13 @@ def _mixed_step(terms: PrefillTerms, step: PhaseTime, prompts: Scalar) -> PhaseT
 
 
 def prompt_pieces(wl: Workload, chunk: Scalar) -> Scalar:
-    """n, the steps over which one prompt's prefill is split: ceil(I / K) pieces of at most
-    K = ``prefill_chunk_tokens`` tokens, one per step; 1 for a whole prompt (K >= I, inf) or
-    where prompts are spread evenly (K = 0) [1]."""
-    piece = xp.where(chunk > 0.0, xp.minimum(chunk, wl.input_len), wl.input_len)
-    return xp.ceil(wl.input_len / piece)
+    """n, the steps over which one prompt's prefill is split: ceil(I_new / K) pieces of at most
+    K = ``prefill_chunk_tokens`` tokens, one per step; 1 for a whole prompt (K >= I_new, inf) or
+    where prompts are spread evenly (K = 0) [1]. I_new: the tokens not in the prefix cache
+    (``kernels.prefix.new_tokens``)."""
+    tokens = new_tokens(wl)
+    piece = xp.where(chunk > 0.0, xp.minimum(chunk, tokens), tokens)
+    return xp.ceil(tokens / piece)
 
 
 def _pieces_step(terms: PrefillTerms, step: PhaseTime, prompts: Scalar, n: Scalar) -> PhaseTime:

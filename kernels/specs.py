@@ -198,6 +198,10 @@ class Deployment:
     prefill_instances: Leaf  # x, prefill instances beside the dp decode ranks (disaggregated scenario) [1]
     prefill_tp: Leaf  # P_p, GPUs of one prefill instance (disaggregated scenario) [GPU]
     kv_link_bytes_per_s: Leaf  # moving KV from prefill to decode, per GPU per direction [byte/s]; NaN: the GPU's own
+    draft_tokens: (
+        Leaf  # k, tokens an MTP head drafts per sequence per decode round (kernels.speculative); 0: none [token]
+    )
+    draft_acceptance: Leaf  # a, probability that the target accepts each drafted token, in [0, 1) [1]
 
 
 @_pytree
@@ -208,6 +212,7 @@ class Workload:
     input_len: Leaf  # prompt tokens per request [token]
     output_len: Leaf  # generated tokens per request [token]
     request_rate: Leaf  # requests per second to the whole deployment, arriving at random (poisson scenario) [request/s]
+    cached_prefix_fraction: Leaf  # f, share of each prompt already in the prefix cache, one prefix shared by all [1]
 
 
 @_pytree

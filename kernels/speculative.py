@@ -18,6 +18,11 @@ Time per output token: (k T_d + T_v) / E, against T(B) for plain decoding. While
 memory-bound, T_v ~ T (the weights are read once either way) and the speed-up is ~E / (1 + k
 T_d / T); as the batch grows the verify pass becomes compute-bound, T_v -> (k + 1) T, and
 speculation stops paying (speed-up < 1).
+
+In a sweep, k and a are the axes ``draft_tokens`` and ``draft_acceptance`` (``Deployment``), and
+``serving_step`` is the decode step of every scenario: a round (``round_step``) whose phases are
+its time per emitted token, (k T_d + T_v) / E, where k > 0. The head's weights and its KV layer
+count in ``kernels.memory.memory_plan``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import NamedTuple
 
 from kernels import xp
 from kernels._types import Scalar
+from kernels.params import draft_model
 from kernels.roofline import DecodeStep, decode_step, decode_step_time
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
 
@@ -43,21 +49,10 @@ class Speculation(NamedTuple):
 
 
 def tokens_per_round(draft_tokens: Scalar, acceptance: Scalar) -> Scalar:
-    """E = 1 + a + ... + a^k = (1 - a^(k+1)) / (1 - a) tokens per sequence per round (k + 1 at a = 1)."""
+    """E = 1 + a + ... + a^k = (1 - a^(k+1)) / (1 - a) tokens per sequence per round (k + 1 at
+    a = 1); exactly 1 at k = 0 (no speculation, whatever a)."""
     a = xp.minimum(acceptance, 1.0 - 1e-12)
-    return (1.0 - a ** (draft_tokens + 1.0)) / (1.0 - a)
-
-
-def draft_model(model: ModelSpec) -> ModelSpec:
-    """The MTP head of ``model``: one block (MoE if the model has MoE layers), full attention, the
-    same widths, vocabulary and embeddings."""
-    one = xp.ones_like(model.n_layers)
-    return dataclasses.replace(
-        model,
-        n_layers=one,
-        n_moe_layers=xp.where(model.n_moe_layers > 0.0, one, 0.0 * one),
-        n_window_layers=0.0 * one,
-    )
+    return xp.where(draft_tokens > 0.0, (1.0 - a ** (draft_tokens + 1.0)) / (1.0 - a), 1.0)
 
 
 def verify_step(
@@ -89,3 +84,31 @@ def speculation(
     plain = decode_step_time(decode_step(model, gpu, dep, profile), context).total_s
     tpot = (draft_tokens * draft + verify) / e
     return Speculation(e, draft_tokens * draft, verify, tpot, plain, plain / tpot)
+
+
+def round_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> DecodeStep:
+    """A decode round of B = ``dep.batch`` sequences with k = ``dep.draft_tokens`` drafted tokens
+    accepted with probability a = ``dep.draft_acceptance`` each: the verify pass's terms
+    (``verify_step``), k times the draft step's (``draft_model``) and E = ``tokens_per_round``.
+
+    Its phases (``kernels.roofline._step_phase``, ``decode_time``) are the round per emitted
+    token, (k T_d(T) + T_v(T)) / E, so every scenario that counts decode steps per output token
+    serves speculation unchanged: its steps become rounds, E tokens per sequence each.
+    """
+    k = dep.draft_tokens
+    draft = decode_step(draft_model(model), gpu, dep, profile)
+    return verify_step(model, gpu, dep, profile, k)._replace(
+        draft_fixed_s=k * (draft.overhead_s + draft.comm_s),
+        draft_compute_0_s=k * draft.compute_0_s,
+        draft_compute_per_token_s=k * draft.compute_per_token_s,
+        draft_memory_0_s=k * draft.memory_0_s,
+        draft_memory_per_token_s=k * draft.memory_per_token_s,
+        per_round=tokens_per_round(k, dep.draft_acceptance),
+    )
+
+
+def serving_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> DecodeStep:
+    """The decode step the scenarios run: a speculative round where ``dep.draft_tokens`` > 0
+    (``round_step``), else the target's plain step (``kernels.roofline.decode_step``). A sweep
+    that holds k fixed runs one branch (``lax.cond``)."""
+    return xp.cond(dep.draft_tokens > 0.0, round_step, decode_step, model, gpu, dep, profile)

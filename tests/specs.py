@@ -86,7 +86,9 @@ def deployment(tp, batch, **axes: Any) -> Deployment:
 
 
 def workload(input_len, output_len) -> Workload:
-    return Workload(input_len=f64(input_len), output_len=f64(output_len), request_rate=f64(1.0))
+    return Workload(
+        input_len=f64(input_len), output_len=f64(output_len), request_rate=f64(1.0), cached_prefix_fraction=f64(0.0)
+    )
 
 
 # Llama 3.3 70B, from its config.json (meta-llama/Llama-3.3-70B-Instruct).

@@ -82,6 +82,11 @@ STORED = stored_names(())
 """The metrics every sweep stores on the full grid (``Plan.stored``: those of one sweep)."""
 
 
+def spec_speculative(spec: SweepSpec) -> bool:
+    """Whether a sweep holds speculative decoding: draft_tokens swept, or fixed above 0."""
+    return "draft_tokens" in spec.axes or spec.fixed.get("draft_tokens", 0) > 0
+
+
 def spec_scenarios(spec: SweepSpec) -> tuple[str, ...]:
     """The scenarios a sweep holds, in code order."""
     held = spec.axes.get("scenario") or [spec.fixed.get("scenario", AXES["scenario"].default)]
@@ -185,14 +190,19 @@ def stored(m: Metrics, names: tuple[str, ...] = STORED) -> dict[str, jax.Array]:
 
 
 @functools.cache
-def point_fn(scenarios: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, jax.Array]]:
+def point_fn(scenarios: tuple[str, ...], speculative: bool = True) -> Callable[[dict[str, Any]], dict[str, jax.Array]]:
     """The engine's point function of a sweep holding ``scenarios``: only their branches are
-    compiled and their metrics stored (one object per set, so compiled programs are shared)."""
+    compiled and their metrics stored (one object per set, so compiled programs are shared).
+    Without ``speculative`` (a sweep whose draft_tokens is 0 throughout) the draft length is the
+    constant 0, so the speculative branch (``kernels.speculative.serving_step``) is not compiled."""
     codes = tuple(SCENARIOS.index(name) for name in scenarios)
     names = stored_names(scenarios)
 
     def point(inputs: dict[str, Any]) -> dict[str, jax.Array]:
         """One design point from the engine's inputs to the stored metrics (infeasible -> NaN)."""
+        if not speculative:
+            k = inputs["draft_tokens"]["draft_tokens"]
+            inputs = {**inputs, "draft_tokens": {"draft_tokens": np.zeros((), dtype=k.dtype)}}
         return stored(evaluate_point(input_point(inputs), codes), names)
 
     return point
@@ -314,7 +324,7 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn | None) ->
     use_compilation_cache()
     keep_freed_memory()
     scenarios = spec_scenarios(spec)
-    fn = point_fn(scenarios) if fn is None else fn
+    fn = point_fn(scenarios, spec_speculative(spec)) if fn is None else fn
     dtype = np.float32 if spec.precision == "float32" else np.float64
     dims = tuple(spec.axes)
     values: dict[str, Any] = {dim: axis_values(dim, list(vals), dtype) for dim, vals in spec.axes.items()}

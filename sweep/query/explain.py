@@ -17,14 +17,16 @@ from grids.profiles import load_profile
 from kernels import xp
 from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.disaggregated import prefill_deployment
-from kernels.flops import attention_pairs, op_flops, window_pairs
+from kernels.flops import op_flops
 from kernels.memory import kv_cache_bytes
 from kernels.ownership import owned_cost
 from kernels.params import experts_touched, param_counts
 from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, request_memory
-from kernels.roofline import BOTTLENECKS, bottleneck, decode_step, decode_step_time, peak_flop_per_s, weight_read_s
+from kernels.prefix import cached_tokens, new_pairs, new_tokens
+from kernels.roofline import BOTTLENECKS, bottleneck, decode_step_time, peak_flop_per_s, weight_read_s
 from kernels.scenarios import SCENARIOS, decode_steps, deployment_gpus, timeline
 from kernels.specs import COMPUTE_DTYPES
+from kernels.speculative import serving_step, speculation
 
 CONVENTIONS = {"article": "article", "realistic": "roofline"}
 """Convention name -> the profile that carries its counting rules (realistic: the default profile)."""
@@ -133,15 +135,13 @@ def _explain(
     tl, _ = timeline(spec, gspec, dep, wl, pspec, capacity(spec, gspec, dep, wl, pspec))
     prefill, decode = tl.prefill, tl.decode
     running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
-    first_step = decode_step_time(decode_step(spec, gspec, running, pspec), wl.input_len)
+    # a decode step per output token: under speculation a round / E (kernels.speculative)
+    first_step = decode_step_time(serving_step(spec, gspec, running, pspec), wl.input_len)
+    spec_round = speculation(spec, gspec, running, pspec, wl.input_len, dep.draft_tokens, dep.draft_acceptance)
     counts = param_counts(spec)
-    ops_prefill = op_flops(
-        spec,
-        wl.input_len,
-        attention_pairs(wl.input_len, pspec.causal_attention),
-        window_pairs(wl.input_len, spec.window, pspec.causal_attention),
-        _f64(0.0),
-    )
+    cached = cached_tokens(wl)
+    pairs, pairs_window = new_pairs(wl.input_len, cached, spec.window, pspec.causal_attention)
+    ops_prefill = op_flops(spec, new_tokens(wl), pairs, pairs_window, _f64(0.0))
     ops_decode = op_flops(spec, _f64(1.0), wl.input_len + 1.0, xp.minimum(wl.input_len, spec.window) + 1.0, _f64(1.0))
     comm_token = allreduce_time(spec, gspec, dep, pspec, _f64(1.0))
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
@@ -201,6 +201,16 @@ def _explain(
         allreduce_latency_s_per_token=float(comm_token.latency_s),
         decode_tok_s=float(tl.in_flight) / float(metrics.tpot_s),
         kv_budget_bytes_per_gpu=float(plan.kv_budget_bytes_per_gpu),
+        kv_shared_bytes_per_gpu=float(plan.kv_shared_bytes_per_gpu),
+        cached_prefix_fraction=float(wl.cached_prefix_fraction),
+        cached_tokens=float(cached),
+        draft_tokens=int(chosen["draft_tokens"]),
+        draft_acceptance=float(dep.draft_acceptance),
+        tokens_per_round=float(spec_round.tokens_per_round),
+        draft_s=float(spec_round.draft_s),
+        verify_s=float(spec_round.verify_s),
+        plain_step_s=float(spec_round.plain_tpot_s),
+        speculative_speedup=float(spec_round.speedup),
     )
     # the profile's stated 80% interval (NaN for a profile never fitted), beside each central value
     lo, hi = prof.interval(gpu)

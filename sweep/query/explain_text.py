@@ -28,10 +28,13 @@ def render(d: dict[str, Any]) -> str:
             f"active per token {d['params_active']:,.0f}; a decode step of the batch touches "
             f"{d['experts_touched_per_layer']:.2f} experts per MoE layer (uniform routing)"
         )
-    lines += [
-        "",
-        f"2. Prefill FLOPs of one {d['input_len']}-token prompt, summed over all layers",
-    ]
+    lines += ["", f"2. Prefill FLOPs of one {d['input_len']}-token prompt, summed over all layers"]
+    if d["cached_tokens"] > 0:
+        lines.append(
+            f"   {d['cached_tokens']:,.0f} tokens ({d['cached_prefix_fraction']:.0%}) are in the prefix cache: only "
+            f"the {d['input_len'] - d['cached_tokens']:,.0f} new tokens are computed, attending to all "
+            f"{d['input_len']}; the prefix's KV cache is held once ({gigabytes(d['kv_shared_bytes_per_gpu'])} per GPU)"
+        )
     for op, flops in d["prefill_flops_by_op"].items():
         lines.append(f"   {op:<8} {si(flops, 'FLOP'):>16}")
     lines += [
@@ -47,6 +50,7 @@ def render(d: dict[str, Any]) -> str:
         f"   step compute {seconds(d['decode_step_compute_s'])} vs memory {seconds(d['decode_step_memory_s'])}"
         f" -> {d['decode_bottleneck']}-bound; step {seconds(d['decode_step_s'])}, "
         f"mean over {d['decode_steps']:g} steps (TPOT) {seconds(d['tpot_s'])}",
+        *_speculation_lines(d),
         "",
         f"5. KV cache: {gigabytes(d['kv_cache_bytes_total'])} for {d['batch']} x "
         f"{d['input_len'] + d['output_len'] - 1} tokens ({gigabytes(d['kv_cache_bytes'])} per GPU); "
@@ -75,6 +79,19 @@ def render(d: dict[str, Any]) -> str:
             " a sweep stores NaN here."
         )
     return "\n".join(lines)
+
+
+def _speculation_lines(d: dict[str, Any]) -> list[str]:
+    """Speculative decoding: the round after the prompt (kernels.speculative)."""
+    if d["draft_tokens"] == 0:
+        return []
+    return [
+        f"   speculative: an MTP head drafts {d['draft_tokens']} tokens per round "
+        f"({seconds(d['draft_s'])}), the target verifies {d['draft_tokens'] + 1} per sequence in one pass "
+        f"({seconds(d['verify_s'])}); at acceptance {d['draft_acceptance']:g} a round emits "
+        f"{d['tokens_per_round']:.3f} tokens per sequence: the step above is a round's share per token, "
+        f"{d['speculative_speedup']:.2f}x the plain step of {seconds(d['plain_step_s'])}"
+    ]
 
 
 def _load_lines(d: dict[str, Any]) -> list[str]:

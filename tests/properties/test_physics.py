@@ -257,7 +257,11 @@ def _grid_point(batch, input_len):
         )
     )
     return evaluate(
-        specs.model(specs.LLAMA_70B), specs.gpu(specs.H100), dep, Workload(input_len, f64(200.0), f64(1.0)), prof
+        specs.model(specs.LLAMA_70B),
+        specs.gpu(specs.H100),
+        dep,
+        Workload(input_len, f64(200.0), f64(1.0), f64(0.0)),
+        prof,
     )
 
 
