@@ -15,6 +15,7 @@ import pytest
 
 from sweep.api import run_sweep
 from tests.browser.conftest import SIGNATURE, drawn, wait_until
+from tests.processes import stop
 from tests.sweep.plot_fixtures import small_spec
 
 pytestmark = pytest.mark.slow  # a subprocess
@@ -53,12 +54,7 @@ def explorer(tmp_path):
         wait_until(lambda: _answers(url, proc, log), 90, f"the explorer to answer on {url}", poll_s=0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_explorer_redraws_when_a_widget_changes(tab, explorer, outputs):

@@ -29,17 +29,7 @@ QWEN25_7B = dict(
     tied_embeddings=0,
     qkv_bias=1,
 )
-MISTRAL_7B_V03 = dict(
-    n_layers=32,
-    d_model=4096,
-    n_heads=32,
-    n_kv_heads=8,
-    d_head=128,
-    d_ffn=14336,
-    vocab=32768,
-    tied_embeddings=0,
-    qkv_bias=0,
-)
+MISTRAL_7B_V03 = dict(specs.LLAMA_8B, vocab=32768)  # Llama 3.1 8B's shapes with a 32,768-token vocabulary
 ROOFLINE = specs.ROOFLINE
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from grids.sweeps import validate
 from sweep.store.run import run_sweep
+from tests.processes import stop
 from tests.sweep.test_store_damage import RAW
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,12 +159,7 @@ def test_the_explorer_serves_through_bad_requests(store, tmp_path):
         assert len(LOGGED.findall(text)) == sum(expected is not None for *_, expected in BAD), text
         assert "Traceback" not in text and proc.poll() is None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 @pytest.mark.parametrize(("flags", "address"), [([], "127.0.0.1"), (["--address", "0.0.0.0"], "0.0.0.0")])

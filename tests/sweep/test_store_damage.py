@@ -18,19 +18,9 @@ from grids.sweeps import validate
 from sweep.cli import main
 from sweep.store.run import run_sweep
 from tests.sweep.test_store_full_disk import digest
+from tests.sweep.test_store_safety import RAW as SAFETY_RAW
 
-RAW = {
-    "name": "damage",
-    "axes": {
-        "model": ["llama-3.1-8b"],
-        "gpu": ["h100-sxm", "l4"],
-        "tp": [1],
-        "batch": [1, 8, 64],
-        "input_len": [512],
-        "output_len": [128],
-    },
-    "engine": {"chunk_points": 3},
-}
+RAW = {**SAFETY_RAW, "name": "damage"}
 """Two chunks of three points (one per GPU), as in test_store_safety: it compiles fast."""
 
 CHUNK = "0/1/0/0/0/0"
