@@ -443,22 +443,13 @@ def section_prefill_attention(torch: Any, res: Results, deadline: float) -> None
             for batch in sorted({1, max(1, 16384 // length)}):
                 if time.time() > deadline:
                     return
-                q = torch.randn(batch, hq, length, d, device="cuda", dtype=torch.bfloat16)
-                k = torch.randn(batch, hk, length, d, device="cuda", dtype=torch.bfloat16)
-                v = torch.randn(batch, hk, length, d, device="cuda", dtype=torch.bfloat16)
                 flops = 2.0 * batch * hq * d * length * (length + 1)
-
-                def call(i: int, q: Any = q, k: Any = k, v: Any = v) -> Any:
-                    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
-                        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-
                 est = flops / (0.4 * PEAK_BF16)
-                t = time_calls(torch, call, inner_count(est, 5e-3), reps=5 if est < 0.05 else 3, warm=1)
-                row = {"tp": tp, "q_heads": hq, "kv_heads": hk, "B": batch, "L": length, "flops": flops, **t}
-                row["attn_eff"] = flops / t["s"] / PEAK_BF16
+                row = {"tp": tp, "q_heads": hq, "kv_heads": hk, "B": batch, "L": length, "flops": flops}
+                time_attention(torch, (batch, length, length), row, causal=True, reps=5 if est < 0.05 else 3, est_s=est)
                 res.add("prefill_attention", row)
-                log(f"prefill attn tp{tp} L={length:6d} B={batch:3d}: {t['s'] * 1e3:8.3f} ms eff={row['attn_eff']:.3f}")
-                q = k = v = None
+                timing = f"{row['s'] * 1e3:8.3f} ms eff={row['attn_eff']:.3f}"
+                log(f"prefill attn tp{tp} L={length:6d} B={batch:3d}: {timing}")
     torch.cuda.empty_cache()
 
 
@@ -472,33 +463,41 @@ def section_chunk_attention(torch: Any, res: Results, deadline: float) -> None:
     Llama-70B heads at TP 1 and TP 8: FLOP/s over 4 Hq d C (T + C) (the full rectangle, which the
     unmasked kernel computes; the causal triangle within the chunk is C/2 of T + C keys per query)
     against the dense bf16 peak."""
-    import torch.nn.functional as F
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    d = HEAD_DIM
     for tp, (hq, hk) in ATTN_HEADS.items():
         for cached in CHUNK_T:
             for chunk in CHUNK_C:
                 if time.time() > deadline:
                     return
-                keys = cached + chunk
-                q = torch.randn(1, hq, chunk, d, device="cuda", dtype=torch.bfloat16)
-                k = torch.randn(1, hk, keys, d, device="cuda", dtype=torch.bfloat16)
-                v = torch.randn(1, hk, keys, d, device="cuda", dtype=torch.bfloat16)
-                flops = 4.0 * hq * d * chunk * keys
-
-                def call(i: int, q: Any = q, k: Any = k, v: Any = v) -> Any:
-                    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
-                        return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
-
-                est = flops / (0.3 * PEAK_BF16)
-                t = time_calls(torch, call, inner_count(est, 5e-3), reps=5, warm=1)
-                row = {"tp": tp, "q_heads": hq, "kv_heads": hk, "C": chunk, "T": cached, "flops": flops, **t}
-                row["attn_eff"] = flops / t["s"] / PEAK_BF16
+                flops = 4.0 * hq * HEAD_DIM * chunk * (cached + chunk)
+                row = {"tp": tp, "q_heads": hq, "kv_heads": hk, "C": chunk, "T": cached, "flops": flops}
+                time_attention(
+                    torch, (1, chunk, cached + chunk), row, causal=False, reps=5, est_s=flops / (0.3 * PEAK_BF16)
+                )
                 res.add("chunk_attention", row)
-                log(f"chunk attn tp{tp} T={cached:6d} C={chunk:5d}: {t['s'] * 1e3:8.3f} ms eff={row['attn_eff']:.3f}")
-                q = k = v = None
+                log(f"chunk attn tp{tp} T={cached:6d} C={chunk:5d}: {row['s'] * 1e3:8.3f} ms eff={row['attn_eff']:.3f}")
     torch.cuda.empty_cache()
+
+
+def time_attention(
+    torch: Any, shape: tuple[int, int, int], row: dict[str, Any], causal: bool, reps: int, est_s: float
+) -> None:
+    """Time flash SDPA (GQA) of random bf16 inputs of ``shape`` = (sequences, queries, keys) per
+    sequence, with ``row``'s head counts and HEAD_DIM; add the timings and ``attn_eff`` (``row``'s
+    flops over the dense bf16 peak) to ``row``."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    batch, queries, keys = shape
+    q = torch.randn(batch, row["q_heads"], queries, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(batch, row["kv_heads"], keys, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(batch, row["kv_heads"], keys, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+
+    def call(i: int) -> Any:
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+
+    row.update(time_calls(torch, call, inner_count(est_s, 5e-3), reps=reps, warm=1))
+    row["attn_eff"] = row["flops"] / row["s"] / PEAK_BF16
 
 
 # ---------------------------------------------------------------- engine (subprocess worker)
