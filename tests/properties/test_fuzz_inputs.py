@@ -40,6 +40,7 @@ from grids.sweeps import MAX_POINTS, load_sweep, validate
 from sweep.calibration.measurements import CSV_OPTIONAL, CSV_REQUIRED, METRICS, load_measurements
 from sweep.cli import main
 from sweep.store.run import run_sweep
+from tests.sweep.test_query_input import RAW as QUERY_RAW
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 HANG_S = 60
@@ -53,17 +54,7 @@ FUZZ = settings(
 )
 OUTCOMES: dict[str, Counter] = defaultdict(Counter)
 GOLDEN_STORE = Path(__file__).parents[1] / "golden" / "golden-sweep.zarr"
-STORE_SPEC = {
-    "name": "fuzz",
-    "axes": {
-        "model": ["llama-3.1-8b"],
-        "gpu": ["h100-sxm"],
-        "tp": [1, 2],
-        "batch": [1, 8],
-        "input_len": [512],
-        "output_len": [64],
-    },
-}
+STORE_SPEC = {**QUERY_RAW, "name": "fuzz"}
 
 
 # --- the harness -----------------------------------------------------------------------------
