@@ -13,6 +13,7 @@ or non-negative where ``zero_allowed``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from grids._values import is_number, shorten
+from grids._values import float64_leaves, is_number, shorten
 from grids.dtypes import compute_code, load_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
@@ -31,7 +32,7 @@ from grids.profiles import load_profile
 from kernels import xp
 from kernels.point import AUTO_COMPUTE
 from kernels.scenarios import REGISTRY as SCENARIO_REGISTRY
-from kernels.specs import COMPUTE_DTYPES
+from kernels.specs import COMPUTE_DTYPES, GPUSpec
 
 Kind = Literal["catalogue", "choice", "integer", "float"]
 Inputs = dict[str, Any]
@@ -177,6 +178,14 @@ def _check_gpu(key: str) -> None:
     gpus = load_gpus()
     if key not in gpus:
         raise SpecError(f"unknown GPU '{key}'; expected one of: {', '.join(gpus)}")
+
+
+def _prefill_gpu(values: Sequence[Any]) -> Inputs:
+    """GPU specs of the prefill instances; None (the default): a spec of NaN throughout, which
+    ``kernels.point.design_point`` reads as the decode pool's GPU."""
+    gpus = load_gpus()
+    decode_pool = float64_leaves(GPUSpec, {f.name: math.nan for f in dataclasses.fields(GPUSpec)})
+    return {"prefill_gpu": stack([decode_pool if k is None else gpus[k].spec for k in values])}
 
 
 def _check_profile(name: str) -> None:
@@ -351,6 +360,22 @@ AXES: dict[str, Axis] = {
             zero_allowed=True,
         ),
         Axis(
+            "prefill_gpu",
+            "catalogue",
+            "prefill GPU",
+            "",
+            "catalogue key of the prefill instances' GPU (grids/gpus.toml; disaggregated scenario, the others ignore "
+            "it): its FLOP/s, memory and precisions run the prompts, with the profile's efficiencies; another type "
+            "than gpu moves the KV cache over the network (the slower of the two GPUs' scale-out links) and is "
+            "priced at its own catalogue prices: usd_per_gpu_hour and capex_usd_per_gpu set the decode GPU's "
+            "(and the prefill GPU's only where it is the same type)",
+            _prefill_gpu,
+            default=None,
+            default_text="gpu, the decode pool's",
+            check=_check_gpu,
+            choices=lambda: list(load_gpus()),
+        ),
+        Axis(
             "expert_parallel",
             "choice",
             "expert parallelism",
@@ -424,7 +449,8 @@ AXES: dict[str, Axis] = {
             "float",
             "price per GPU-hour",
             "USD/h",
-            "rental price of one GPU; not swept: each GPU's catalogue price (grids/gpus.toml)",
+            "rental price of one GPU (disaggregated: of the decode pool's type; a prefill_gpu of another type keeps "
+            "its catalogue price); not swept: each GPU's catalogue price (grids/gpus.toml)",
             _per_gpu("usd_per_gpu_hour"),
             default=None,
             default_text="each GPU's catalogue price",
@@ -435,7 +461,8 @@ AXES: dict[str, Axis] = {
             "float",
             "purchase price per GPU",
             "USD",
-            "purchase price of one GPU, owned; not swept: each GPU's catalogue estimate (grids/gpus.toml capex_usd)",
+            "purchase price of one GPU, owned (disaggregated: of the decode pool's type, like usd_per_gpu_hour); "
+            "not swept: each GPU's catalogue estimate (grids/gpus.toml capex_usd)",
             _per_gpu("capex_usd_per_gpu"),
             default=None,
             default_text="each GPU's catalogue estimate",

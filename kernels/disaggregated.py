@@ -3,7 +3,12 @@ deployment's y = dp decode ranks, each prompt's KV cache moved from one to the o
 
 Symbols: lambda, requests per second to the deployment [request/s]; x prefill instances of P_p
 GPUs each (``prefill_instances``, ``prefill_tp``); the decode pool is the deployment itself, dp
-ranks of pp stages of P GPUs; I and O prompt and output tokens. All GPUs are of one type.
+ranks of pp stages of P GPUs; I and O prompt and output tokens. The prefill instances run on the
+prefill GPU (``DesignPoint.prefill_gpu``, the ``prefill_gpu`` axis; by default the decode pool's
+``gpu``): its FLOP/s, memory bandwidth and capacity, with the same engine profile's efficiencies
+(fractions of whichever GPU's peaks), and its own compute precision (``prefill_compute_dtype``:
+``auto`` picks the weight format's precision where that GPU has it, e.g. bf16 for fp8 weights on
+an A100). Two GPUs are of one type when they are the same catalogue entry (``same_gpu``).
 
 **Prefill pool: an M/D/x queue.** Requests wait in one first-come-first-served queue for the first
 free prefill instance, which runs one prompt at a time for D = P(1), its prefill pass on P_p GPUs
@@ -30,9 +35,13 @@ receives its own (its heads, its stage's L/pp layers), all over their own links 
     T_kv = max(M_seq(I; P_p), M_seq(I; P) / pp) / B_link                                   (2)
 
 B_link is ``kv_link_bytes_per_s``; by default the GPU's scale-up link (NVLink: 450 GB/s per
-direction on H100) when all x P_p + P pp dp GPUs fit in one node, else its scale-out network
-per GPU (one 400 Gb/s ConnectX-7 per H100: 50 GB/s), at the datasheet rate (grids/gpus.toml;
-set the axis for a measured one). The transfer follows the prefill pass and overlaps the next
+direction on H100) when all x P_p + P pp dp GPUs are of one type and fit in one node, else the
+scale-out network per GPU (one 400 Gb/s ConnectX-7 per H100: 50 GB/s), at the datasheet rate
+(grids/gpus.toml; set the axis for a measured one). GPUs of two types never share a scale-up
+domain (an NVLink domain is one node, or one NVL rack, of one GPU type), so between them the KV
+cache crosses the network: B_link is the smaller of the two GPUs' scale-out bandwidths per GPU
+(the faster NICs wait for the slower); its bytes are the same (they depend on the model, the KV
+format and each pool's tp). The transfer follows the prefill pass and overlaps the next
 prompt's (copy engines and NICs move it, not the multiprocessors); each link is busy
 lambda / x T_kv (sending) or lambda / dp T_kv (receiving) of the time, which must stay below 1.
 
@@ -51,14 +60,18 @@ D + T_kv; TPOT's the decode pool's plus J / (O - 1); e2e's from (1) convolved wi
 pool's normal decode time.
 
 **Throughput, cost, sustainability.** Throughput lambda O while both pools keep up; the
-deployment holds x P_p + P pp dp GPUs (``pool_gpus``), all counted in its cost per token.
+deployment holds x P_p + P pp dp GPUs (``pool_gpus``), all counted in its cost per token, each
+pool's at its own GPU's price (``prefill_pool_gpus`` of them at the prefill GPU's; owned cost and
+power likewise, ``kernels.point.over_pools``). A ``usd_per_gpu_hour`` or ``capex_usd_per_gpu``
+override prices the decode GPU, and the prefill GPU too where it is the same type; a prefill GPU
+of another type keeps its catalogue prices (grids/gpus.toml).
 ``utilization`` is the largest of the prefill instances' busy fraction lambda D / x, the links'
 and the decode pool's; a point is sustainable where every one is below 1 and the prefill
 instances fit (P_p divides the heads; weights and one prompt's KV cache in usable memory).
 
 Left out: batching prompts on a prefill instance (it pays only where a pass is memory-bound:
-short prompts), pipeline stages on prefill instances, a different GPU type per pool, queueing on
-the links, a transfer streamed layer by layer during the prefill pass.
+short prompts), pipeline stages on prefill instances, queueing on the links, a transfer streamed
+layer by layer during the prefill pass, a price override of the prefill GPU alone.
 """
 
 from __future__ import annotations
@@ -85,7 +98,7 @@ from kernels.queueing import (
     served,
     stationary,
 )
-from kernels.roofline import PhaseTime, PrefillTerms, prefill_pass, prefill_terms
+from kernels.roofline import PhaseTime, PrefillTerms, peak_flop_per_s, prefill_pass, prefill_terms
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
 COUNTS = 2 * STATES
@@ -108,13 +121,32 @@ def _const(constant: Any, like: Any) -> Any:
 
 def pool_gpus(dep: Deployment) -> Scalar:
     """GPUs of a disaggregated deployment: x P_p prefill and P pp dp decode [GPU]."""
-    return dep.prefill_instances * dep.prefill_tp + dep.tp * dep.pp * dep.dp
+    return prefill_pool_gpus(dep) + dep.tp * dep.pp * dep.dp
+
+
+def prefill_pool_gpus(dep: Deployment) -> Scalar:
+    """GPUs of the prefill pool, those on the prefill GPU: x P_p [GPU]."""
+    return dep.prefill_instances * dep.prefill_tp
+
+
+def same_gpu(a: GPUSpec, b: GPUSpec) -> BoolScalar:
+    """Whether two GPU specs are one catalogue entry: every number equal (NaN, a value the chip
+    lacks, equal to NaN). ``kernels.point.design_point`` gives a prefill GPU of the decode GPU's
+    type the decode GPU's very spec (its price overrides included), so this holds for it."""
+    fields = [f.name for f in dataclasses.fields(GPUSpec)]
+    equal = [(getattr(a, f) == getattr(b, f)) | (xp.isnan(getattr(a, f)) & xp.isnan(getattr(b, f))) for f in fields]
+    out = equal[0]
+    for e in equal[1:]:
+        out = out & e
+    return out
 
 
 def prefill_deployment(dep: Deployment) -> Deployment:
-    """One prefill instance: P_p GPUs, one stage, one prompt at a time."""
+    """One prefill instance: P_p GPUs, one stage, one prompt at a time, in the precision of its GPU."""
     one = xp.ones_like(dep.batch)
-    return dataclasses.replace(dep, tp=dep.prefill_tp, pp=one, dp=one, batch=one)
+    return dataclasses.replace(
+        dep, tp=dep.prefill_tp, pp=one, dp=one, batch=one, compute_dtype=dep.prefill_compute_dtype
+    )
 
 
 class Transfer(NamedTuple):
@@ -126,17 +158,21 @@ class Transfer(NamedTuple):
     link_bytes_per_s: Scalar  # B_link, per GPU per direction [byte/s]
 
 
-def kv_transfer(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload) -> Transfer:
+def kv_transfer(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prefill_gpu: GPUSpec | None = None
+) -> Transfer:
     """Eq. (2): each GPU sends or receives its own shard over its own link, all at once. With a
     cached prefix (``kernels.prefix``) only the new tokens' KV moves: the decode ranks hold the
-    shared prefix already."""
+    shared prefix already. ``gpu``: the decode pool's; ``prefill_gpu``: the prefill instances'
+    (None: the same); two types never share NVLink: the slower of their networks."""
+    sender = gpu if prefill_gpu is None else prefill_gpu
     c = cached_tokens(wl)
     send = kv_bytes_per_seq_per_gpu(model, dep.prefill_tp, dep.kv_bytes_per_elem, wl.input_len)
     send = send - kv_bytes_per_seq_per_gpu(model, dep.prefill_tp, dep.kv_bytes_per_elem, c)
     receive = kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, wl.input_len)
     receive = (receive - kv_bytes_per_seq_per_gpu(model, dep.tp, dep.kv_bytes_per_elem, c)) / dep.pp
-    one_node = pool_gpus(dep) <= gpu.gpus_per_node
-    auto = xp.where(one_node, gpu.link_bytes_per_s, gpu.network_bytes_per_s)
+    one_node = (pool_gpus(dep) <= gpu.gpus_per_node) & same_gpu(sender, gpu)
+    auto = xp.where(one_node, gpu.link_bytes_per_s, xp.minimum(sender.network_bytes_per_s, gpu.network_bytes_per_s))
     link = xp.where(xp.isnan(dep.kv_link_bytes_per_s), auto, dep.kv_link_bytes_per_s)
     return Transfer(xp.maximum(send, receive) / link, send, receive, link)
 
@@ -176,7 +212,9 @@ def wait_cdf(q: Queue, t: Leaf) -> Leaf:
     ns = _const(KS[:STATES], t)
     bound = (k[:, None] + 1.0) * q.servers - 1.0 - xp.maximum(ns - q.servers, 0.0)[None, :]
     rows = _const(np.arange(t.shape[0], dtype=np.float64), t)[:, None] * COUNTS
-    at = xp.take(cdf.reshape(-1), (rows + xp.clip(bound, 0.0, COUNTS - 1.0)).astype(xp.int32))
+    # an index in range even where t or D is NaN (a prefill GPU without the precision): the values stay NaN
+    index = xp.clip(xp.where(bound >= 0.0, bound, 0.0), 0.0, COUNTS - 1.0)
+    at = xp.take(cdf.reshape(-1), (rows + index).astype(xp.int32))
     return xp.sum(q.pi[None, :] * xp.where(bound >= 0.0, at, 0.0), axis=1)
 
 
@@ -203,9 +241,12 @@ def decode_seats(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, 
 
 
 def prefill_fits(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
-    """A prefill instance runs: P_p divides the heads, the weights and one prompt's KV cache fit."""
-    plan = memory_plan(model, gpu, prefill_deployment(dep), profile, wl.input_len, cached_tokens(wl))
-    return plan.weights_fit & (plan.max_batch >= 1.0) & (xp.mod(model.n_heads, dep.prefill_tp) == 0.0)
+    """A prefill instance on ``gpu`` (the prefill GPU) runs: P_p divides the heads, the weights and
+    one prompt's KV cache fit, the GPU has the precision."""
+    prefill = prefill_deployment(dep)
+    plan = memory_plan(model, gpu, prefill, profile, wl.input_len, cached_tokens(wl))
+    has_peak = xp.isfinite(peak_flop_per_s(gpu, prefill.compute_dtype))
+    return plan.weights_fit & (plan.max_batch >= 1.0) & (xp.mod(model.n_heads, dep.prefill_tp) == 0.0) & has_peak
 
 
 class Pools(NamedTuple):
@@ -222,14 +263,22 @@ class Pools(NamedTuple):
     sustainable: BoolScalar
 
 
-def pools(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Pools:
+def pools(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    prefill_gpu: GPUSpec | None = None,
+) -> Pools:
     """Latencies, their percentiles and the utilisation of a disaggregated deployment (module
-    docstring)."""
+    docstring): ``gpu`` the decode pool's GPU, ``prefill_gpu`` the prefill instances' (None: the same)."""
+    sender = gpu if prefill_gpu is None else prefill_gpu
     one = xp.ones_like(dep.batch)
-    first = prefill_pass(prefill_terms(model, gpu, prefill_deployment(dep), wl, profile), one)
+    first = prefill_pass(prefill_terms(model, sender, prefill_deployment(dep), wl, profile), one)
     d = first.total_s
     q = prefill_queue(wl.request_rate, d, dep.prefill_instances)
-    kv = kv_transfer(model, gpu, dep, wl)
+    kv = kv_transfer(model, gpu, dep, wl, sender)
     # Decode ranks: arriving requests bring their KV cache; joining a step costs nothing.
     free = PrefillTerms(*(0.0 * one for _ in PrefillTerms._fields))
     seats = decode_seats(model, gpu, dep, wl, profile)
@@ -271,7 +320,7 @@ def pools(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile
     decode_busy = xp.where(has_decode, s.load.utilization, 0.0)
     utilization = xp.maximum(xp.maximum(q.utilization, link_busy), decode_busy)
     sustainable = (
-        prefill_fits(model, gpu, dep, wl, profile)
+        prefill_fits(model, sender, dep, wl, profile)
         & (q.utilization < 1.0)
         & (q.pi[STATES - 1] < TAIL)
         & (link_busy < 1.0)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.comm import allreduce_time
+from kernels.disaggregated import same_gpu
 from kernels.economics import usd_per_mtok
 from kernels.flops import decode_flops
 from kernels.memory import Capacity, MemoryPlan, memory_plan
@@ -23,7 +24,7 @@ from kernels.ownership import OwnedCost, owned_cost
 from kernels.params import param_counts
 from kernels.prefix import cached_tokens, new_tokens, prefill_new_flops
 from kernels.roofline import PhaseTime, bottleneck, peak_flop_per_s
-from kernels.scenarios import deployment_gpus, timeline
+from kernels.scenarios import deployment_gpus, deployment_prefill_gpus, timeline
 from kernels.specs import Deployment, EngineProfile, GPUSpec, Leaf, ModelSpec, Ownership, Workload
 from kernels.speculative import tokens_per_round
 
@@ -320,10 +321,19 @@ class DesignPoint(NamedTuple):
     wl: Workload
     profile: EngineProfile
     own: Ownership
+    prefill_gpu: GPUSpec  # the disaggregated scenario's prefill instances'; ``gpu`` itself where of its type
 
 
 AUTO_COMPUTE = -1.0
 """``compute_dtype`` code meaning: the weight format's own compute precision."""
+
+
+def over_pools(per_gpu: Scalar, per_prefill_gpu: Scalar, gpus: Scalar, prefill_gpus: Scalar) -> Scalar:
+    """A per-GPU amount (a price [USD/h], a power [W]) summed over a deployment's ``gpus`` GPUs,
+    ``prefill_gpus`` of them at the prefill GPU's ``per_prefill_gpu``; where that is the decode
+    GPU's (one type, or no prefill pool), ``per_gpu * gpus`` exactly, as for one GPU type."""
+    one_type = (prefill_gpus == 0.0) | (per_prefill_gpu == per_gpu)
+    return xp.where(one_type, per_gpu * gpus, per_gpu * (gpus - prefill_gpus) + per_prefill_gpu * prefill_gpus)
 
 
 def design_point(
@@ -347,6 +357,7 @@ def design_point(
     expert_parallel: Leaf,
     prefill_instances: Leaf,
     prefill_tp: Leaf,
+    prefill_gpu: GPUSpec,
     kv_link_bytes_per_s: Leaf,
     request_rate: Leaf,
     draft_tokens: Leaf,
@@ -378,21 +389,32 @@ def design_point(
         format's own where the GPU has it (nvfp4 on B200: fp4), else its fallback (on H100: bf16).
       prefill_instances, prefill_tp: the disaggregated scenario's prefill pool: instances and GPUs of
         each (0: tp, the decode ranks').
+      prefill_gpu: the GPU of its prefill instances (a catalogue spec), or a spec of NaN throughout
+        (the axis's default; no GPU lacks memory, so its ``hbm_bytes`` tells it apart): ``gpu``.
+        One of the same type (the default, or the same catalogue entry) is ``gpu`` as priced below;
+        one of another type keeps its catalogue prices, and its precision is resolved on it.
       kv_link_bytes_per_s: its KV transfer bandwidth per GPU [byte/s]; NaN: the GPU's own link
         (``kernels.disaggregated.kv_transfer``).
       request_rate: requests per second to the deployment, arriving at random (poisson, disaggregated).
       draft_tokens, draft_acceptance: speculative decoding with an MTP head, k tokens drafted per
         round, each accepted with probability a (``kernels.speculative``); k = 0: none.
       cached_prefix_fraction: f, the share of each prompt already in the prefix cache (``kernels.prefix``).
-      usd_per_gpu_hour: rental price of one GPU [USD/h]; NaN: the GPU's catalogue price.
-      capex_usd_per_gpu: purchase price of one GPU [USD]; NaN: the GPU's catalogue price.
+      usd_per_gpu_hour: rental price of one GPU (of the decode pool's type) [USD/h]; NaN: the GPU's
+        catalogue price.
+      capex_usd_per_gpu: purchase price of one GPU (of that type) [USD]; NaN: the GPU's catalogue price.
       capex_usd_per_node ... hosting_usd_per_kw_month: see ``Ownership``.
     """
-    native = xp.isfinite(peak_flop_per_s(gpu, weight_compute_dtype))
-    auto = xp.where(native, weight_compute_dtype, weight_fallback_compute_dtype)
-    compute = xp.where(compute_dtype < 0.0, auto, compute_dtype)
+
+    def precision(g: GPUSpec) -> Leaf:
+        native = xp.isfinite(peak_flop_per_s(g, weight_compute_dtype))
+        auto = xp.where(native, weight_compute_dtype, weight_fallback_compute_dtype)
+        return xp.where(compute_dtype < 0.0, auto, compute_dtype)
+
     price = xp.where(xp.isnan(usd_per_gpu_hour), gpu.usd_per_hour, usd_per_gpu_hour)
     capex = xp.where(xp.isnan(capex_usd_per_gpu), gpu.capex_usd, capex_usd_per_gpu)
+    priced = dataclasses.replace(gpu, usd_per_hour=price, capex_usd=capex)
+    one_type = xp.isnan(prefill_gpu.hbm_bytes) | same_gpu(prefill_gpu, gpu)
+    prefill_gpu = xp.tree_map(lambda mine, decode: xp.where(one_type, decode, mine), prefill_gpu, priced)
     own = Ownership(
         capex_usd_per_node=capex_usd_per_node,
         amortization_years=amortization_years,
@@ -409,13 +431,14 @@ def design_point(
         weight_bytes_per_elem=weight_bytes_per_elem,
         kv_bytes_per_elem=kv_bytes_per_elem,
         act_bytes_per_elem=act_bytes_per_elem,
-        compute_dtype=compute,
+        compute_dtype=precision(gpu),
         scenario=scenario,
         pp=pp,
         dp=dp,
         expert_parallel=expert_parallel,
         prefill_instances=prefill_instances,
         prefill_tp=xp.where(prefill_tp > 0.0, prefill_tp, tp),
+        prefill_compute_dtype=precision(prefill_gpu),
         kv_link_bytes_per_s=kv_link_bytes_per_s,
         draft_tokens=draft_tokens,
         draft_acceptance=draft_acceptance,
@@ -426,7 +449,7 @@ def design_point(
         request_rate=request_rate,
         cached_prefix_fraction=cached_prefix_fraction,
     )
-    return DesignPoint(model, dataclasses.replace(gpu, usd_per_hour=price, capex_usd=capex), dep, wl, profile, own)
+    return DesignPoint(model, priced, dep, wl, profile, own, prefill_gpu)
 
 
 def request_memory(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> MemoryPlan:
@@ -496,24 +519,34 @@ def evaluate(
     wl: Workload,
     profile: EngineProfile,
     own: Ownership | None = None,
+    prefill_gpu: GPUSpec | None = None,
     codes: tuple[int, ...] | None = None,
 ) -> Metrics:
     """All metrics of one design point (rank-0 in, rank-0 out), as if it could run; the owned
-    costs are NaN without ``own``.
+    costs are NaN without ``own``; ``prefill_gpu``: the GPU of a prefill pool (None: ``gpu``),
+    whose GPUs the costs and power count at its own prices and power.
 
     Times and rates are computed even where ``feasible`` is False (the article's "70B on one
     H100" reasoning, with the batch taken as given); ``mask_infeasible`` turns them into NaN.
     """
     plan = request_memory(model, gpu, dep, wl, profile)
     # Where nothing fits, the scenarios evaluate the batch as given (explain shows what it would take).
-    tl, runs = timeline(model, gpu, dep, wl, profile, capacity(model, gpu, dep, wl, profile), codes)
+    prefill_gpu = gpu if prefill_gpu is None else prefill_gpu
+    tl, runs = timeline(model, gpu, dep, wl, profile, capacity(model, gpu, dep, wl, profile), codes, prefill_gpu)
     has_decode = xp.where(wl.output_len > 1.0, 1.0, 0.0)
     ok = feasibility(model, gpu, dep, wl, profile) & runs & xp.isfinite(tl.e2e_s) & xp.isfinite(tl.tpot_s)
     total = PhaseTime(*(p + has_decode * d for p, d in zip(tl.prefill, tl.decode)))
     gpus = deployment_gpus(dep, codes)
-    price = gpu.usd_per_hour * gpus
+    on_prefill_gpu = deployment_prefill_gpus(dep, codes)
+    price = over_pools(gpu.usd_per_hour, prefill_gpu.usd_per_hour, gpus, on_prefill_gpu)
     nan = xp.nan * xp.ones_like(dep.batch)
     owned = owned_cost(gpu, own) if own is not None else OwnedCost(nan, nan, nan, nan)
+    owned_prefill = owned_cost(prefill_gpu, own) if own is not None else owned
+    owned_usd_per_hour = over_pools(owned.usd_per_hour, owned_prefill.usd_per_hour, gpus, on_prefill_gpu)
+    facility_w = over_pools(owned.facility_w, owned_prefill.facility_w, gpus, on_prefill_gpu)
+    # one rental price for all the deployment's GPUs: its owned cost per GPU-hour, their mean
+    one_type = (on_prefill_gpu == 0.0) | (owned_prefill.usd_per_hour == owned.usd_per_hour)
+    break_even = xp.where(one_type, owned.usd_per_hour, owned_usd_per_hour / gpus)
     return Metrics(
         feasible=ok,
         bottleneck=xp.where(ok, bottleneck(total), CAPACITY),
@@ -536,11 +569,11 @@ def evaluate(
         usd_per_mtok_output=usd_per_mtok(price, tl.output_tok_s),
         usd_per_mtok_input=usd_per_mtok(price, tl.input_tok_s),
         allreduce_s_per_token=allreduce_time(model, gpu, dep, profile, xp.ones_like(dep.batch)).bandwidth_s,
-        usd_per_hour_owned=owned.usd_per_hour * gpus,
-        usd_per_mtok_output_owned=usd_per_mtok(owned.usd_per_hour * gpus, tl.output_tok_s),
-        usd_per_mtok_input_owned=usd_per_mtok(owned.usd_per_hour * gpus, tl.input_tok_s),
-        joules_per_output_token=owned.facility_w * gpus / tl.output_tok_s,
-        rent_break_even_usd_per_gpu_hour=owned.usd_per_hour,
+        usd_per_hour_owned=owned_usd_per_hour,
+        usd_per_mtok_output_owned=usd_per_mtok(owned_usd_per_hour, tl.output_tok_s),
+        usd_per_mtok_input_owned=usd_per_mtok(owned_usd_per_hour, tl.input_tok_s),
+        joules_per_output_token=facility_w / tl.output_tok_s,
+        rent_break_even_usd_per_gpu_hour=break_even,
         ttft_p50_s=tl.load.ttft.p50,
         ttft_p90_s=tl.load.ttft.p90,
         ttft_p99_s=tl.load.ttft.p99,

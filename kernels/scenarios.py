@@ -1,7 +1,8 @@
 """Serving scenarios: how requests share the GPUs, in closed form, one function each.
 
 A scenario is a function ``(model, gpu, dep, wl, profile, capacity) -> (Timeline, feasible)``
-of one micro-batch of one rank, registered once in ``REGISTRY``; its code (``Deployment.scenario``)
+of one micro-batch of one rank (one with a prefill pool of its own, ``Scenario.prefill_gpus``,
+also takes that pool's GPU), registered once in ``REGISTRY``; its code (``Deployment.scenario``)
 is its index there, and ``timeline`` dispatches with ``lax.switch``. Adding a scenario is its
 function and one ``Scenario`` entry.
 
@@ -23,8 +24,8 @@ function and one ``Scenario`` entry.
 - ``poisson`` (code 3): requests arrive at random at ``request_rate``; continuous batching within
   the capacity; means and percentiles of the latencies in closed form (``kernels.queueing``).
 - ``disaggregated`` (code 4): the same arrivals, prompts on ``prefill_instances`` instances of
-  ``prefill_tp`` GPUs, decoding on the deployment's dp ranks, each prompt's KV cache moved between
-  them (``kernels.disaggregated``).
+  ``prefill_tp`` GPUs (of the ``prefill_gpu`` type), decoding on the deployment's dp ranks, each
+  prompt's KV cache moved between them (``kernels.disaggregated``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any, NamedTuple
 
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
-from kernels.disaggregated import pool_gpus, pools
+from kernels.disaggregated import pool_gpus, pools, prefill_pool_gpus
 from kernels.memory import Capacity
 from kernels.prefix import new_tokens
 from kernels.queueing import Load, no_load, served
@@ -402,13 +403,20 @@ def _poisson(
 
 
 def _disaggregated(
-    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, capacity: Capacity
+    model: ModelSpec,
+    gpu: GPUSpec,
+    dep: Deployment,
+    wl: Workload,
+    profile: EngineProfile,
+    capacity: Capacity,
+    prefill_gpu: GPUSpec,
 ) -> tuple[Timeline, BoolScalar]:
-    """``disaggregated``: requests at random at request_rate, prompts on the prefill instances, the
-    decoding on the dp ranks at request_rate / (pp dp) per micro-batch (``kernels.disaggregated``);
-    runnable where the prefill instances fit and both pools and the links keep up. The decode
-    ranks' capacity is their own (no prompt tokens in their steps), not ``capacity``."""
-    p = pools(model, gpu, dep, wl, profile)
+    """``disaggregated``: requests at random at request_rate, prompts on the prefill instances (on
+    ``prefill_gpu``), the decoding on the dp ranks (on ``gpu``) at request_rate / (pp dp) per
+    micro-batch (``kernels.disaggregated``); runnable where the prefill instances fit and both
+    pools and the links keep up. The decode ranks' capacity is their own (no prompt tokens in
+    their steps), not ``capacity``."""
+    p = pools(model, gpu, dep, wl, profile, prefill_gpu)
     steps = decode_steps(wl)
     d = p.decode
     decode = PhaseTime(
@@ -447,6 +455,19 @@ class Scenario(NamedTuple):
     batch_limit: Callable[[Capacity], Scalar]  # the largest batch it runs in one piece (SLO optimum's search)
     gpus: Callable[[Deployment], Scalar] = replica_gpus  # GPUs it holds: its cost per token counts them all
     random_arrivals: bool = False  # requests arrive at random at request_rate: an optimum solves the rate (goodput)
+    prefill_gpus: Callable[[Deployment], Scalar] | None = None
+    """Of ``gpus``, those of its prefill pool, on the prefill GPU (``DesignPoint.prefill_gpu``), and
+    ``run`` takes that GPU as its last argument; None: one pool, on ``gpu``."""
+
+
+def no_prefill_pool(dep: Deployment) -> Scalar:
+    """GPUs of a scenario without a prefill pool of its own on the prefill GPU: none [GPU]."""
+    return 0.0 * dep.tp
+
+
+def _one_pool(run: Callable[..., tuple[Timeline, BoolScalar]]) -> Callable[..., tuple[Timeline, BoolScalar]]:
+    """``run`` of a scenario of one pool, taking (and ignoring) the prefill GPU like one with two."""
+    return lambda model, gpu, dep, wl, profile, capacity, prefill_gpu: run(model, gpu, dep, wl, profile, capacity)
 
 
 REGISTRY: tuple[Scenario, ...] = (
@@ -483,6 +504,7 @@ REGISTRY: tuple[Scenario, ...] = (
         lambda cap: xp.ones_like(cap.staggered),  # the batch is not used
         gpus=pool_gpus,
         random_arrivals=True,
+        prefill_gpus=prefill_pool_gpus,
     ),
 )
 """Every scenario; a scenario's code is its index here."""
@@ -499,9 +521,10 @@ def timeline(
     profile: EngineProfile,
     capacity: Capacity,
     codes: tuple[int, ...] | None = None,
+    prefill_gpu: GPUSpec | None = None,
 ) -> tuple[Timeline, BoolScalar]:
     """The deployment's timeline under the scenario chosen by ``dep.scenario``, and whether that
-    scenario can run it.
+    scenario can run it; ``prefill_gpu``: the GPU of a prefill pool (None: ``gpu``).
 
     ``lax.switch``: where a sweep holds the scenario fixed, only its branch runs; where scenario
     is an axis, ``vmap`` turns the switch into a select of all branches. ``codes`` (sorted) are
@@ -509,7 +532,9 @@ def timeline(
     ``poisson`` never pays for it (default: all).
     """
     codes = tuple(range(len(REGISTRY))) if codes is None else codes
-    one, ok = xp.switch(_branch(dep, codes), [REGISTRY[c].run for c in codes], model, gpu, dep, wl, profile, capacity)
+    runs = [REGISTRY[c].run if REGISTRY[c].prefill_gpus else _one_pool(REGISTRY[c].run) for c in codes]
+    prefill_gpu = gpu if prefill_gpu is None else prefill_gpu
+    one, ok = xp.switch(_branch(dep, codes), runs, model, gpu, dep, wl, profile, capacity, prefill_gpu)
     return deployment_timeline(one, dep), ok
 
 
@@ -518,6 +543,14 @@ def deployment_gpus(dep: Deployment, codes: tuple[int, ...] | None = None) -> Sc
     scenarios it may hold, as for ``timeline`` [GPU]."""
     codes = tuple(range(len(REGISTRY))) if codes is None else codes
     return xp.switch(_branch(dep, codes), [REGISTRY[c].gpus for c in codes], dep)
+
+
+def deployment_prefill_gpus(dep: Deployment, codes: tuple[int, ...] | None = None) -> Scalar:
+    """Of ``deployment_gpus``, those on the prefill GPU (``Scenario.prefill_gpus``; none without a
+    prefill pool) [GPU]."""
+    codes = tuple(range(len(REGISTRY))) if codes is None else codes
+    counts = [REGISTRY[c].prefill_gpus or no_prefill_pool for c in codes]
+    return xp.switch(_branch(dep, codes), counts, dep)
 
 
 def _branch(dep: Deployment, codes: tuple[int, ...]) -> Any:

@@ -34,12 +34,17 @@ ELASTIC_METRICS = ("usd_per_mtok_output", "usd_per_mtok_output_owned", "output_t
 
 def scaled(point: DesignPoint, factors: Any) -> DesignPoint:
     """``point`` with each GPU number of ``GPU_NUMBERS`` multiplied by its entry of ``factors``
-    (a vector in that order)."""
-    changes = {}
-    for i, fields in enumerate(GPU_NUMBERS.values()):
-        for name in fields:
-            changes[name] = getattr(point.gpu, name) * factors[i]
-    return point._replace(gpu=dataclasses.replace(point.gpu, **changes))
+    (a vector in that order), on the GPUs of both pools (a disaggregated prefill GPU too: scaled
+    alike, one of the decode GPU's type stays that type)."""
+
+    def scale(gpu: Any) -> Any:
+        changes = {}
+        for i, fields in enumerate(GPU_NUMBERS.values()):
+            for name in fields:
+                changes[name] = getattr(gpu, name) * factors[i]
+        return dataclasses.replace(gpu, **changes)
+
+    return point._replace(gpu=scale(point.gpu), prefill_gpu=scale(point.prefill_gpu))
 
 
 def elasticities(point: DesignPoint, codes: tuple[int, ...] | None = None) -> dict[str, Any]:

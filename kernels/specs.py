@@ -180,7 +180,8 @@ class Deployment:
     fit), counted per micro-batch: each rank keeps pp micro-batches in flight, so the deployment
     serves pp * dp * B. pp = dp = 1 is one tensor-parallel replica. Under the disaggregated
     scenario these P * pp * dp GPUs are the decode pool (dp = y decode instances) and x prefill
-    instances of P_p GPUs each add x * P_p (``kernels.disaggregated``).
+    instances of P_p GPUs each add x * P_p (``kernels.disaggregated``), on a GPU of their own type
+    where ``DesignPoint.prefill_gpu`` is another (``prefill_compute_dtype``: the precision there).
     """
 
     tp: Leaf  # P, tensor-parallel degree = GPUs of one pipeline stage [GPU]
@@ -197,6 +198,7 @@ class Deployment:
     expert_parallel: Leaf  # 1.0: routed experts spread whole over the P*dp GPUs of a stage; 0.0: split like dense MLPs
     prefill_instances: Leaf  # x, prefill instances beside the dp decode ranks (disaggregated scenario) [1]
     prefill_tp: Leaf  # P_p, GPUs of one prefill instance (disaggregated scenario) [GPU]
+    prefill_compute_dtype: Leaf  # which peak applies on the prefill instances' GPU (a code, as compute_dtype)
     kv_link_bytes_per_s: Leaf  # moving KV from prefill to decode, per GPU per direction [byte/s]; NaN: the GPU's own
     draft_tokens: (
         Leaf  # k, tokens an MTP head drafts per sequence per decode round (kernels.speculative); 0: none [token]

@@ -159,14 +159,15 @@ def simulate_disaggregated(
     it), and that micro-batch is simulated: waiting requests join at the start of a step, within
     its sequence slots, and every step decodes one token of each sequence, its time the kernels'
     roofline of exactly that step. Latencies of the requests it served (``warmup``, ``cooldown``
-    as in ``simulate``)."""
+    as in ``simulate``). The prompts run on the point's prefill GPU, the decode steps on its GPU."""
     model, gpu, dep, wl, profile = point.model, point.gpu, point.dep, point.wl, point.profile
     prompt, output = float(wl.input_len), int(wl.output_len)
-    service = float(prefill_pass(prefill_terms(model, gpu, prefill_deployment(dep), wl, profile), _f64(1.0)).total_s)
+    one = prefill_terms(model, point.prefill_gpu, prefill_deployment(dep), wl, profile)
+    service = float(prefill_pass(one, _f64(1.0)).total_s)
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1.0 / float(wl.request_rate), requests))
     ready = prefill_pool(arrivals, service, int(dep.prefill_instances)) + float(
-        kv_transfer(model, gpu, dep, wl).seconds
+        kv_transfer(model, gpu, dep, wl, point.prefill_gpu).seconds
     )
     mine = rng.random(requests) < 1.0 / float(dep.pp * dep.dp)
     arrivals, ready = arrivals[mine], ready[mine]  # in arrival order: first come, first done

@@ -18,13 +18,13 @@ from kernels import xp
 from kernels.comm import allreduce_time, expert_group_tokens
 from kernels.disaggregated import prefill_deployment
 from kernels.flops import op_flops
-from kernels.memory import kv_cache_bytes
+from kernels.memory import kv_cache_bytes, memory_plan
 from kernels.ownership import owned_cost
 from kernels.params import experts_touched, param_counts
-from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, request_memory
+from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, over_pools, request_memory
 from kernels.prefix import cached_tokens, new_pairs, new_tokens
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step_time, peak_flop_per_s, weight_read_s
-from kernels.scenarios import SCENARIOS, decode_steps, deployment_gpus, timeline
+from kernels.scenarios import SCENARIOS, decode_steps, deployment_gpus, deployment_prefill_gpus, timeline
 from kernels.specs import COMPUTE_DTYPES
 from kernels.speculative import serving_step, speculation
 
@@ -121,18 +121,22 @@ def _explain(
     named = design_inputs(values)  # validates every value (SpecError naming the flag)
     chosen = {name: values.get(name, axis.default) for name, axis in AXES.items()}
     m, prof = load_model(model), load_profile(values["profile"])
-    spec, gspec, dep, wl, pspec, own = design_point(**xp.tree_map(_f64, named))
+    spec, gspec, dep, wl, pspec, own, prefill_gspec = design_point(**xp.tree_map(_f64, named))
     tp, batch, pp, dp = (int(chosen[k]) for k in ("tp", "batch", "pp", "dp"))
     input_len, output_len = int(chosen["input_len"]), int(chosen["output_len"])
     weight_dtype, kv_dtype = chosen["weight_dtype"], chosen["kv_dtype"]
     compute = dep.compute_dtype
     scenario, expert_parallel = chosen["scenario"], chosen["expert_parallel"] == "on"
 
-    metrics = evaluate(spec, gspec, dep, wl, pspec, own)
-    # the GPUs that run the prompts: a prefill instance (disaggregated), else the deployment's
-    prefill_dep = prefill_deployment(dep) if scenario == "disaggregated" else dep
+    metrics = evaluate(spec, gspec, dep, wl, pspec, own, prefill_gspec)
+    # the GPUs that run the prompts: a prefill instance (disaggregated, on the prefill GPU), else the deployment's
+    disaggregated = scenario == "disaggregated"
+    prefill_dep = prefill_deployment(dep) if disaggregated else dep
+    prefill_on = prefill_gspec if disaggregated else gspec
+    prefill_gpu = (chosen["prefill_gpu"] or gpu) if disaggregated else gpu
     plan = request_memory(spec, gspec, dep, wl, pspec)
-    tl, _ = timeline(spec, gspec, dep, wl, pspec, capacity(spec, gspec, dep, wl, pspec))
+    prefill_plan = memory_plan(spec, prefill_on, prefill_dep, pspec, wl.input_len, cached_tokens(wl))
+    tl, _ = timeline(spec, gspec, dep, wl, pspec, capacity(spec, gspec, dep, wl, pspec), None, prefill_gspec)
     prefill, decode = tl.prefill, tl.decode
     running = dataclasses.replace(dep, batch=tl.in_flight / (dep.pp * dep.dp))  # one micro-batch
     # a decode step per output token: under speculation a round / E (kernels.speculative)
@@ -145,6 +149,8 @@ def _explain(
     ops_decode = op_flops(spec, _f64(1.0), wl.input_len + 1.0, xp.minimum(wl.input_len, spec.window) + 1.0, _f64(1.0))
     comm_token = allreduce_time(spec, gspec, dep, pspec, _f64(1.0))
     peak = float(peak_flop_per_s(gspec, dep.compute_dtype))
+    gpus = deployment_gpus(dep)
+    usd_per_hour = over_pools(gspec.usd_per_hour, prefill_gspec.usd_per_hour, gpus, deployment_prefill_gpus(dep))
     out = dict(
         model=m.key,
         gpu=gpu,
@@ -162,10 +168,12 @@ def _explain(
         pp=pp,
         dp=dp,
         expert_parallel=bool(expert_parallel),
-        gpus=round(float(deployment_gpus(dep))),
+        gpus=round(float(gpus)),
         prefill_instances=int(chosen["prefill_instances"]),
         prefill_tp=round(float(dep.prefill_tp)),
         prefill_gpus=round(float(prefill_dep.tp)),
+        prefill_gpu=prefill_gpu,
+        prefill_compute_dtype=COMPUTE_DTYPES[int(prefill_dep.compute_dtype)],
     )
     out.update(_scalars(metrics))
     out["feasible"] = bool(metrics.feasible)
@@ -178,11 +186,17 @@ def _explain(
         ),
         peak_flop_per_s=peak,
         hbm_bytes_per_s=float(gspec.hbm_bytes_per_s),
+        prefill_peak_flop_per_s=float(peak_flop_per_s(prefill_on, prefill_dep.compute_dtype)),
+        prefill_hbm_bytes_per_s=float(prefill_on.hbm_bytes_per_s),
+        prefill_weight_bytes=float(prefill_plan.weight_bytes_per_gpu),
+        prefill_max_batch=float(prefill_plan.max_batch),
         usd_per_gpu_hour=float(gspec.usd_per_hour),
+        prefill_usd_per_gpu_hour=float(prefill_on.usd_per_hour),
         request_rate=float(wl.request_rate),
-        usd_per_hour=float(gspec.usd_per_hour) * out["gpus"],
+        usd_per_hour=float(usd_per_hour),
         capex_usd_per_gpu=float(gspec.capex_usd),
         **{f"owned_{k}": float(v) for k, v in owned_cost(gspec, own)._asdict().items()},
+        owned_prefill_usd_per_hour=float(owned_cost(prefill_on, own).usd_per_hour),
         **{f.name: float(getattr(own, f.name)) for f in dataclasses.fields(own)},
         prefill_flops_by_op=_scalars(ops_prefill),
         decode_flops_by_op=_scalars(ops_decode),
@@ -191,7 +205,7 @@ def _explain(
         prefill_memory_s=float(prefill.memory_s),
         prefill_comm_s=float(prefill.comm_s),
         prefill_bottleneck=BOTTLENECKS[int(bottleneck(prefill))],
-        weight_read_s=float(weight_read_s(spec, gspec, prefill_dep, pspec)),
+        weight_read_s=float(weight_read_s(spec, prefill_on, prefill_dep, pspec)),
         decode_step_compute_s=float(first_step.compute_s),
         decode_step_memory_s=float(first_step.memory_s),
         decode_step_comm_s=float(first_step.comm_s),
@@ -235,6 +249,21 @@ def infeasible_reason(out: dict[str, Any], spec: Any) -> str:
         return f"pp {out['pp']} exceeds the {float(spec.n_layers):g} layers: a stage would hold none"
     if math.isnan(out["peak_flop_per_s"]):
         return f"{out['gpu']} has no {out['compute_dtype']} tensor path"
+    if out["scenario"] == "disaggregated":
+        if math.isnan(out["prefill_peak_flop_per_s"]):
+            return f"the prefill GPU {out['prefill_gpu']} has no {out['prefill_compute_dtype']} tensor path"
+        if float(spec.n_heads) % out["prefill_tp"]:
+            return f"prefill tp {out['prefill_tp']} does not divide the {float(spec.n_heads):g} attention heads"
+        if math.isnan(out["kv_transfer_s"]):
+            return (
+                f"no link to move the KV cache from {out['prefill_gpu']} to {out['gpu']}: the catalogue gives no "
+                "scale-out network for one of them (set kv_link_bytes_per_s)"
+            )
+        if out["prefill_max_batch"] < 1:
+            return (
+                f"a prefill instance ({out['prefill_tp']} x {out['prefill_gpu']}, weights "
+                f"{out['prefill_weight_bytes'] / 1e9:.1f} GB per GPU) cannot hold one {out['input_len']}-token prompt"
+            )
     if out["kv_budget_bytes_per_gpu"] <= 0:
         return (
             f"the weights alone ({out['weight_bytes'] / 1e9:.1f} GB per GPU) exceed the usable "

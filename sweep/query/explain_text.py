@@ -40,8 +40,8 @@ def render(d: dict[str, Any]) -> str:
     lines += [
         f"   total (+ LM head on the last token) {si(d['prefill_flops'], 'FLOP')} per prompt",
         "",
-        f"3. Prefill time on {d['prefill_gpus']} x {si(d['peak_flop_per_s'], 'FLOP/s')}, "
-        f"{si(d['hbm_bytes_per_s'], 'B/s')}",
+        f"3. Prefill time on {d['prefill_gpus']} x {_prefill_gpu_name(d)}{si(d['prefill_peak_flop_per_s'], 'FLOP/s')}, "
+        f"{si(d['prefill_hbm_bytes_per_s'], 'B/s')}",
         f"   compute {seconds(d['prefill_compute_s'])} vs memory {seconds(d['prefill_memory_s'])} "
         f"(weights {seconds(d['weight_read_s'])}) + communication {seconds(d['prefill_comm_s'])}"
         f" -> {d['prefill_bottleneck']}-bound; TTFT {seconds(d['ttft_s'])}",
@@ -64,7 +64,7 @@ def render(d: dict[str, Any]) -> str:
         f"   end to end {seconds(d['e2e_s'])}; {d['output_tok_s']:,.1f} output tokens/s "
         f"({d['output_tok_s_per_gpu']:,.1f} per GPU, {d['user_tok_s']:,.1f} per user; "
         f"{d['decode_tok_s']:,.1f} in steady decode)",
-        f"   at ${d['usd_per_hour']:.2f}/h: ${d['usd_per_mtok_output']:,.2f} per million output tokens, "
+        f"   at ${d['usd_per_hour']:.2f}/h{_prices(d)}: ${d['usd_per_mtok_output']:,.2f} per million output tokens, "
         f"${d['usd_per_mtok_input']:,.4f} per million input tokens (prefill time charged to input)",
         _owned_line(d),
         *_interval_lines(d),
@@ -102,9 +102,10 @@ def _load_lines(d: dict[str, Any]) -> list[str]:
     pools = []
     if d["scenario"] == "disaggregated":
         pools = [
-            f"   disaggregated: {d['prefill_instances']} prefill instance(s) of {d['prefill_tp']} GPU(s), "
-            f"prompts one at a time, each KV cache moved to the decode ranks in {seconds(d['kv_transfer_s'])} "
-            "(part of TTFT)"
+            f"   disaggregated: {d['prefill_instances']} prefill instance(s) of {d['prefill_tp']} x "
+            f"{d['prefill_gpu']} ({d['prefill_compute_dtype']} matmuls), prompts one at a time, each KV cache "
+            f"moved to the decode ranks on {d['gpu']} in {seconds(d['kv_transfer_s'])} (part of TTFT"
+            f"{'; two GPU types: over the network' if _two_types(d) else ''})"
         ]
     return [
         *pools,
@@ -149,9 +150,13 @@ def _owned_line(d: dict) -> str:
     """Owned: the cost per hour by what it pays for, per token, energy, and the break-even rent."""
     if math.isnan(d["usd_per_hour_owned"]):
         return f"   owned: no purchase price of {d['gpu']} in the catalogue (give --capex-usd-per-gpu)"
+    prefill = (
+        f"; per {d['prefill_gpu']} of the prefill pool ${d['owned_prefill_usd_per_hour']:.3f}" if _two_types(d) else ""
+    )
     return (
-        f"   owned at ${d['usd_per_hour_owned']:.2f}/h (per GPU: capital ${d['owned_capital_usd_per_hour']:.3f} + "
-        f"energy ${d['owned_energy_usd_per_hour']:.3f} + hosting ${d['owned_hosting_usd_per_hour']:.3f}): "
+        f"   owned at ${d['usd_per_hour_owned']:.2f}/h (per {d['gpu'] if prefill else 'GPU'}: capital "
+        f"${d['owned_capital_usd_per_hour']:.3f} + "
+        f"energy ${d['owned_energy_usd_per_hour']:.3f} + hosting ${d['owned_hosting_usd_per_hour']:.3f}{prefill}): "
         f"${d['usd_per_mtok_output_owned']:,.2f} per million output tokens, "
         f"{d['joules_per_output_token']:,.3g} J per output token; owning beats renting above "
         f"${d['rent_break_even_usd_per_gpu_hour']:.2f} per GPU-hour"
@@ -164,10 +169,37 @@ def _random_arrivals(d: dict) -> bool:
     return REGISTRY[SCENARIOS.index(d["scenario"])].random_arrivals
 
 
+def _two_types(d: dict) -> bool:
+    """A disaggregated deployment whose prefill instances run on another GPU type than its decode ranks."""
+    return d["scenario"] == "disaggregated" and d["prefill_gpu"] != d["gpu"]
+
+
+def _prefill_gpu_name(d: dict) -> str:
+    """'h100-sxm: ' before the prefill GPU's numbers where the two pools differ, else nothing."""
+    return f"{d['prefill_gpu']}: " if _two_types(d) else ""
+
+
+def _prices(d: dict) -> str:
+    """' (8 x h100-sxm at $2.99 + 16 x h200 at $3.59)' where the pools' GPUs differ, else nothing."""
+    if not _two_types(d):
+        return ""
+    prefill = d["prefill_instances"] * d["prefill_tp"]
+    return (
+        f" ({prefill} x {d['prefill_gpu']} at ${d['prefill_usd_per_gpu_hour']:.2f} + "
+        f"{d['gpus'] - prefill} x {d['gpu']} at ${d['usd_per_gpu_hour']:.2f})"
+    )
+
+
 def _gpus(d: dict) -> str:
     """'8 x h100-sxm', or with pipeline/data/expert parallelism '32 x h200 (tp 8 x pp 1 x dp 4, expert-parallel)',
-    or disaggregated '24 x h100-sxm (prefill 2 x tp 4 + decode tp 8 x pp 1 x dp 2)'."""
+    or disaggregated '24 x h100-sxm (prefill 2 x tp 4 + decode tp 8 x pp 1 x dp 2)', with two GPU types
+    '24 GPUs (prefill 2 x tp 4 on h100-sxm + decode tp 8 x pp 1 x dp 2 on h200)'."""
     ep = ", expert-parallel" if d["expert_parallel"] else ""
+    if _two_types(d):
+        return (
+            f"{d['gpus']} GPUs (prefill {d['prefill_instances']} x tp {d['prefill_tp']} on {d['prefill_gpu']} + "
+            f"decode tp {d['tp']} x pp {d['pp']} x dp {d['dp']}{ep} on {d['gpu']})"
+        )
     if d["scenario"] == "disaggregated":
         return (
             f"{d['gpus']} x {d['gpu']} (prefill {d['prefill_instances']} x tp {d['prefill_tp']} + "
