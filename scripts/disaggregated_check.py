@@ -1,7 +1,8 @@
 """The disaggregated scenario's closed form (kernels/disaggregated.py) against its simulation
 (sweep.bench.simulate.simulate_disaggregated) over N random configurations (seeded): each
 latency's mean and p90; prints one row per configuration and the summary the README quotes.
-Usage: PYTHONPATH=. python scripts/disaggregated_check.py N [SEED]"""
+With ``mixed``, each configuration's prefill instances draw their own GPU type too (``prefill_gpu``).
+Usage: PYTHONPATH=. python scripts/disaggregated_check.py N [SEED] [mixed]"""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def requests_for(point, steps: int) -> int:
     return int(np.clip(steps / steps_per_request * float(point.dep.dp), 1000, 8000))
 
 
-def main(n: int, seed: int) -> None:
+def main(n: int, seed: int, mixed: bool = False) -> None:
     rng = np.random.default_rng(seed)
     rows = []
     while len(rows) < n:
@@ -47,6 +48,8 @@ def main(n: int, seed: int) -> None:
             scenario="disaggregated",
             request_rate=1e-3,
         )
+        if mixed:
+            values["prefill_gpu"] = str(rng.choice(CONFIGS["gpu"]))
         utilization = float(rng.uniform(0.1, 0.9))
         point = design_point(**design_inputs(values))
         if not bool(evaluate_point(point).feasible):
@@ -57,7 +60,8 @@ def main(n: int, seed: int) -> None:
         errors = compare(point, requests_for(point, 30_000), seed=len(rows))
         rows.append(errors)
         cells = " ".join(f"{k} {v:+6.1%}" for k, v in errors.items() if k != "utilization")
-        shown = {k: values[k] for k in ("model", "gpu", "profile", "tp", "prefill_tp", "prefill_instances", "dp")}
+        keys = ("model", "gpu", "prefill_gpu", "profile", "tp", "prefill_tp", "prefill_instances", "dp")
+        shown = {k: values[k] for k in keys if k in values}
         lengths = f"{values['input_len']}/{values['output_len']}"
         print(
             f"{len(rows):3d} {shown} {lengths} u={errors['utilization']:.2f} {cells} ({time.time() - start:.0f} s)",
@@ -67,4 +71,4 @@ def main(n: int, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0, "mixed" in sys.argv[3:])
