@@ -6,10 +6,8 @@ resolved on the prefill GPU, the engine's sweep over the axis, and explain namin
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-import numpy as np
 import pytest
 
 from grids.axes import AXES, design_inputs
@@ -17,29 +15,9 @@ from grids.errors import SpecError
 from grids.gpus import load_gpus
 from kernels.disaggregated import kv_transfer, same_gpu
 from kernels.ownership import owned_cost
-from kernels.point import Metrics, design_point, evaluate_point
+from kernels.point import Metrics, evaluate_point
 from sweep.bench.simulate import compare
-
-f64 = np.float64
-
-
-def point(**values):
-    """Llama 3.3 70B at 2k/128, vLLM profile: 2 prefill instances of tp 4, 2 decode ranks of tp 4
-    on H100 SXM, 1 request/s (tests/kernels/test_disaggregated.py's point); ``values`` override."""
-    base = dict(
-        model="llama-3.3-70b",
-        gpu="h100-sxm",
-        profile="vllm",
-        tp=4,
-        input_len=2048,
-        output_len=128,
-        scenario="disaggregated",
-        request_rate=1.0,
-        prefill_instances=2,
-        prefill_tp=4,
-        dp=2,
-    )
-    return design_point(**design_inputs({**base, **values}))
+from tests.kernels.test_disaggregated import at_rate, point
 
 
 def explained(**values):
@@ -49,10 +27,6 @@ def explained(**values):
     base = dict(scenario="disaggregated", request_rate=1.0, prefill_instances=2, prefill_tp=4, dp=2, profile="vllm")
     values = {**base, **values}
     return explain("llama-3.3-70b", values.pop("gpu", "h100-sxm"), 4, 1, 2048, 128, **values)
-
-
-def at_rate(p, rate: float):
-    return p._replace(wl=dataclasses.replace(p.wl, request_rate=f64(rate)))
 
 
 def same(a: Metrics, b: Metrics) -> None:
