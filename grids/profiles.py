@@ -127,6 +127,15 @@ TERMS: dict[str, Term] = {
         default=0.0,
         default_source="embedding and LM head in the weight format",
     ),
+    "pcie_latency_extra_s": Term(
+        "s",
+        0.0,
+        1e-3,
+        "latency one collective or transfer adds between GPUs linked over PCIe (through the host or a PCIe "
+        "switch, no NVLink) beyond allreduce_latency_s",
+        default=0.0,
+        default_source="the same latency over every fabric",
+    ),
 }
 assert tuple(TERMS) == tuple(f.name for f in dataclasses.fields(EngineProfile))
 

@@ -259,6 +259,7 @@ class EngineProfile:
     head_16bit: (
         Leaf  # 1.0: embedding table and LM head stay 16-bit under narrower weight formats; 0.0: in the weight format
     )
+    pcie_latency_extra_s: Leaf  # latency one collective adds over PCIe beyond allreduce_latency_s [s]
 
 
 @_pytree

@@ -160,6 +160,7 @@ ARTICLE = dict(
     attn_bf16_peak=0,
     mem_reserved_bytes=0,
     head_16bit=0,
+    pcie_latency_extra_s=0,
 )
 # The article's profile with causal attention, a ring all-reduce and no embedding read: the
 # roofline a hand calculation follows.

@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 
 from grids.profiles import TERMS, load_profile
+from kernels.comm import comm_time
 from kernels.memory import memory_plan
 from kernels.roofline import attention_peak_flop_per_s, prefill_terms, prompt_attention_efficiency, weight_read_s
 from tests import specs
@@ -76,9 +77,24 @@ def test_a_16_bit_head_under_fp8_weights():
     ) == (float(memory_plan(bf16.model, bf16.gpu, bf16.dep, bf16.profile, f64(1.0)).weight_bytes_per_gpu))
 
 
+def test_pcie_latency_adds_per_ring_step_over_pcie_only():
+    # 2 L = 160 all-reduces of Llama 3.3 70B at TP 4, each alpha over NVLink, alpha + 20 us per
+    # step of a ring, 2 (P - 1) = 6 steps, over PCIe.
+    nvlink = specs.point(p=specs.ROOFLINE, tp=4, batch=1)
+    pcie = specs.point(g=dict(specs.H100, link_kind=1, link_bytes_per_s=32e9), p=specs.ROOFLINE, tp=4, batch=1)
+    for pt, extra in ((nvlink, 0.0), (pcie, 160 * 6 * 20e-6)):
+        plain = comm_time(pt.model, pt.gpu, pt.dep, _with(pt, allreduce_latency_s=5e-6), f64(1.0))
+        slow = comm_time(
+            pt.model, pt.gpu, pt.dep, _with(pt, allreduce_latency_s=5e-6, pcie_latency_extra_s=20e-6), f64(1.0)
+        )
+        assert float(plain.latency_s) == pytest.approx(160 * 5e-6, rel=1e-12)
+        assert float(slow.latency_s - plain.latency_s) == pytest.approx(extra, abs=1e-15)
+        assert float(slow.bandwidth_s) == float(plain.bandwidth_s)
+
+
 @pytest.mark.parametrize("name", ["vllm", "vllm-h100", "lmdeploy", "article", "roofline"])
 def test_profiles_without_the_terms_keep_their_behaviour(name):
     entry = load_profile(name)
-    for term in ("attn_len_half", "attn_bf16_peak", "mem_reserved_bytes", "head_16bit"):
+    for term in ("attn_len_half", "attn_bf16_peak", "mem_reserved_bytes", "head_16bit", "pcie_latency_extra_s"):
         assert TERMS[term].default == 0.0
         assert float(getattr(entry.spec, term)) == 0.0

@@ -127,6 +127,7 @@ def profiles(draw) -> dict:
         attn_bf16_peak=0.0,
         mem_reserved_bytes=0.0,
         head_16bit=0.0,
+        pcie_latency_extra_s=0.0,
     )
 
 
