@@ -28,6 +28,10 @@ class Term:
     lower: float
     upper: float
     meaning: str
+    # A term added after profiles were written: its value where a profile file does not list it,
+    # the behaviour from before the term existed, and the source that value carries.
+    default: float | None = None
+    default_source: str = ""
 
 
 TERMS: dict[str, Term] = {
@@ -87,6 +91,51 @@ TERMS: dict[str, Term] = {
         math.inf,
         "the engine's limit on tokens in one step, prompt chunks and decodes together (inf: none)",
     ),
+    "attn_len_half": Term(
+        "token",
+        0.0,
+        1e5,
+        "prompt length L at which a prompt's attention runs at half attn_eff: e(L) = attn_eff L / (L + L_half), "
+        "the fixed cost of each query tile amortised over the keys it visits (0: constant attn_eff)",
+        default=0.0,
+        default_source="constant attention efficiency (no length dependence)",
+    ),
+    "attn_bf16_peak": Term(
+        "1",
+        0.0,
+        1.0,
+        "1: attention (QK^T, softmax, AV) runs at the 16-bit tensor peak whatever the weights' compute format; "
+        "0: at the compute format's peak",
+        default=0.0,
+        default_source="attention at the compute format's peak",
+    ),
+    "mem_reserved_bytes": Term(
+        "byte",
+        0.0,
+        1e11,
+        "memory per GPU the engine holds beside the weights and the KV cache (CUDA context, runtime and "
+        "decoder buffers, activation workspace), taken before the KV cache's share kv_free_frac",
+        default=0.0,
+        default_source="nothing held beside weights and KV cache (within mem_usable_frac)",
+    ),
+    "head_16bit": Term(
+        "1",
+        0.0,
+        1.0,
+        "1: the embedding table and the LM head stay in 16 bits when the other weights are stored narrower "
+        "(fp8, int4: post-training quantization leaves them out); 0: stored in the weight format",
+        default=0.0,
+        default_source="embedding and LM head in the weight format",
+    ),
+    "pcie_latency_extra_s": Term(
+        "s",
+        0.0,
+        1e-3,
+        "latency one collective or transfer adds between GPUs linked over PCIe (through the host or a PCIe "
+        "switch, no NVLink) beyond allreduce_latency_s",
+        default=0.0,
+        default_source="the same latency over every fabric",
+    ),
 }
 assert tuple(TERMS) == tuple(f.name for f in dataclasses.fields(EngineProfile))
 
@@ -132,6 +181,8 @@ def spec_from_terms(where: str, terms: dict[str, Any]) -> EngineProfile:
     values = {}
     for name, term in TERMS.items():
         entry = terms.get(name)
+        if entry is None and term.default is not None:
+            entry = {"value": term.default, "source": term.default_source}
         if not isinstance(entry, dict):
             raise SpecError(f"{where}: missing term '{name}' ({{ value = ..., source = \"...\" }})")
         text(f"{where} term '{name}'", entry, "source")
@@ -165,6 +216,13 @@ def load_profile(name_or_path: str) -> ProfileEntry:
         if not isinstance(data.get(key, ""), str):
             raise SpecError(f"{path}: '{key}' must be a string")
     return ProfileEntry(path.stem, path, data, spec_from_terms(str(path), terms))
+
+
+def term_source(entry: ProfileEntry, name: str) -> str:
+    """The source of term ``name`` in a profile: as its file states it, or the term's default
+    source where the file predates the term (``Term.default``)."""
+    listed = entry.data["terms"].get(name)
+    return listed["source"] if isinstance(listed, dict) else TERMS[name].default_source
 
 
 def _toml_value(value: float) -> str:

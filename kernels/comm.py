@@ -103,7 +103,8 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
       + (pp - 1) ( alpha + n D b / W_pipe )                  pipeline stage boundaries
 
     f = 2 for a ring all-reduce (reduce-scatter then all-gather each move (P-1)/P of the message);
-    f = 1 is the article's count. alpha is the latency of one message (``allreduce_latency_s``).
+    f = 1 is the article's count. alpha is the latency of one message (``allreduce_latency_s``,
+    ``message_latency_s``).
     Dispatch and combine each send a GPU's 1/P share of the rank's tokens to k experts, (N-1)/N
     of which live elsewhere (uniform routing). A pipeline passes the tokens' activations (D
     values each) from stage to stage, over the network once the P * pp GPUs span nodes.
@@ -117,8 +118,28 @@ def comm_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EnginePr
     hops = dep.pp - 1.0
     p2p_bw = _unless_none(hops, hops * message / group_link_bytes_per_s(gpu, profile, dep.tp * dep.pp))
     bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, message) + a2a_bw + p2p_bw
-    latency = (n_ar + a2a + hops) * profile.allreduce_latency_s
+    latency = n_ar * allreduce_latency_s(gpu, dep, profile) + (a2a + hops) * message_latency_s(gpu, profile)
     return CommTime(bandwidth, latency, bandwidth + latency)
+
+
+def pcie_latency_s(gpu: GPUSpec, profile: EngineProfile) -> Scalar:
+    """Latency one step of a collective adds between GPUs linked over PCIe, beyond the fabric's
+    own (``pcie_latency_extra_s``): it crosses the host's root complex or a PCIe switch, where
+    NVLink and Infinity Fabric link the GPUs directly; 0 on those [s]."""
+    return xp.where(gpu.link_kind == 1.0, profile.pcie_latency_extra_s, 0.0)
+
+
+def message_latency_s(gpu: GPUSpec, profile: EngineProfile) -> Scalar:
+    """alpha of one point-to-point transfer or all-to-all [s]: ``allreduce_latency_s`` plus one
+    PCIe step (``pcie_latency_s``)."""
+    return profile.allreduce_latency_s + pcie_latency_s(gpu, profile)
+
+
+def allreduce_latency_s(gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> Scalar:
+    """alpha of one all-reduce over the P GPUs [s]: ``allreduce_latency_s`` plus, over PCIe, one
+    ``pcie_latency_s`` per step of a ring, 2 (P - 1) (reduce-scatter then all-gather: NCCL's ring,
+    Patarasuk & Yuan 2009; over NVLink TensorRT-LLM's custom all-reduce is one step)."""
+    return profile.allreduce_latency_s + 2.0 * (dep.tp - 1.0) * pcie_latency_s(gpu, profile)
 
 
 def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile, tokens: Scalar) -> CommTime:
@@ -126,5 +147,5 @@ def allreduce_time(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Eng
     term, reported per token)."""
     n_ar = xp.where(dep.tp > 1.0, ALLREDUCES_PER_BLOCK * model.n_layers, 0.0)
     bandwidth = _allreduce_bandwidth_s(gpu, dep, profile, n_ar, tokens * model.d_model * dep.act_bytes_per_elem)
-    latency = n_ar * profile.allreduce_latency_s
+    latency = n_ar * allreduce_latency_s(gpu, dep, profile)
     return CommTime(bandwidth, latency, bandwidth + latency)

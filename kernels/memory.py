@@ -13,7 +13,13 @@ from typing import NamedTuple
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.comm import expert_group
-from kernels.params import head_weight_bytes_per_gpu, is_mla, weight_bytes_per_gpu
+from kernels.params import (
+    head_extra_bytes_per_param,
+    head_weight_bytes_per_gpu,
+    is_mla,
+    param_counts,
+    weight_bytes_per_gpu,
+)
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec
 
 
@@ -75,7 +81,7 @@ class MemoryPlan(NamedTuple):
     weight_bytes_per_gpu: Scalar  # M_w,gpu: M_w / P without pipeline or expert parallelism [byte]
     kv_bytes_per_token_per_gpu: Scalar  # m_kv / pp, inside every window [byte/token]
     kv_bytes_per_seq_per_gpu: Scalar  # one sequence of T tokens, its stage's layers, less the shared prefix [byte]
-    kv_budget_bytes_per_gpu: Scalar  # f_kv (u * M_gpu - M_w,gpu), may be negative [byte]
+    kv_budget_bytes_per_gpu: Scalar  # f_kv (u * M_gpu - M_w,gpu - M_r), may be negative [byte]
     max_batch: Scalar  # sequences of T tokens per micro-batch that fit, capped by the engine's limit [sequence]
     weights_fit: BoolScalar  # the weights alone fit in usable memory
     kv_shared_bytes_per_gpu: Scalar  # the cached prefix, held once for all sequences [byte]
@@ -99,14 +105,16 @@ def memory_plan(
 ) -> MemoryPlan:
     """Split usable memory between weights and KV cache and find the largest batch.
 
-    B_max = min( floor((f_kv (u * M_gpu - M_w,gpu) - M_seq(c)) / (pp * (M_seq(T) - M_seq(c)))), B_engine )
+    B_max = min( floor((f_kv (u * M_gpu - M_w,gpu - M_r) - M_seq(c)) / (pp * (M_seq(T) - M_seq(c)))), B_engine )
     per micro-batch
 
     u is the usable fraction of device memory (``mem_usable_frac``: vLLM's
     gpu_memory_utilization), f_kv the share of what the weights leave that the engine gives the
-    KV cache (``kv_free_frac``: TensorRT-LLM's kv_cache_free_gpu_memory_fraction), B_engine the engine's limit
+    KV cache (``kv_free_frac``: TensorRT-LLM's kv_cache_free_gpu_memory_fraction), M_r what the
+    engine holds beside weights and KV cache (``mem_reserved_bytes``), B_engine the engine's limit
     on sequences in flight (``max_num_seqs``), M_seq(T) one sequence's KV cache per GPU (its
-    stage's L/pp layers), M_w,gpu the weights per GPU (``weight_bytes_per_gpu``). The
+    stage's L/pp layers), M_w,gpu the weights per GPU (``weight_bytes_per_gpu``; with the
+    profile's ``head_16bit``, the embedding and LM head in 16 bits, ``head_extra_bytes_per_param``). The
     article: on 2 x H100 the 141 GB of Llama 3.3 70B fill 88% of memory and leave 19 GB for KV cache.
 
     ``shared_len`` c: the cached prefix (``kernels.prefix``), one copy per GPU shared by all
@@ -119,6 +127,9 @@ def memory_plan(
     group = expert_group(dep)
     w = weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, dep.pp, group)
     w = w + head * head_weight_bytes_per_gpu(model, dep.weight_bytes_per_elem, dep.tp, group)
+    counts = param_counts(model)
+    extra = head_extra_bytes_per_param(dep.weight_bytes_per_elem, profile.head_16bit)
+    w = w + extra * (counts.embedding + counts.lm_head) / (dep.tp * dep.pp)
     head_kv = head * kv_elems_per_token_per_layer(model, dep.tp) * dep.kv_bytes_per_elem
     m_kv = kv_bytes_per_token_per_gpu(model, dep.tp, dep.kv_bytes_per_elem) / dep.pp + head_kv
 
@@ -127,7 +138,7 @@ def memory_plan(
 
     shared = m_seq(0.0 * seq_len if shared_len is None else shared_len)
     own = m_seq(seq_len) - shared
-    budget = profile.kv_free_frac * (profile.mem_usable_frac * gpu.hbm_bytes - w)
+    budget = profile.kv_free_frac * (profile.mem_usable_frac * gpu.hbm_bytes - w - profile.mem_reserved_bytes)
     # Each stage holds its layers' cache of all pp micro-batches: pp * B sequences, and the prefix once.
     fit = xp.floor(xp.maximum(budget - shared, 0.0) / (dep.pp * own))
     return MemoryPlan(w, m_kv, own, budget, xp.minimum(fit, profile.max_num_seqs), budget > 0.0, shared)

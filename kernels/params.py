@@ -119,6 +119,13 @@ def weight_bytes_per_gpu(
     return weight_bytes_per_elem * ((counts.total - counts.experts) / tp + counts.experts / expert_gpus) / pp
 
 
+def head_extra_bytes_per_param(weight_bytes_per_elem: Scalar, head_16bit: Scalar) -> Scalar:
+    """Bytes each embedding and LM-head parameter holds beyond the weight format, where the
+    engine keeps them in 16 bits (``EngineProfile.head_16bit``): 2 - b_w for narrower formats,
+    else 0 [byte]."""
+    return head_16bit * xp.maximum(2.0 - weight_bytes_per_elem, 0.0)
+
+
 def draft_model(model: ModelSpec) -> ModelSpec:
     """The multi-token-prediction (MTP) head of ``model``: one block (MoE if the model has MoE
     layers), full attention, the same widths, vocabulary and embeddings (DeepSeek-V3 report,

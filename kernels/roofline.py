@@ -16,7 +16,13 @@ from kernels._types import Scalar
 from kernels.comm import comm_time, expert_group, expert_group_tokens
 from kernels.flops import pass_flops
 from kernels.memory import kv_bytes_per_seq_per_gpu, kv_elems_per_token_per_layer, kv_heads_per_gpu
-from kernels.params import all_streamed_params, idle_expert_params, idle_experts, param_counts
+from kernels.params import (
+    all_streamed_params,
+    head_extra_bytes_per_param,
+    idle_expert_params,
+    idle_experts,
+    param_counts,
+)
 from kernels.prefix import cached_tokens, new_tokens, prefill_new_flops
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 
@@ -53,6 +59,25 @@ def kv_read_efficiency(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile:
     return profile.kv_bw_eff * work / (work + profile.kv_parallel_half)
 
 
+def attention_peak_flop_per_s(gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> Scalar:
+    """Peak of the P GPUs for attention math [FLOP/s]: the 16-bit tensor peak where the engine
+    computes attention in bf16/fp16 whatever format its weight matmuls use (``attn_bf16_peak``:
+    an fp8 model's QK^T and AV in 16-bit), else the compute format's (``peak_flop_per_s``)."""
+    own = peak_flop_per_s(gpu, dep.compute_dtype)
+    return dep.tp * xp.where(profile.attn_bf16_peak > 0.0, gpu.flop_per_s_bf16, own)
+
+
+def prompt_attention_efficiency(profile: EngineProfile, prompt_len: Scalar) -> Scalar:
+    """Achieved fraction of the attention peak in the prefill of a prompt of L tokens [1].
+
+    e_attn(L) = e_max L / (L + L_half): each query tile pays a fixed cost (loading Q, the softmax
+    epilogue, writing O) amortised over the keys it visits, which grow with L. L_half = 0 gives
+    the constant e_max. Measured (causal FlashAttention-2, bf16, Llama-70B heads, H100):
+    e_max = 0.354, L_half = 307 tokens (scripts/device/README.md, "Causal prefill attention").
+    """
+    return profile.attn_eff * prompt_len / (prompt_len + profile.attn_len_half)
+
+
 class PhaseTime(NamedTuple):
     """Time of a phase split into its roofline terms [s]."""
 
@@ -78,19 +103,24 @@ def weight_read_s(
     Every GPU reads its 1/P of the non-expert weights; of the routed experts only those the
     tokens touch are read, spread over N GPUs (P, or P * dp under expert parallelism, where the
     group's n_g = dp * n tokens share the experts). The pp stages of a pipeline read their 1/pp
-    of the layers one after the other for a micro-batch, so pp does not appear. ``tokens``
+    of the layers one after the other for a micro-batch, so pp does not appear. An LM head kept
+    in 16 bits (``head_16bit``) adds its bytes beyond b_w. ``tokens``
     defaults to the batch (a decode step); a dense model reads all weights whatever n.
     """
     tokens = dep.batch if tokens is None else tokens
     group = expert_group(dep)
     s_per_param = dep.weight_bytes_per_elem / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
-    experts = param_counts(model).experts
+    counts = param_counts(model)
+    experts = counts.experts
+    # The LM head (and a streamed embedding) kept in 16 bits under a narrower format: the bytes beyond b_w.
+    head = counts.lm_head + profile.reads_embedding * (1.0 - model.tied_embeddings) * counts.embedding
+    extra = head * head_extra_bytes_per_param(dep.weight_bytes_per_elem, profile.head_16bit) / dep.tp
     # Split so that only the idle experts' term depends on the tokens (a sweep's batch axis).
     return (
         (all_streamed_params(model, profile.reads_embedding) - experts) / dep.tp
         + experts / group
         - idle_expert_params(model) * idle_experts(model, expert_group_tokens(dep, tokens)) / group
-    ) * s_per_param
+    ) * s_per_param + extra / (gpu.hbm_bytes_per_s * profile.weight_bw_eff)
 
 
 class PrefillTerms(NamedTuple):
@@ -110,7 +140,7 @@ def prefill_terms(
 ) -> PrefillTerms:
     """Prefill of k prompts of I tokens, split over P GPUs.
 
-    T_math(k) = [ F_d (k n + n_half) / (n e_mm) + k F_attn / e_attn ] / (P * peak)
+    T_math(k) = [ F_d (k n + n_half) / (n e_mm) ] / (P * peak) + k F_attn / (e_attn(I) P * peak_attn)
     T_mem(k)  = weight read + k M_seq(I) / (e_kv W_hbm)        (the KV cache is written once)
 
     n = I - c: with a cached prefix of c tokens (``kernels.prefix``) only the n new tokens are
@@ -120,7 +150,8 @@ def prefill_terms(
     F_d = F_w + F_head + F_elem per prompt. The weight matmuls of k prompts run at
     e_mm(k I) = e_mm k I / (k I + n_half), so their time k F_d / e_mm(k I) is exactly affine in k.
     For MoE the weight read counts the experts the I tokens of one prompt touch: exact for one
-    prompt, a bound from below for k (almost every expert, once k I >> E / k).
+    prompt, a bound from below for k (almost every expert, once k I >> E / k). Attention runs at
+    e_attn(I) (``prompt_attention_efficiency``) of its own peak (``attention_peak_flop_per_s``).
     """
     f = prefill_new_flops(model, wl, profile.causal_attention)
     n = new_tokens(wl)
@@ -132,7 +163,9 @@ def prefill_terms(
     comm = comm_time(model, gpu, dep, profile, n)
     return PrefillTerms(
         dense * profile.matmul_tokens_half / (n * peak),
-        (dense + f.attention / profile.attn_eff) / peak,
+        dense / peak
+        + f.attention
+        / (prompt_attention_efficiency(profile, wl.input_len) * attention_peak_flop_per_s(gpu, dep, profile)),
         weight_read_s(model, gpu, dep, profile, n),
         (kv_write + prefix) / (gpu.hbm_bytes_per_s * profile.kv_bw_eff),
         comm.latency_s,
@@ -241,7 +274,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
     dense_s = (
         dep.batch * (dense.weights + dense.lm_head + dense.elementwise) / (matmul_efficiency(profile, dep.batch) * peak)
     )
-    attn_peak = profile.attn_eff * peak
+    attn_peak = profile.attn_eff * attention_peak_flop_per_s(gpu, dep, profile)
     per_token_s = dep.batch * per_pair / attn_peak
     per_window_token_s = dep.batch * per_window_pair / attn_peak
     kv_bw = gpu.hbm_bytes_per_s * kv_read_efficiency(model, gpu, dep, profile)

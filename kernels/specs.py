@@ -253,6 +253,15 @@ class EngineProfile:
     kv_paged: Leaf  # 1.0: KV pages allocated as sequences grow (PagedAttention); 0.0: I + O reserved per sequence
     max_num_seqs: Leaf  # the engine's limit on sequences in flight (inf: none) [sequence]
     max_num_tokens: Leaf  # the engine's limit on tokens in one step, prompts and decodes together (inf: none) [token]
+    attn_len_half: Leaf  # prompt length at which prefill attention runs at half attn_eff (0: constant) [token]
+    attn_bf16_peak: (
+        Leaf  # 1.0: attention math at the 16-bit tensor peak whatever compute_dtype; 0.0: at compute_dtype's
+    )
+    mem_reserved_bytes: Leaf  # per GPU beside weights and KV cache: CUDA context, buffers, activations [byte]
+    head_16bit: (
+        Leaf  # 1.0: embedding table and LM head stay 16-bit under narrower weight formats; 0.0: in the weight format
+    )
+    pcie_latency_extra_s: Leaf  # latency one collective adds over PCIe beyond allreduce_latency_s [s]
 
 
 @_pytree

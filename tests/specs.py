@@ -156,6 +156,11 @@ ARTICLE = dict(
     max_num_seqs=float("inf"),
     max_num_tokens=float("inf"),
     prefill_first_alone=0,
+    attn_len_half=0,
+    attn_bf16_peak=0,
+    mem_reserved_bytes=0,
+    head_16bit=0,
+    pcie_latency_extra_s=0,
 )
 # The article's profile with causal attention, a ring all-reduce and no embedding read: the
 # roofline a hand calculation follows.

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from grids.errors import SpecError
-from grids.profiles import TERMS, load_profile, write_profile
+from grids.profiles import TERMS, load_profile, term_source, write_profile
 from kernels.point import interval
 from kernels.specs import EngineProfile
 from sweep.calibration.fit import FIT_BOUNDS, errors, fit, row_weights
@@ -331,7 +331,7 @@ def calibrate(
             f"{', '.join(f'{v:g}' for v in grid[t])} {TERMS[t].units}: the least loss, the free terms fitted at each"
         )
         if t in grid
-        else base_entry.data["terms"][t]["source"]
+        else term_source(base_entry, t)
         for t in TERMS
     }
     overall = errors(pred, points.measured)
