@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.disaggregated import pool_gpus, pools
+from kernels.lengths import at_means
 from kernels.memory import Capacity
 from kernels.prefix import new_tokens
 from kernels.queueing import Load, no_load, served
@@ -407,8 +408,9 @@ def _disaggregated(
     """``disaggregated``: requests at random at request_rate, prompts on the prefill instances, the
     decoding on the dp ranks at request_rate / (pp dp) per micro-batch (``kernels.disaggregated``);
     runnable where the prefill instances fit and both pools and the links keep up. The decode
-    ranks' capacity is their own (no prompt tokens in their steps), not ``capacity``."""
-    p = pools(model, gpu, dep, wl, profile)
+    ranks' capacity is their own (no prompt tokens in their steps), not ``capacity``. Every request
+    at the mean lengths: the length spreads (``kernels.lengths``) are the poisson scenario's only."""
+    p = pools(model, gpu, dep, at_means(wl), profile)
     steps = decode_steps(wl)
     d = p.decode
     decode = PhaseTime(

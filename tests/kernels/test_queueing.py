@@ -26,7 +26,17 @@ CONFIGS = {
 }
 
 
-def poisson_point(model: str, gpu: str, profile: str, tp: int, input_len: int, output_len: int, rate: float = 1.0):
+def poisson_point(
+    model: str,
+    gpu: str,
+    profile: str,
+    tp: int,
+    input_len: int,
+    output_len: int,
+    rate: float = 1.0,
+    input_len_spread: float = 0.0,
+    output_len_spread: float = 0.0,
+):
     return design_point(
         **design_inputs(
             dict(
@@ -38,6 +48,8 @@ def poisson_point(model: str, gpu: str, profile: str, tp: int, input_len: int, o
                 output_len=output_len,
                 scenario="poisson",
                 request_rate=rate,
+                input_len_spread=input_len_spread,
+                output_len_spread=output_len_spread,
             )
         )
     )
@@ -90,6 +102,72 @@ def test_closed_form_matches_simulation(config):
     for name in ("ttft", "tpot"):
         assert abs(errors[f"{name}_mean"]) <= 0.05 * slack, (config, errors)
         assert abs(errors[f"{name}_p90"]) <= 0.10 * slack, (config, errors)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=1,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+@given(configurations(), st.floats(0.0, 0.9), st.floats(0.0, 0.9))
+def test_closed_form_matches_simulation_with_spread_lengths(config, input_spread, output_spread):
+    """The same targets with each request's lengths drawn uniform about the means (kernels.lengths)."""
+    model, gpu, profile, tp, input_len, output_len, utilization = config
+    point = poisson_point(model, gpu, profile, tp, input_len, output_len, 1.0, input_spread, output_spread)
+    if not bool(evaluate_point(at_rate(point, 1e-3)).feasible):
+        return
+    point = at_rate(point, utilization * highest_rate(point))
+    errors = compare(point, requests_for(point), seed=0)
+    slack = 1.0 if utilization <= 0.8 else 2.0
+    for name in ("ttft", "tpot"):
+        assert abs(errors[f"{name}_mean"]) <= 0.05 * slack, (config, input_spread, output_spread, errors)
+        assert abs(errors[f"{name}_p90"]) <= 0.10 * slack, (config, input_spread, output_spread, errors)
+
+
+# Fixed lengths before the length spreads existed (commit bba0370, `float.hex` of evaluate_point):
+# one chunked-prefill point (vllm) and one without (lmdeploy).
+FIXED_LENGTHS = {
+    ("llama-3.3-70b", "h100-sxm", "vllm", 4, 3978, 256, 2.0): {
+        "ttft_s": "0x1.49be007696ac1p-1",
+        "ttft_p90_s": "0x1.31d8067108781p+0",
+        "tpot_s": "0x1.6ecc6a4bbcd24p-4",
+        "tpot_p90_s": "0x1.d84ea4ed238f8p-4",
+        "e2e_p90_s": "0x1.e1286422a103cp+4",
+        "utilization": "0x1.8baa5853537bap-1",
+    },
+    ("mixtral-8x7b", "h200", "lmdeploy", 8, 2423, 405, 2.0): {
+        "ttft_s": "0x1.159162b9e1456p-5",
+        "ttft_p90_s": "0x1.2db22f8d1606fp-5",
+        "tpot_s": "0x1.2aa3f784a2a59p-7",
+        "tpot_p90_s": "0x1.392b6cd381deep-7",
+        "e2e_p90_s": "0x1.f2921c93639bap+1",
+        "utilization": "0x1.20495f3cf9736p-2",
+    },
+}
+
+
+@pytest.mark.parametrize("config", list(FIXED_LENGTHS))
+def test_spread_zero_gives_the_fixed_lengths_numbers_exactly(config):
+    m = evaluate_point(poisson_point(*config, input_len_spread=0.0, output_len_spread=0.0))
+    for name, value in FIXED_LENGTHS[config].items():
+        assert float(getattr(m, name)) == float.fromhex(value), name
+
+
+def test_spread_lengths_widen_the_percentiles_not_the_means():
+    """Spread outputs: a request's decode time spreads with its own length, so p90 e2e grows by
+    about the p90 of the uniform's extra tokens; the means (Little's law on E[O]) barely move."""
+    base = dict(model="llama-3.3-70b", gpu="h100-sxm", profile="vllm", tp=4, input_len=2048, output_len=300, rate=2.0)
+    fixed = evaluate_point(poisson_point(**base))
+    spread = evaluate_point(poisson_point(**base, input_len_spread=0.6, output_len_spread=0.6))
+    assert float(spread.tpot_s) == pytest.approx(float(fixed.tpot_s), rel=0.01)
+    assert float(spread.e2e_s) == pytest.approx(float(fixed.e2e_s), rel=0.01)
+    # e2e = TTFT + (O' - 1) TPOT with O' uniform on 300 (1 +- 0.6): its p90 is near 300 (1 + 0.8 0.6) TPOT
+    expected = float(fixed.ttft_s) + (300 * (1 + 0.8 * 0.6) - 1) * float(fixed.tpot_s)
+    assert float(spread.e2e_p90_s) == pytest.approx(expected, rel=0.05)
+    assert float(spread.ttft_p90_s) > float(fixed.ttft_p90_s)
 
 
 def test_p90_ttft_grows_without_bound_towards_capacity():
