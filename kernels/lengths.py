@@ -26,6 +26,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import numpy as np
+
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.roofline import DecodeStep, PhaseTime, PrefillTerms, _step_phase, decode_step_mean, window_context_sum
@@ -77,6 +79,13 @@ def strata_mean(centre: T, strata: Sequence[T]) -> T:
     return xp.tree_map(one, centre, *strata)
 
 
+def surely_zero(value: Any, below: float = 0.0) -> bool:
+    """True where ``value`` is a host number (numpy evaluation, not a JAX trace) at most ``below``:
+    there a mixture whose parts all coincide is skipped; traced (a sweep), every part is computed
+    and the mixture gives the same numbers."""
+    return isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0 and float(value) <= below
+
+
 def fixed(wl: Workload) -> BoolScalar:
     """Every request of the same lengths (both spreads 0)."""
     return (wl.input_len_spread <= 0.0) & (wl.output_len_spread <= 0.0)
@@ -91,13 +100,15 @@ def decode_mean(step: DecodeStep, wl: Workload) -> PhaseTime:
         s = step(E[O' (I' + (O' - 1) / 2)] / E[O'],  E[sum_t min(t, W)] / E[O'])
 
     (``decode_step_mean`` at fixed lengths, which it returns exactly where the spreads are 0)."""
+    plain = decode_step_mean(step, wl.input_len, wl.output_len)
+    if surely_zero(wl.input_len_spread) and surely_zero(wl.output_len_spread):
+        return plain
     ins = points(wl.input_len, wl.input_len_spread)
     outs = points(wl.output_len, wl.output_len_spread)
     per_request = mean(outs)
     context = mean([mean([o * (i + 0.5 * (o - 1.0)) for i in ins]) for o in outs]) / per_request
     window = mean([mean([window_context_sum(step, i, o) for i in ins]) for o in outs]) / per_request
     mixed = _step_phase(step, context, window)
-    plain = decode_step_mean(step, wl.input_len, wl.output_len)
     same = fixed(wl)
     return xp.tree_map(lambda a, b: xp.where(same, a, b), plain, mixed)
 

@@ -20,7 +20,11 @@ Two approximations make it closed form:
 
 1. Mean field in the decoders. The number of decoding sequences n is its mean n_bar, from Little's
    law n_bar = lambda (O - 1) tau, tau the mean time per output token a request sees, solved by
-   bisection; a request sees itself on top of the others (``palm``: + dD/dn).
+   bisection; a request sees itself on top of the others (``palm``: + dD/dn). n fluctuates about
+   n_bar with the feedback gain g = lambda (O - 1) dtau/dn: one more decoder lengthens the steps,
+   a longer step gathers more prompts and their work lengthens the next, so tau moves by the
+   chain's whole response (the chain at n_bar + 1 against n_bar), not by dD/dn alone; near
+   saturation, where prompts take most of the time, that response is several times dD/dn.
 2. Prompts per step are a Markov chain. The N_j prompts arriving during step j are Poisson with
    mean lambda s(N_{j-1}), so N_j -> N_{j+1} has P(N' | N) = Poisson(N'; lambda s(N)); truncated at
    ``STATES`` prompts per step, its stationary distribution pi is solved exactly (one linear system).
@@ -30,8 +34,12 @@ O - 1 steps, plus the spread of n over its life: Var = 2 n_bar / 3 for a Poisson
 fixed-length lives); TTFT's exact distribution under the chain: an arrival lands uniformly in a
 step it finds (length-biased, s(N) pi(N)) and is served by the next, which carries it and the
 Poisson(lambda s) others of its step; an arrival that finds the engine empty (probability
-exp(-lambda e2e), the M/G/inf population) is served at once, P(1). The end-to-end time is TTFT plus
-a normal decode time. Percentiles invert these distributions by bisection.
+exp(-lambda e2e), the M/G/inf population) is served at once, P(1). An arrival that finds every
+seat taken waits for one to free: with n about normal (n_bar, m sigma_k^2 / (1 - g)), the
+requests waiting beyond the S seats are E[(n - S)^+] and by Little's law each arrival waits that
+over lambda on average, the share P(n >= S) of them that over the share (a wait added to TTFT and
+e2e). The end-to-end time is TTFT plus a normal decode time. Percentiles invert these
+distributions by bisection.
 
 Sustainable: the mean-field fixed point exists, the decoders' 99th percentile (normal
 approximation of a Poisson count) fits the capacity, and the chain keeps below ``STATES`` prompts
@@ -316,7 +324,11 @@ def served(
     percentiles of TTFT and e2e are NaN and not computed (a decode instance's caller has its own)."""
     rate = wl.request_rate / (dep.pp * dep.dp)
     one = xp.ones_like(dep.batch)
-    if terms is None:
+    fixed_prompts = lengths.surely_zero(wl.input_len_spread)
+    fixed_outputs_known = lengths.surely_zero(wl.output_len_spread)
+    if terms is None and fixed_prompts:
+        own = [prefill_terms(model, gpu, _batch(dep, one), wl, profile)] * len(lengths.EDGES)
+    elif terms is None:
         prompt_lens = lengths.points(wl.input_len, wl.input_len_spread)
         own = [
             prefill_terms(model, gpu, _batch(dep, one), dataclasses.replace(wl, input_len=i), profile)
@@ -332,27 +344,34 @@ def served(
     steps = xp.maximum(wl.output_len - 1.0, 1.0)
     seats = xp.maximum(capacity.staggered, 1.0)
 
-    def slope(c: Chain, n: Scalar) -> Scalar:
-        """dD/dn: what one more decoding sequence adds to a step [s]."""
-        upper = lengths.decode_mean(serving_step(model, gpu, _batch(dep, xp.maximum(n, 1e-3) + 1.0), profile), wl)
-        return upper.total_s - c.decode.total_s
+    def slope(c: Chain, n: Scalar) -> tuple[Scalar, Scalar]:
+        """What one more decoding sequence adds [s]: to a decode step, dD/dn, and to the mean time
+        per token, dtau/dn, the prompts' response included: its decode work lengthens every step,
+        a longer step gathers more prompts (lambda s per step) and their work lengthens the next,
+        so the chain's mean moves by more than dD/dn (about dD/dn / (1 - the prompts' share of the
+        time) where they bind): the chain at n + 1 against the chain at n."""
+        upper = chain(model, gpu, dep, wl, profile, terms, rate, xp.maximum(n, 1e-3) + 1.0)
+        return upper.decode.total_s - c.decode.total_s, upper.per_token_s - c.per_token_s
 
     def gain(dn: Scalar) -> Scalar:
         return xp.clip(rate * tokens * dn, 0.0, MAX_GAIN)
 
-    def seen(c: Chain, n: Scalar) -> tuple[Scalar, Scalar]:
-        """Mean time per token a request sees, E[n s] / E[n]: the mean step plus Cov(n, s) / n_bar,
-        and dD/dn. The decoders are the new ones of the last m = O - 1 steps (the prompts
-        carried), fed back with gain g: Var(n) = m sigma_k^2 / (1 - g) (sigma_k^2 the prompts'
-        asymptotic variance; m sigma_k^2 = n_bar for Poisson arrivals per step), which lengthens
-        each step by dD/dn; and a step's prompts correlate with the recent ones that made n:
-        Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 - g))."""
-        dn = slope(c, n)
-        g = gain(dn)
+    def seen(c: Chain, n: Scalar) -> tuple[Scalar, Scalar, Scalar]:
+        """Mean time per token a request sees, E[n s] / E[n]: the mean step plus Cov(n, s) / n_bar;
+        and dtau/dn and the gain g. The decoders are the new ones of the last m = O - 1 steps (the
+        prompts carried), fed back with gain g = lambda m dtau/dn (the prompts' response
+        included: a longer step gathers more prompts, so more decoders): Var(n) = m sigma_k^2 /
+        (1 - g) (sigma_k^2 the prompts' asymptotic variance; m sigma_k^2 = n_bar for Poisson
+        arrivals per step), which lengthens each decode by dD/dn; and a step's prompts correlate
+        with the recent ones that made n, Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 - g)), the
+        prompts' part of Cov(n, s) (their response to n is in it: dtau/dn here would count it
+        twice)."""
+        dn, total = slope(c, n)
+        g = gain(total)
         var_n = steps * c.prompts_var_sum / (1.0 - g)
         cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g)
         excess_s = (dn * var_n + c.slope_s * cov_nk) / xp.maximum(n, 1e-3)
-        return c.per_token_s + xp.minimum(excess_s, dn * var_n), dn
+        return c.per_token_s + xp.minimum(excess_s, dn * var_n), total, g
 
     def excess(n: Scalar) -> Scalar:
         c = chain(model, gpu, dep, wl, profile, terms, rate, n)
@@ -386,8 +405,9 @@ def served(
     )
     n = secant(lo, hi, f_lo, f_hi)
     c = chain(model, gpu, dep, wl, profile, terms, rate, n)
-    tpot, dn = seen(c, n)
-    g = gain(dn)
+    # A request's own mean step responds to the mean of n over its life by dtau/dn: n moves
+    # slowly (over m steps), the chain follows it within a few.
+    tpot, dn, g = seen(c, n)
     # A request's mean step over its m steps: the prompts' own (chain) part, the decoders' part
     # (n averaged over its life: m sigma_k^2 V(g)), and their covariance.
     decoders_var = c.prompts_var_sum * window_variance(g)  # n's part, per step of life: m V(g) at fixed lives
@@ -421,7 +441,17 @@ def served(
     busy_ttft = xp.sum(weights * (rest_mean + next_mean[None, :]))
     decode_total = tokens * tpot
     empty = xp.exp(-rate * (busy_ttft + decode_total))
-    ttft = empty * first.total_s + (1.0 - empty) * busy_ttft
+    # Admission: the sequences in flight beyond the seats wait for one to finish. n is about
+    # normal, mean n_bar and the variance its feedback gives, m sigma_k^2 / (1 - g); the requests
+    # waiting E[(n - S)^+] = sd G((n_bar - S) / sd), and each arrival waits that over lambda on
+    # average (Little's law), those that wait (P(n >= S)) that over the share that waits.
+    decoders_sd = xp.sqrt(xp.maximum(steps * c.prompts_var_sum / (1.0 - g), 1e-30))
+    beyond_seats = (n - seats) / decoders_sd
+    admission_s = decoders_sd * _ramp_integral(beyond_seats) / xp.maximum(rate, 1e-30)
+    waiting = norm_cdf(beyond_seats)
+    # the wait of an arrival that waits [s] (0 where hardly any waits)
+    queued_s = xp.where(waiting > 1e-9, admission_s / xp.maximum(waiting, 1e-9), 0.0)
+    ttft = empty * first.total_s + (1.0 - empty) * busy_ttft + admission_s
     e2e = ttft + decode_total
     decode_sd = xp.maximum(tokens * tpot_sd, 1e-9 * (e2e + 1e-30))
     # per stratum of O': its decode time, normal, its width's spread (uniform) added in variance
@@ -437,9 +467,19 @@ def served(
     ]
     levels: Any = _like(QUANTILES, ttft)
 
+    no_wait = lengths.surely_zero(waiting, 1e-9)
+
     def ttft_cdf(t: Vector) -> Vector:
+        if no_wait:
+            return ttft_free_cdf(t)
+        return (1.0 - waiting) * ttft_free_cdf(t) + waiting * ttft_free_cdf(t - queued_s)
+
+    def ttft_free_cdf(t: Vector) -> Vector:
         width = c.durations[None, :, None]
         frac = (t[:, None, None] - c.next_durations[None, None, :]) / width
+        if fixed_prompts:
+            busy = xp.sum(weights[None] * xp.clip(frac, 0.0, 1.0), axis=(1, 2))
+            return empty * xp.where(t >= first.total_s, 1.0, 0.0) + (1.0 - empty) * busy
         strata = [
             lengths.uniform_ramp(t[:, None, None], width, own_next[a][None, None, :], own_next[b][None, None, :])
             for a, b in lengths.STRATA
@@ -458,7 +498,14 @@ def served(
         return empty * alone + (1.0 - empty) * busy
 
     def e2e_cdf(t: Vector) -> Vector:
+        if no_wait:
+            return e2e_free_cdf(t)
+        return (1.0 - waiting) * e2e_free_cdf(t) + waiting * e2e_free_cdf(t - queued_s)
+
+    def e2e_free_cdf(t: Vector) -> Vector:
         centre = e2e_given(t, c.next_durations, decode_total, decode_sd)
+        if fixed_outputs_known and fixed_prompts:
+            return centre
         return lengths.strata_mean(
             centre, [e2e_given(t, next_mean, x, sd) for x, sd in zip(decode_totals, decode_sds, strict=True)]
         )
@@ -476,12 +523,12 @@ def served(
         0.0,
     )
     if first_token_percentiles:
-        ttft_q = invert(ttft_cdf, 0.0 * ttft, first_top, levels)
-        e2e_q = invert(e2e_cdf, 0.0 * e2e, first_top + decode_total + 10.0 * decode_sd + beyond, levels)
+        ttft_q = invert(ttft_cdf, 0.0 * ttft, first_top + queued_s, levels)
+        e2e_q = invert(e2e_cdf, 0.0 * e2e, first_top + queued_s + decode_total + 10.0 * decode_sd + beyond, levels)
     else:
         ttft_q = e2e_q = xp.nan * levels
     top_sd = xp.maximum(xp.maximum(tpot_sds[0], tpot_sds[-1]), tpot_sd)
-    mixed_q = invert(tpot_cdf, 0.0 * tpot, tpot + 10.0 * top_sd, levels)
+    mixed_q = tpot + 0.0 * levels if fixed_outputs_known else invert(tpot_cdf, 0.0 * tpot, tpot + 10.0 * top_sd, levels)
     tpot_q = [xp.where(fixed_outputs, tpot + z * tpot_sd, mixed_q[i]) for i, z in enumerate(Z)]
 
     held = n + SEATS_Z * xp.sqrt(n)

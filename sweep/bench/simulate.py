@@ -312,7 +312,7 @@ def error_summary(rows: list[dict[str, float]]) -> str:
     """The table the README quotes from ``compare``'s rows: per latency, the median, p90 and max of
     the absolute relative error, and the share within its target (5% for means, 10% for p90s)."""
     lines = [f"abs relative error over {len(rows)} configurations: median / p90 / max; share within target"]
-    for key in (k for k in rows[0] if k != "utilization"):
+    for key in (k for k in rows[0] if "utilization" not in k):
         e = np.abs([r[key] for r in rows])
         target = 0.05 if key.endswith("mean") else 0.10
         spread = f"{np.median(e):6.1%} {np.percentile(e, 90):6.1%} {e.max():6.1%}"
