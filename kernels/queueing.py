@@ -24,7 +24,9 @@ Two approximations make it closed form:
    n_bar with the feedback gain g = lambda (O - 1) dtau/dn: one more decoder lengthens the steps,
    a longer step gathers more prompts and their work lengthens the next, so tau moves by the
    chain's whole response (the chain at n_bar + 1 against n_bar), not by dD/dn alone; near
-   saturation, where prompts take most of the time, that response is several times dD/dn.
+   saturation, where prompts take most of the time, that response is several times dD/dn. It
+   sets the spread a request sees (TPOT's, the admission wait's); the mean's Palm excess keeps the
+   decode step's own gain (``served.seen``).
 2. Prompts per step are a Markov chain. The N_j prompts arriving during step j are Poisson with
    mean lambda s(N_{j-1}), so N_j -> N_{j+1} has P(N' | N) = Poisson(N'; lambda s(N)); truncated at
    ``STATES`` prompts per step, its stationary distribution pi is solved exactly (one linear system).
