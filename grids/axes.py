@@ -397,6 +397,32 @@ AXES: dict[str, Axis] = {
             readout=_scalar,
         ),
         Axis(
+            "input_len_spread",
+            "float",
+            "prompt length spread",
+            "1",
+            "r: each request's prompt length uniform on [input_len (1 - r), input_len (1 + r)], vLLM's random dataset "
+            "(benchmarks/benchmark_serving.py --random-range-ratio; kernels.lengths); poisson scenario, the others "
+            "take every prompt at input_len; 0: fixed",
+            _numeric("input_len_spread"),
+            default=0.0,
+            zero_allowed=True,
+            below=1.0,
+        ),
+        Axis(
+            "output_len_spread",
+            "float",
+            "output length spread",
+            "1",
+            "r: each request's output length uniform on [output_len (1 - r), output_len (1 + r)], vLLM's random "
+            "dataset (benchmarks/benchmark_serving.py --random-range-ratio; kernels.lengths); poisson scenario, the "
+            "others take every output at output_len; 0: fixed",
+            _numeric("output_len_spread"),
+            default=0.0,
+            zero_allowed=True,
+            below=1.0,
+        ),
+        Axis(
             "kv_link_bytes_per_s",
             "float",
             "KV transfer bandwidth",

@@ -363,6 +363,8 @@ def design_point(
     draft_tokens: Leaf,
     draft_acceptance: Leaf,
     cached_prefix_fraction: Leaf,
+    input_len_spread: Leaf,
+    output_len_spread: Leaf,
     usd_per_gpu_hour: Leaf,
     capex_usd_per_gpu: Leaf,
     capex_usd_per_node: Leaf,
@@ -399,6 +401,8 @@ def design_point(
       draft_tokens, draft_acceptance: speculative decoding with an MTP head, k tokens drafted per
         round, each accepted with probability a (``kernels.speculative``); k = 0: none.
       cached_prefix_fraction: f, the share of each prompt already in the prefix cache (``kernels.prefix``).
+      input_len_spread, output_len_spread: r, each request's prompt and output lengths uniform on
+        [L (1 - r), L (1 + r)] about input_len and output_len (``kernels.lengths``; poisson scenario).
       usd_per_gpu_hour: rental price of one GPU (of the decode pool's type) [USD/h]; NaN: the GPU's
         catalogue price.
       capex_usd_per_gpu: purchase price of one GPU (of that type) [USD]; NaN: the GPU's catalogue price.
@@ -448,6 +452,8 @@ def design_point(
         output_len=output_len,
         request_rate=request_rate,
         cached_prefix_fraction=cached_prefix_fraction,
+        input_len_spread=input_len_spread,
+        output_len_spread=output_len_spread,
     )
     return DesignPoint(model, priced, dep, wl, profile, own, prefill_gpu)
 
@@ -495,14 +501,16 @@ def capacity(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, prof
 
 def feasibility(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> BoolScalar:
     """Heads split evenly, every pipeline stage has a layer, the precision exists, prompt plus
-    output within the model's context, one sequence fits (whether the scenario can run the batch
-    is the scenario's own check)."""
+    output within the model's context (the longest, where the lengths are spread), one sequence
+    fits (whether the scenario can run the batch is the scenario's own check)."""
     plan = request_memory(model, gpu, dep, wl, profile)
     heads_split = xp.mod(model.n_heads, dep.tp) == 0.0
     stages_have_layers = dep.pp <= model.n_layers
     has_peak = xp.isfinite(peak_flop_per_s(gpu, dep.compute_dtype))
     fits = plan.weights_fit & (plan.max_batch >= 1.0)
-    in_context = wl.input_len + wl.output_len <= model.max_context
+    in_context = wl.input_len * (1.0 + wl.input_len_spread) + wl.output_len * (1.0 + wl.output_len_spread) <= (
+        model.max_context
+    )
     return heads_split & stages_have_layers & has_peak & in_context & fits
 
 

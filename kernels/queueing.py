@@ -1,7 +1,10 @@
 """Serving under random arrivals: requests at a rate, continuous batching, percentiles in closed form.
 
 One micro-batch of one rank receives requests as a Poisson process at lambda = request_rate /
-(pp dp), each of I prompt and O output tokens. The engine runs steps back to back while it has
+(pp dp), each of I prompt and O output tokens, or of lengths drawn uniform about those means
+(``kernels.lengths``: a step's prompts cost their mean, E[cost(I')], the decoders sit at their mean
+context, a request's TTFT mixes over its own prompt, its TPOT over its own output length and
+its e2e over both). The engine runs steps back to back while it has
 work (``sweep.bench.simulate`` is the same engine request by request, the oracle of the tests):
 
 - a step carries every decoding sequence (one token each) and every prompt that arrived during
@@ -17,7 +20,13 @@ Two approximations make it closed form:
 
 1. Mean field in the decoders. The number of decoding sequences n is its mean n_bar, from Little's
    law n_bar = lambda (O - 1) tau, tau the mean time per output token a request sees, solved by
-   bisection; a request sees itself on top of the others (``palm``: + dD/dn).
+   bisection; a request sees itself on top of the others (``palm``: + dD/dn). n fluctuates about
+   n_bar with the feedback gain g = lambda (O - 1) dtau/dn: one more decoder lengthens the steps,
+   a longer step gathers more prompts and their work lengthens the next, so tau moves by the
+   chain's whole response (the chain at n_bar + 1 against n_bar), not by dD/dn alone; near
+   saturation, where prompts take most of the time, that response is several times dD/dn. It
+   sets the spread a request sees (TPOT's, the admission wait's); the mean's Palm excess keeps the
+   decode step's own gain (``served.seen``).
 2. Prompts per step are a Markov chain. The N_j prompts arriving during step j are Poisson with
    mean lambda s(N_{j-1}), so N_j -> N_{j+1} has P(N' | N) = Poisson(N'; lambda s(N)); truncated at
    ``STATES`` prompts per step, its stationary distribution pi is solved exactly (one linear system).
@@ -27,8 +36,12 @@ O - 1 steps, plus the spread of n over its life: Var = 2 n_bar / 3 for a Poisson
 fixed-length lives); TTFT's exact distribution under the chain: an arrival lands uniformly in a
 step it finds (length-biased, s(N) pi(N)) and is served by the next, which carries it and the
 Poisson(lambda s) others of its step; an arrival that finds the engine empty (probability
-exp(-lambda e2e), the M/G/inf population) is served at once, P(1). The end-to-end time is TTFT plus
-a normal decode time. Percentiles invert these distributions by bisection.
+exp(-lambda e2e), the M/G/inf population) is served at once, P(1). An arrival that finds every
+seat taken waits for one to free: with n about normal (n_bar, m sigma_k^2 / (1 - g)), the
+requests waiting beyond the S seats are E[(n - S)^+] and by Little's law each arrival waits that
+over lambda on average, the share P(n >= S) of them that over the share (a wait added to TTFT and
+e2e). The end-to-end time is TTFT plus a normal decode time. Percentiles invert these
+distributions by bisection.
 
 Sustainable: the mean-field fixed point exists, the decoders' 99th percentile (normal
 approximation of a Poisson count) fits the capacity, and the chain keeps below ``STATES`` prompts
@@ -46,13 +59,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kernels import xp
+from kernels import lengths, xp
 from kernels._types import BoolScalar, Leaf, Matrix, Scalar, Vector
 from kernels.memory import Capacity
 from kernels.roofline import (
     PhaseTime,
     PrefillTerms,
-    decode_step_mean,
     prefill_pass,
     prefill_terms,
 )
@@ -145,27 +157,21 @@ def no_load(like: Scalar) -> Load:
     return Load(none, none, none, nan, nan)
 
 
-def step_durations(terms: PrefillTerms, decode: PhaseTime, chunked: Scalar, prompts: Vector) -> Vector:
+def step_durations(
+    terms: PrefillTerms, decode: PhaseTime, chunked: Scalar, prompts: Vector, own: PrefillTerms | None = None
+) -> Vector:
     """Duration of a step carrying ``prompts`` prompts beside the n decodes whose step is
     ``decode``: their sum under one roofline (chunked prefill), or, without it, a prefill pass
-    P(k) when k > 0 and the decode step when k = 0 [s]."""
-    mixed = (
-        decode.overhead_s
-        + xp.maximum(
-            decode.compute_s + prompts * terms.compute_per_prompt_s,
-            decode.memory_s + prompts * terms.memory_per_prompt_s,
-        )
-        + decode.comm_s
-        + prompts * terms.comm_per_prompt_s
-    )
+    P(k) when k > 0 and the decode step when k = 0 [s]. ``own``: one of the prompts costs its own
+    terms instead of ``terms``' (a request's own prompt length, ``kernels.lengths``)."""
+    if own is None:
+        own = terms
+    compute = prompts * terms.compute_per_prompt_s + (own.compute_per_prompt_s - terms.compute_per_prompt_s)
+    memory = prompts * terms.memory_per_prompt_s + (own.memory_per_prompt_s - terms.memory_per_prompt_s)
+    comm = prompts * terms.comm_per_prompt_s + (own.comm_per_prompt_s - terms.comm_per_prompt_s)
+    mixed = decode.overhead_s + xp.maximum(decode.compute_s + compute, decode.memory_s + memory) + decode.comm_s + comm
     prefill = (
-        terms.overhead_s
-        + xp.maximum(
-            terms.compute_0_s + prompts * terms.compute_per_prompt_s,
-            terms.memory_0_s + prompts * terms.memory_per_prompt_s,
-        )
-        + terms.comm_0_s
-        + prompts * terms.comm_per_prompt_s
+        terms.overhead_s + xp.maximum(terms.compute_0_s + compute, terms.memory_0_s + memory) + terms.comm_0_s + comm
     )
     separate = xp.where(prompts > 0.0, prefill, decode.total_s)
     return xp.where(chunked > 0.0, mixed, separate)
@@ -218,9 +224,7 @@ def chain(
     decoders: Scalar,
 ) -> Chain:
     """The chain of prompts per step with ``decoders`` sequences decoding at the mean context."""
-    decode = decode_step_mean(
-        serving_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl.input_len, wl.output_len
-    )
+    decode = lengths.decode_mean(serving_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl)
     all_durations = step_durations(terms, decode, profile.chunked_prefill, _like(KS, decode.total_s))
     durations = all_durations[:STATES]
     p = transitions(rate, durations)
@@ -321,36 +325,57 @@ def served(
     already computed (``kernels.disaggregated``). Without ``first_token_percentiles`` the
     percentiles of TTFT and e2e are NaN and not computed (a decode instance's caller has its own)."""
     rate = wl.request_rate / (dep.pp * dep.dp)
-    if terms is None:
-        terms = prefill_terms(model, gpu, _batch(dep, xp.ones_like(dep.batch)), wl, profile)
-    first = prefill_pass(terms, xp.ones_like(dep.batch))
+    one = xp.ones_like(dep.batch)
+    fixed_prompts = lengths.surely_zero(wl.input_len_spread)
+    fixed_outputs_known = lengths.surely_zero(wl.output_len_spread)
+    if terms is None and fixed_prompts:
+        own = [prefill_terms(model, gpu, _batch(dep, one), wl, profile)] * len(lengths.EDGES)
+    elif terms is None:
+        prompt_lens = lengths.points(wl.input_len, wl.input_len_spread)
+        own = [
+            prefill_terms(model, gpu, _batch(dep, one), dataclasses.replace(wl, input_len=i), profile)
+            for i in prompt_lens
+        ]
+    else:
+        own = [terms] * len(lengths.EDGES)
+    terms = lengths.prompt_mean(own)
+    carrying = [lengths.carrying(terms, t) for t in own]  # a pass with one prompt of each length
+    firsts = [prefill_pass(t, one) for t in carrying]
+    first = lengths.mean(firsts)
     tokens = xp.maximum(wl.output_len - 1.0, 0.0)
     steps = xp.maximum(wl.output_len - 1.0, 1.0)
     seats = xp.maximum(capacity.staggered, 1.0)
 
-    def slope(c: Chain, n: Scalar) -> Scalar:
-        """dD/dn: what one more decoding sequence adds to a step [s]."""
-        upper = decode_step_mean(
-            serving_step(model, gpu, _batch(dep, xp.maximum(n, 1e-3) + 1.0), profile), wl.input_len, wl.output_len
-        )
-        return upper.total_s - c.decode.total_s
+    def slope(c: Chain, n: Scalar) -> tuple[Scalar, Scalar]:
+        """What one more decoding sequence adds [s]: to a decode step, dD/dn, and to the mean time
+        per token, dtau/dn, the prompts' response included: its decode work lengthens every step,
+        a longer step gathers more prompts (lambda s per step) and their work lengthens the next,
+        so the chain's mean moves by more than dD/dn (about dD/dn / (1 - the prompts' share of the
+        time) where they bind): the chain at n + 1 against the chain at n."""
+        upper = chain(model, gpu, dep, wl, profile, terms, rate, xp.maximum(n, 1e-3) + 1.0)
+        return upper.decode.total_s - c.decode.total_s, upper.per_token_s - c.per_token_s
 
     def gain(dn: Scalar) -> Scalar:
         return xp.clip(rate * tokens * dn, 0.0, MAX_GAIN)
 
-    def seen(c: Chain, n: Scalar) -> tuple[Scalar, Scalar]:
-        """Mean time per token a request sees, E[n s] / E[n]: the mean step plus Cov(n, s) / n_bar,
-        and dD/dn. The decoders are the new ones of the last m = O - 1 steps (the prompts
-        carried), fed back with gain g: Var(n) = m sigma_k^2 / (1 - g) (sigma_k^2 the prompts'
-        asymptotic variance; m sigma_k^2 = n_bar for Poisson arrivals per step), which lengthens
-        each step by dD/dn; and a step's prompts correlate with the recent ones that made n:
-        Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 - g))."""
-        dn = slope(c, n)
-        g = gain(dn)
-        var_n = steps * c.prompts_var_sum / (1.0 - g)
-        cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g)
+    def seen(c: Chain, n: Scalar) -> tuple[Scalar, Scalar, Scalar]:
+        """Mean time per token a request sees, E[n s] / E[n]: the mean step plus Cov(n, s) / n_bar;
+        and dtau/dn and the gain g = lambda m dtau/dn (the prompts' response included: a longer
+        step gathers more prompts, so more decoders), which set the spread a request sees. The
+        decoders are the new ones of the last m = O - 1 steps (the prompts carried): the mean's
+        excess takes Var(n) = m sigma_k^2 / (1 - g_D) with the decode step's own gain g_D =
+        lambda m dD/dn (sigma_k^2 the prompts' asymptotic variance; m sigma_k^2 = n_bar for
+        Poisson arrivals per step), which lengthens each decode by dD/dn, and a step's prompts
+        correlate with the recent ones that made n, Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 -
+        g_D)). With g in the mean's excess too, the check against the simulator got worse
+        (TPOT means above 0.8 of the highest rate: 60% within 5% against 73%; README)."""
+        dn, total = slope(c, n)
+        g = gain(total)
+        g_step = gain(dn)  # the decode step's own gain: the mean's excess (see the module notes)
+        var_n = steps * c.prompts_var_sum / (1.0 - g_step)
+        cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g_step)
         excess_s = (dn * var_n + c.slope_s * cov_nk) / xp.maximum(n, 1e-3)
-        return c.per_token_s + xp.minimum(excess_s, dn * var_n), dn
+        return c.per_token_s + xp.minimum(excess_s, dn * var_n), total, g
 
     def excess(n: Scalar) -> Scalar:
         c = chain(model, gpu, dep, wl, profile, terms, rate, n)
@@ -384,54 +409,134 @@ def served(
     )
     n = secant(lo, hi, f_lo, f_hi)
     c = chain(model, gpu, dep, wl, profile, terms, rate, n)
-    tpot, dn = seen(c, n)
-    g = gain(dn)
+    # A request's own mean step responds to the mean of n over its life by dtau/dn: n moves
+    # slowly (over m steps), the chain follows it within a few.
+    tpot, dn, g = seen(c, n)
     # A request's mean step over its m steps: the prompts' own (chain) part, the decoders' part
     # (n averaged over its life: m sigma_k^2 V(g)), and their covariance.
-    tpot_var = (
-        c.per_token_var / steps
-        + dn * dn * steps * c.prompts_var_sum * window_variance(g)
-        + 2.0 * dn * c.slope_s * c.prompts_var_sum * window_covariance(g)
-    )
+    decoders_var = c.prompts_var_sum * window_variance(g)  # n's part, per step of life: m V(g) at fixed lives
+    prompts_cov = c.prompts_var_sum * window_covariance(g)  # the prompts' and the decoders', per m^2 of life
+    tpot_var = c.per_token_var / steps + dn * dn * steps * decoders_var + 2.0 * dn * c.slope_s * prompts_cov
     tpot_sd = xp.sqrt(xp.maximum(tpot_var, 0.0))
+    # Output lengths spread: a request of O' outputs averages over its own m' = O' - 1 steps, the
+    # others' lives spread (``lengths.life_variance``): TPOT a mixture over the strata of O'.
+    outs = lengths.midpoints(wl.output_len, wl.output_len_spread)
+    lives = [xp.maximum(o - 1.0, 1.0) for o in lengths.points(wl.output_len, wl.output_len_spread)]
+    fixed_outputs = wl.output_len_spread <= 0.0
+
+    def own_sd(o: Scalar) -> Scalar:
+        m = xp.maximum(o - 1.0, 1.0)
+        var = (
+            c.per_token_var / m
+            + dn * dn * decoders_var * 1.5 * lengths.life_variance(m, lives)
+            + 2.0 * dn * c.slope_s * prompts_cov * 2.0 * lengths.life_covariance(m, lives)
+        )
+        return xp.where(fixed_outputs, tpot_sd, xp.sqrt(xp.maximum(var, 0.0)))
+
+    tpot_sds = [own_sd(o) for o in outs]
 
     # TTFT: land in a step (length-biased), wait out its rest, then the step that carries you.
     biased = c.pi * c.durations / c.step_mean_s
     weights = biased[:, None] * c.p  # (step landed in, others arriving in it)
     rest_mean = 0.5 * c.durations[:, None]
-    busy_ttft = xp.sum(weights * (rest_mean + c.next_durations[None, :]))
+    # the step carrying a new arrival of each prompt length (lengths.EDGES), beside the N others
+    own_next = [step_durations(terms, c.decode, profile.chunked_prefill, _like(KS[1:], c.durations), t) for t in own]
+    next_mean = lengths.mean(own_next)
+    busy_ttft = xp.sum(weights * (rest_mean + next_mean[None, :]))
     decode_total = tokens * tpot
     empty = xp.exp(-rate * (busy_ttft + decode_total))
-    ttft = empty * first.total_s + (1.0 - empty) * busy_ttft
+    # Admission: the sequences in flight beyond the seats wait for one to finish. n is about
+    # normal, mean n_bar and the variance its feedback gives, m sigma_k^2 / (1 - g); the requests
+    # waiting E[(n - S)^+] = sd G((n_bar - S) / sd), and each arrival waits that over lambda on
+    # average (Little's law), those that wait (P(n >= S)) that over the share that waits.
+    decoders_sd = xp.sqrt(xp.maximum(steps * c.prompts_var_sum / (1.0 - g), 1e-30))
+    beyond_seats = (n - seats) / decoders_sd
+    admission_s = decoders_sd * _ramp_integral(beyond_seats) / xp.maximum(rate, 1e-30)
+    waiting = norm_cdf(beyond_seats)
+    # the wait of an arrival that waits [s] (0 where hardly any waits)
+    queued_s = xp.where(waiting > 1e-9, admission_s / xp.maximum(waiting, 1e-9), 0.0)
+    ttft = empty * first.total_s + (1.0 - empty) * busy_ttft + admission_s
     e2e = ttft + decode_total
     decode_sd = xp.maximum(tokens * tpot_sd, 1e-9 * (e2e + 1e-30))
+    # per stratum of O': its decode time, normal, its width's spread (uniform) added in variance
+    decode_totals = [xp.maximum(o - 1.0, 0.0) * tpot for o in outs]
+    stratum = 0.5 * wl.output_len * wl.output_len_spread * tpot  # one stratum's width of decode time [s]
+    decode_sds = [
+        xp.where(
+            fixed_outputs,
+            decode_sd,
+            xp.maximum(xp.sqrt((xp.maximum(o - 1.0, 0.0) * sd) ** 2 + stratum * stratum / 12.0), 1e-9 * (e2e + 1e-30)),
+        )
+        for o, sd in zip(outs, tpot_sds, strict=True)
+    ]
     levels: Any = _like(QUANTILES, ttft)
 
-    def ttft_cdf(t: Vector) -> Vector:
-        frac = (t[:, None, None] - c.next_durations[None, None, :]) / c.durations[None, :, None]
-        busy = xp.sum(weights[None] * xp.clip(frac, 0.0, 1.0), axis=(1, 2))
-        return empty * xp.where(t >= first.total_s, 1.0, 0.0) + (1.0 - empty) * busy
+    no_wait = lengths.surely_zero(waiting, 1e-9)
 
-    def e2e_cdf(t: Vector) -> Vector:
-        upper = (t[:, None, None] - c.next_durations[None, None, :] - decode_total) / decode_sd
-        lower = upper - c.durations[None, :, None] / decode_sd
-        ramp = (_ramp_integral(upper) - _ramp_integral(lower)) * decode_sd / c.durations[None, :, None]
+    def ttft_cdf(t: Vector) -> Vector:
+        if no_wait:
+            return ttft_free_cdf(t)
+        return (1.0 - waiting) * ttft_free_cdf(t) + waiting * ttft_free_cdf(t - queued_s)
+
+    def ttft_free_cdf(t: Vector) -> Vector:
+        width = c.durations[None, :, None]
+        frac = (t[:, None, None] - c.next_durations[None, None, :]) / width
+        if fixed_prompts:
+            busy = xp.sum(weights[None] * xp.clip(frac, 0.0, 1.0), axis=(1, 2))
+            return empty * xp.where(t >= first.total_s, 1.0, 0.0) + (1.0 - empty) * busy
+        strata = [
+            lengths.uniform_ramp(t[:, None, None], width, own_next[a][None, None, :], own_next[b][None, None, :])
+            for a, b in lengths.STRATA
+        ]
+        busy = xp.sum(weights[None] * lengths.strata_mean(xp.clip(frac, 0.0, 1.0), strata), axis=(1, 2))
+        alone = [lengths.uniform_cdf(t, firsts[a].total_s, firsts[b].total_s) for a, b in lengths.STRATA]
+        return empty * lengths.strata_mean(xp.where(t >= first.total_s, 1.0, 0.0), alone) + (1.0 - empty) * busy
+
+    def e2e_given(t: Vector, steps_s: Any, total: Scalar, sd: Scalar) -> Vector:
+        """P(e2e <= t) for a decode time normal (total, sd) after the step carrying the prompt."""
+        upper = (t[:, None, None] - steps_s[None, None, :] - total) / sd
+        lower = upper - c.durations[None, :, None] / sd
+        ramp = (_ramp_integral(upper) - _ramp_integral(lower)) * sd / c.durations[None, :, None]
         busy = xp.sum(weights[None] * ramp, axis=(1, 2))
-        alone = norm_cdf((t - first.total_s - decode_total) / decode_sd)
+        alone = norm_cdf((t - first.total_s - total) / sd)
         return empty * alone + (1.0 - empty) * busy
 
-    longest = c.durations[STATES - 1] + c.next_durations[STATES - 1]
+    def e2e_cdf(t: Vector) -> Vector:
+        if no_wait:
+            return e2e_free_cdf(t)
+        return (1.0 - waiting) * e2e_free_cdf(t) + waiting * e2e_free_cdf(t - queued_s)
+
+    def e2e_free_cdf(t: Vector) -> Vector:
+        centre = e2e_given(t, c.next_durations, decode_total, decode_sd)
+        if fixed_outputs_known and fixed_prompts:
+            return centre
+        return lengths.strata_mean(
+            centre, [e2e_given(t, next_mean, x, sd) for x, sd in zip(decode_totals, decode_sds, strict=True)]
+        )
+
+    def tpot_cdf(t: Vector) -> Vector:
+        cdf = [norm_cdf((t - tpot) / xp.maximum(sd, 1e-30)) for sd in tpot_sds]
+        return 0.25 * (cdf[0] + cdf[1] + cdf[2] + cdf[3])
+
+    longest = c.durations[STATES - 1] + own_next[-1][STATES - 1]
+    first_top = xp.maximum(longest, firsts[-1].total_s)
+    # the longest strata's decode time beyond the mean's bound (0 where the outputs are fixed)
+    beyond = xp.maximum(
+        xp.maximum(decode_totals[-1] + 10.0 * decode_sds[-1], decode_totals[0] + 10.0 * decode_sds[0])
+        - (decode_total + 10.0 * decode_sd),
+        0.0,
+    )
     if first_token_percentiles:
-        ttft_q = invert(ttft_cdf, 0.0 * ttft, xp.maximum(longest, first.total_s), levels)
-        e2e_q = invert(e2e_cdf, 0.0 * e2e, xp.maximum(longest, first.total_s) + decode_total + 10.0 * decode_sd, levels)
+        ttft_q = invert(ttft_cdf, 0.0 * ttft, first_top + queued_s, levels)
+        e2e_q = invert(e2e_cdf, 0.0 * e2e, first_top + queued_s + decode_total + 10.0 * decode_sd + beyond, levels)
     else:
         ttft_q = e2e_q = xp.nan * levels
-    tpot_q = [tpot + z * tpot_sd for z in Z]
+    top_sd = xp.maximum(xp.maximum(tpot_sds[0], tpot_sds[-1]), tpot_sd)
+    mixed_q = tpot + 0.0 * levels if fixed_outputs_known else invert(tpot_cdf, 0.0 * tpot, tpot + 10.0 * top_sd, levels)
+    tpot_q = [xp.where(fixed_outputs, tpot + z * tpot_sd, mixed_q[i]) for i, z in enumerate(Z)]
 
     held = n + SEATS_Z * xp.sqrt(n)
-    isolated = decode_step_mean(
-        serving_step(model, gpu, _batch(dep, xp.ones_like(n)), profile), wl.input_len, wl.output_len
-    ).total_s
+    isolated = lengths.decode_mean(serving_step(model, gpu, _batch(dep, xp.ones_like(n)), profile), wl).total_s
     utilization = xp.maximum(1.0 - isolated / tpot, held / seats)
     sustainable = found & (held <= seats) & (c.pi[STATES - 1] < TAIL) & xp.isfinite(tpot)
     utilization = xp.where(sustainable, utilization, xp.maximum(utilization, 1.0))

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
 from kernels.disaggregated import pool_gpus, pools, prefill_pool_gpus
+from kernels.lengths import at_means
 from kernels.memory import Capacity
 from kernels.prefix import new_tokens
 from kernels.queueing import Load, no_load, served
@@ -415,8 +416,9 @@ def _disaggregated(
     ``prefill_gpu``), the decoding on the dp ranks (on ``gpu``) at request_rate / (pp dp) per
     micro-batch (``kernels.disaggregated``); runnable where the prefill instances fit and both
     pools and the links keep up. The decode ranks' capacity is their own (no prompt tokens in
-    their steps), not ``capacity``."""
-    p = pools(model, gpu, dep, wl, profile, prefill_gpu)
+    their steps), not ``capacity``. Every request at the mean lengths: the length spreads
+    (``kernels.lengths``) are the poisson scenario's only."""
+    p = pools(model, gpu, dep, at_means(wl), profile, prefill_gpu)
     steps = decode_steps(wl)
     d = p.decode
     decode = PhaseTime(

@@ -215,6 +215,8 @@ class Workload:
     output_len: Leaf  # generated tokens per request [token]
     request_rate: Leaf  # requests per second to the whole deployment, arriving at random (poisson scenario) [request/s]
     cached_prefix_fraction: Leaf  # f, share of each prompt already in the prefix cache, one prefix shared by all [1]
+    input_len_spread: Leaf  # r_I, prompt lengths uniform on [I (1 - r_I), I (1 + r_I)] (kernels.lengths); 0: fixed [1]
+    output_len_spread: Leaf  # r_O, output lengths uniform on [O (1 - r_O), O (1 + r_O)]; 0: fixed [1]
 
 
 @_pytree

@@ -87,7 +87,12 @@ def deployment(tp, batch, **axes: Any) -> Deployment:
 
 def workload(input_len, output_len) -> Workload:
     return Workload(
-        input_len=f64(input_len), output_len=f64(output_len), request_rate=f64(1.0), cached_prefix_fraction=f64(0.0)
+        input_len=f64(input_len),
+        output_len=f64(output_len),
+        request_rate=f64(1.0),
+        cached_prefix_fraction=f64(0.0),
+        input_len_spread=f64(0.0),
+        output_len_spread=f64(0.0),
     )
 
 

@@ -24,7 +24,15 @@ import numpy as np
 from kernels.disaggregated import decode_seats, kv_transfer, prefill_deployment
 from kernels.point import DesignPoint, capacity
 from kernels.queueing import step_durations
-from kernels.roofline import DecodeStep, PhaseTime, _step_phase, decode_step, prefill_pass, prefill_terms
+from kernels.roofline import (
+    DecodeStep,
+    PhaseTime,
+    PrefillTerms,
+    _step_phase,
+    decode_step,
+    prefill_pass,
+    prefill_terms,
+)
 from kernels.scenarios import SCENARIOS
 
 
@@ -57,24 +65,33 @@ def simulate(
 
     The first ``warmup`` and last ``cooldown`` shares of the requests (by arrival) are served but
     not measured: the engine starts empty and drains at the end. ``trace`` receives each step's
-    (start time [s], sequences decoding, prompts carried, duration [s]).
+    (start time [s], sequences decoding, prompts carried, duration [s]). Where the workload's length
+    spreads are not 0, each request draws its own prompt and output lengths (``request_lengths``),
+    each prompt costs its own prefill terms and each sequence decodes until its own output length.
     """
     model, gpu, dep, wl, profile = point.model, point.gpu, point.dep, point.wl, point.profile
     rate = float(wl.request_rate) / float(dep.pp * dep.dp)
-    prompt, output = float(wl.input_len), int(wl.output_len)
     seats = max(int(capacity(model, gpu, dep, wl, profile).staggered), 1)
     chunked = float(profile.chunked_prefill) > 0.0
-    terms = prefill_terms(model, gpu, dataclasses.replace(dep, batch=_f64(1.0)), wl, profile)
+    one = dataclasses.replace(dep, batch=_f64(1.0))
+    terms = prefill_terms(model, gpu, one, wl, profile)
     decode_phase = _decode_phase(point)
-
-    def duration(contexts: np.ndarray, prompts: int) -> float:
-        if len(contexts) == 0:
-            return float(prefill_pass(terms, _f64(prompts)).total_s)
-        phase = decode_phase(contexts)
-        return float(step_durations(terms, phase, profile.chunked_prefill, _f64([prompts]))[0])
-
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1.0 / rate, requests))
+    prompts_of, outputs_of = request_lengths(wl, requests, rng)
+    spread = float(wl.input_len_spread) > 0.0
+    own_terms = _terms_by_length(model, gpu, one, wl, profile)
+
+    def duration(contexts: np.ndarray, admitted: list[int]) -> float:
+        prompts = len(admitted)
+        # a pass's fixed costs at the mean prompt, each prompt its own per-prompt cost (kernels.lengths)
+        step_terms = terms if not (spread and prompts) else _summed(terms, [own_terms(prompts_of[i]) for i in admitted])
+        count = prompts if not (spread and prompts) else 1
+        if len(contexts) == 0:
+            return float(prefill_pass(step_terms, _f64(count)).total_s)
+        phase = decode_phase(contexts)
+        return float(step_durations(step_terms, phase, profile.chunked_prefill, _f64([count]))[0])
+
     first = np.full(requests, np.nan)
     done = np.full(requests, np.nan)
     waiting: deque[int] = deque()
@@ -93,7 +110,7 @@ def simulate(
         admitted = [waiting.popleft() for _ in range(min(room, len(waiting)))]
         peak = max(peak, len(ids) + len(admitted))
         decodes = chunked or not admitted  # without chunked prefill, prompts pause decoding
-        step = duration(contexts if decodes else np.zeros(0), len(admitted))
+        step = duration(contexts if decodes else np.zeros(0), admitted)
         if trace is not None:
             trace.append((t, len(ids), len(admitted), step))
         t += step
@@ -102,24 +119,64 @@ def simulate(
         if decodes and len(ids):
             contexts = contexts + 1.0
             made = made + 1
-            finished = made >= output
+            finished = made >= outputs_of[ids]
             done[ids[finished]] = t
             keep = ~finished
             ids, contexts, made = ids[keep], contexts[keep], made[keep]
         if admitted:
             new = np.asarray(admitted, dtype=np.int64)
             first[new] = t
-            if output <= 1:
-                done[new] = t
-            else:
-                ids = np.concatenate([ids, new])
-                contexts = np.concatenate([contexts, np.full(len(new), prompt)])
-                made = np.concatenate([made, np.ones(len(new), dtype=np.int64)])
+            single = outputs_of[new] <= 1
+            done[new[single]] = t
+            new = new[~single]
+            ids = np.concatenate([ids, new])
+            contexts = np.concatenate([contexts, prompts_of[new]])
+            made = np.concatenate([made, np.ones(len(new), dtype=np.int64)])
     kept = slice(int(warmup * requests), int((1.0 - cooldown) * requests))
     ttft = first[kept] - arrivals[kept]
     e2e = done[kept] - arrivals[kept]
-    tpot = (done[kept] - first[kept]) / max(output - 1, 1)
+    tpot = (done[kept] - first[kept]) / np.maximum(outputs_of[kept] - 1, 1)
     return Simulated(ttft, tpot, e2e, decoder_time / t, peak, steps)
+
+
+def request_lengths(wl: Any, requests: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each request's prompt and output tokens: the means where their spread is 0, else drawn as
+    vLLM's random dataset draws them, uniform on the integers int(L (1 - r)) .. int(L (1 + r))
+    (vllm benchmarks/benchmark_dataset.py, RandomDataset.sample; outputs at least 1). Drawn after
+    the arrivals, so that fixed lengths leave the arrivals' stream as it was."""
+
+    def draw(mean: float, spread: float, least: int) -> np.ndarray:
+        if spread <= 0.0:
+            return np.full(requests, mean)
+        return rng.integers(max(int(mean * (1.0 - spread)), least), int(mean * (1.0 + spread)) + 1, requests).astype(
+            np.float64
+        )
+
+    prompts = draw(float(wl.input_len), float(wl.input_len_spread), 0)
+    outputs = draw(float(wl.output_len), float(wl.output_len_spread), 1)
+    return prompts, outputs.astype(np.int64)
+
+
+def _terms_by_length(model: Any, gpu: Any, dep: Any, wl: Any, profile: Any) -> Callable[[float], PrefillTerms]:
+    """The prefill terms of one prompt of a given length, computed once per length."""
+    cache: dict[float, PrefillTerms] = {}
+
+    def terms(length: float) -> PrefillTerms:
+        if length not in cache:
+            cache[length] = prefill_terms(model, gpu, dep, dataclasses.replace(wl, input_len=_f64(length)), profile)
+        return cache[length]
+
+    return terms
+
+
+def _summed(terms: PrefillTerms, own: list[PrefillTerms]) -> PrefillTerms:
+    """One pass's terms whose per-prompt costs are the sum of its prompts' own (``terms``' fixed costs):
+    ``prefill_pass(_summed(...), 1)`` is the pass of all of them."""
+    return terms._replace(
+        compute_per_prompt_s=_f64(sum(float(t.compute_per_prompt_s) for t in own)),
+        memory_per_prompt_s=_f64(sum(float(t.memory_per_prompt_s) for t in own)),
+        comm_per_prompt_s=_f64(sum(float(t.comm_per_prompt_s) for t in own)),
+    )
 
 
 def _decode_phase(point: DesignPoint) -> Callable[[np.ndarray], PhaseTime]:
@@ -256,7 +313,7 @@ def error_summary(rows: list[dict[str, float]]) -> str:
     """The table the README quotes from ``compare``'s rows: per latency, the median, p90 and max of
     the absolute relative error, and the share within its target (5% for means, 10% for p90s)."""
     lines = [f"abs relative error over {len(rows)} configurations: median / p90 / max; share within target"]
-    for key in (k for k in rows[0] if k != "utilization"):
+    for key in (k for k in rows[0] if "utilization" not in k):
         e = np.abs([r[key] for r in rows])
         target = 0.05 if key.endswith("mean") else 0.10
         spread = f"{np.median(e):6.1%} {np.percentile(e, 90):6.1%} {e.max():6.1%}"

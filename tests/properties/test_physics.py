@@ -260,7 +260,7 @@ def _grid_point(batch, input_len):
         specs.model(specs.LLAMA_70B),
         specs.gpu(specs.H100),
         dep,
-        Workload(input_len, f64(200.0), f64(1.0), f64(0.0)),
+        Workload(input_len, f64(200.0), f64(1.0), f64(0.0), f64(0.0), f64(0.0)),
         prof,
     )
 
