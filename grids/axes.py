@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from grids._values import float64_leaves, is_number, shorten
+from grids._values import is_number, shorten
 from grids.dtypes import compute_code, load_dtypes
 from grids.errors import SpecError
 from grids.gpus import load_gpus
@@ -184,7 +184,8 @@ def _prefill_gpu(values: Sequence[Any]) -> Inputs:
     """GPU specs of the prefill instances; None (the default): a spec of NaN throughout, which
     ``kernels.point.design_point`` reads as the decode pool's GPU."""
     gpus = load_gpus()
-    decode_pool = float64_leaves(GPUSpec, {f.name: math.nan for f in dataclasses.fields(GPUSpec)})
+    nan: Any = np.float64(math.nan)  # numpy, not JAX: stacked below, also while a caller traces
+    decode_pool = GPUSpec(**{f.name: nan for f in dataclasses.fields(GPUSpec)})
     return {"prefill_gpu": stack([decode_pool if k is None else gpus[k].spec for k in values])}
 
 
