@@ -68,6 +68,7 @@ def test_scenarios_of_one_pool_ignore_the_prefill_gpu():
         )
 
 
+@pytest.mark.unchecked
 @pytest.mark.parametrize(
     "prefill_gpu, gpu, rate",
     [

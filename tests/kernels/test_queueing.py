@@ -81,6 +81,7 @@ def configurations(draw):
     )
 
 
+@pytest.mark.unchecked
 @pytest.mark.slow
 @settings(
     max_examples=1,
@@ -105,6 +106,7 @@ def test_closed_form_matches_simulation(config):
         assert abs(errors[f"{name}_p90"]) <= 0.10 * slack, (config, errors)
 
 
+@pytest.mark.unchecked
 @pytest.mark.slow
 @settings(
     max_examples=1,
@@ -175,6 +177,7 @@ def test_spread_lengths_widen_the_percentiles_not_the_means():
     assert float(spread.ttft_p90_s) > float(fixed.ttft_p90_s)
 
 
+@pytest.mark.unchecked
 def test_p90_ttft_grows_without_bound_towards_capacity():
     # prompt-heavy: the GPUs' time saturates before the sequence slots fill
     point = poisson_point("llama-3.3-70b", "h100-sxm", "vllm", 4, 4096, 64)
@@ -186,6 +189,7 @@ def test_p90_ttft_grows_without_bound_towards_capacity():
     assert not bool(beyond.feasible) and np.isnan(float(beyond.ttft_p90_s))
 
 
+@pytest.mark.unchecked
 @pytest.mark.parametrize(
     "slos, binding",
     [

@@ -10,6 +10,7 @@ from sweep.bench.simulate import compare, highest_rate
 from tests.kernels.test_queueing import at_rate, poisson_point
 
 
+@pytest.mark.unchecked
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "config, utilization, checked",
