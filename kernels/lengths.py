@@ -30,7 +30,15 @@ import numpy as np
 
 from kernels import xp
 from kernels._types import BoolScalar, Scalar
-from kernels.roofline import DecodeStep, PhaseTime, PrefillTerms, _step_phase, decode_step_mean, window_context_sum
+from kernels.roofline import (
+    DecodeStep,
+    PhaseTime,
+    PrefillTerms,
+    _step_phase,
+    decode_step_mean,
+    window_context_sum,
+    with_per_prompt,
+)
 from kernels.specs import Workload
 
 T = TypeVar("T")
@@ -182,12 +190,7 @@ def prompt_mean(own: Sequence[PrefillTerms]) -> PrefillTerms:
     """The prefill terms of a pass of k prompts of lengths drawn at random, from each length's terms
     at ``EDGES``: k times the mean per-prompt cost (``mean``: exact for a cost quadratic in I) and the
     pass's fixed costs at the mean length."""
-    centre = own[0]
-    return centre._replace(
-        compute_per_prompt_s=mean([t.compute_per_prompt_s for t in own]),
-        memory_per_prompt_s=mean([t.memory_per_prompt_s for t in own]),
-        comm_per_prompt_s=mean([t.comm_per_prompt_s for t in own]),
-    )
+    return with_per_prompt(own[0], own, mean)
 
 
 def carrying(terms: PrefillTerms, own: PrefillTerms) -> PrefillTerms:

@@ -7,6 +7,7 @@ first principles", sections "Prefill" and "Decode"; scaling-book, "Roofline".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -133,6 +134,17 @@ class PrefillTerms(NamedTuple):
     comm_0_s: Scalar  # all-reduce latencies, once per pass [s]
     comm_per_prompt_s: Scalar  # all-reduce bandwidth time of one prompt's activations [s]
     overhead_s: Scalar  # fixed per-pass cost [s]
+
+
+PER_PROMPT_FIELDS = ("compute_per_prompt_s", "memory_per_prompt_s", "comm_per_prompt_s")
+"""The fields of ``PrefillTerms`` that scale with the prompts of a pass."""
+
+
+def with_per_prompt(
+    terms: PrefillTerms, own: Sequence[PrefillTerms], combine: Callable[[list[Scalar]], Scalar]
+) -> PrefillTerms:
+    """``terms`` with each per-prompt cost the ``combine`` (a sum, a mean) of the prompts' ``own``."""
+    return terms._replace(**{f: combine([getattr(t, f) for t in own]) for f in PER_PROMPT_FIELDS})
 
 
 def prefill_terms(

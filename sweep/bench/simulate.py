@@ -32,6 +32,7 @@ from kernels.roofline import (
     decode_step,
     prefill_pass,
     prefill_terms,
+    with_per_prompt,
 )
 from kernels.scenarios import SCENARIOS
 
@@ -172,11 +173,7 @@ def _terms_by_length(model: Any, gpu: Any, dep: Any, wl: Any, profile: Any) -> C
 def _summed(terms: PrefillTerms, own: list[PrefillTerms]) -> PrefillTerms:
     """One pass's terms whose per-prompt costs are the sum of its prompts' own (``terms``' fixed costs):
     ``prefill_pass(_summed(...), 1)`` is the pass of all of them."""
-    return terms._replace(
-        compute_per_prompt_s=_f64(sum(float(t.compute_per_prompt_s) for t in own)),
-        memory_per_prompt_s=_f64(sum(float(t.memory_per_prompt_s) for t in own)),
-        comm_per_prompt_s=_f64(sum(float(t.comm_per_prompt_s) for t in own)),
-    )
+    return with_per_prompt(terms, own, lambda costs: _f64(sum(float(c) for c in costs)))
 
 
 def _decode_phase(point: DesignPoint) -> Callable[[np.ndarray], PhaseTime]:
