@@ -3,7 +3,6 @@
 import os
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from sweep.calibration.fit import FIT_BOUNDS, errors, fit, row_weights
 from sweep.calibration.measurements import Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
 from sweep.calibration.validate import calibrate, parse_grid, report
-from tests.specs import deployment, workload
+from tests.specs import deployment, on_host, workload
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
 FILES = {
@@ -82,8 +81,7 @@ def _throughput(model, batch, input_len, output_len=300, tp=1):
     from grids.gpus import load_gpu
 
     specs = (load_model(model).spec, load_gpu("h100-sxm").spec, deployment(tp, batch), workload(input_len, output_len))
-    # in numpy float64 on the host (kernels/xp.py), not op by op in JAX: ~50x faster per point
-    return evaluate(*jax.tree.map(np.asarray, (*specs, profile)))
+    return evaluate(*on_host(*specs, profile))
 
 
 def test_longer_prompts_lower_throughput():

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import jax
 import numpy as np
 import pytest
 
@@ -13,7 +12,7 @@ from grids.profiles import load_profile
 from grids.sweeps import validate
 from kernels.point import evaluate, mask_infeasible
 from sweep.engine.plan import STORED, chunk_shape, make_plan
-from tests.specs import deployment, workload
+from tests.specs import deployment, on_host, workload
 
 RAW = {
     "name": "small",
@@ -45,8 +44,8 @@ def test_vmapped_chunks_equal_point_loop():
     gpus = load_gpus()
 
     def point(*specs):
-        """One point in numpy float64 on the host (kernels/xp.py): no second compiled program."""
-        return mask_infeasible(evaluate(*jax.tree.map(np.asarray, specs)))
+        """One point on the host: no second compiled program."""
+        return mask_infeasible(evaluate(*on_host(*specs)))
 
     checked = 0
     for chunk_id in plan.chunk_ids():
