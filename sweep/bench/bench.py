@@ -35,6 +35,10 @@ from sweep.bench import reference
 from sweep.engine.plan import make_plan
 
 IN_MEMORY_CHUNKS = 24
+IN_MEMORY_PASSES = 3
+"""Timed passes over the sampled chunks. The rate reported is the fastest pass, as ``timeit``
+advises: a shared VM's noise only ever slows a pass (on the 2-core development VM, back-to-back
+passes of the same chunks ranged over 1.4-2.8e7 points/s); the median pass is reported beside it."""
 
 
 def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, Any]:
@@ -54,18 +58,22 @@ def bench_spec(output_points: int, chunk_points: int = 2_000_000) -> dict[str, A
     }
 
 
-def in_memory_rate(spec: SweepSpec) -> float:
-    """Points per second of chunk evaluation (full metric set, to numpy), after one warm-up chunk,
-    over ``IN_MEMORY_CHUNKS`` chunks spread evenly over the grid."""
+def in_memory_rates(spec: SweepSpec) -> list[float]:
+    """Points per second of chunk evaluation (full metric set, to numpy), after one warm-up chunk:
+    one rate per pass (``IN_MEMORY_PASSES``) over ``IN_MEMORY_CHUNKS`` chunks spread evenly over
+    the grid."""
     plan = make_plan(spec)
     ids = list(plan.chunk_ids())
     plan.evaluate(ids[0])  # compile
     # Chunks spread evenly over the grid, so that every model's architecture is represented.
     sample = [ids[i] for i in np.linspace(1, len(ids) - 1, min(IN_MEMORY_CHUNKS, len(ids) - 1)).astype(int)]
-    start, points = time.perf_counter(), 0
-    for chunk_id in sample:
-        points += next(iter(plan.evaluate(chunk_id).values())).size
-    return points / (time.perf_counter() - start)
+    rates = []
+    for _ in range(IN_MEMORY_PASSES):
+        start, points = time.perf_counter(), 0
+        for chunk_id in sample:
+            points += next(iter(plan.evaluate(chunk_id).values())).size
+        rates.append(points / (time.perf_counter() - start))
+    return rates
 
 
 OPTIMIZE_SLOS = ("user_tok_s>=30", "ttft_s<=1")
@@ -269,11 +277,13 @@ def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: s
     )
     raw = bench_spec(max(1, math.ceil(min_points / per_output)))
     spec = validate(raw, "sweep bench")
-    rate = in_memory_rate(spec)
+    rates = in_memory_rates(spec)
     e2e = end_to_end(raw)
     ref = reference_rate(spec, reference_samples)
+    rate = max(rates)
     out = {
         "in_memory_points_per_s": rate,
+        "in_memory_points_per_s_median": float(np.median(rates)),
         "end_to_end_points": float(spec.n_points),
         **e2e,
         "reference_points_per_s": ref,
