@@ -296,7 +296,10 @@ def erlang_c(seats: Scalar, load: Scalar) -> Scalar:
 
 def _after_wait(cdf: Callable[[Vector], Vector], t: Vector, mean_wait: Scalar) -> Vector:
     """P(X + W <= t) for W exponential of ``mean_wait``, by Gauss-Laguerre quadrature."""
-    return sum(weight * cdf(t - node * mean_wait) for node, weight in LAGUERRE)
+    total = 0.0 * t
+    for node, weight in LAGUERRE:
+        total = total + weight * cdf(t - node * mean_wait)
+    return total
 
 
 HERMITE = ((0.0, 2.0 / 3.0), (1.7320508075688772, 1.0 / 6.0))
