@@ -37,10 +37,10 @@ fixed-length lives); TTFT's exact distribution under the chain: an arrival lands
 step it finds (length-biased, s(N) pi(N)) and is served by the next, which carries it and the
 Poisson(lambda s) others of its step; an arrival that finds the engine empty (probability
 exp(-lambda e2e), the M/G/inf population) is served at once, P(1). An arrival that finds every
-seat taken waits for one to free, as in an M/G/S queue of offered load n_bar: the share that
-waits is Erlang's C (Hayward's, for n's variance m sigma_k^2 / (1 - g)), its wait exponential
-of mean n_bar / (lambda (S - n_bar)) (added to TTFT and e2e). The end-to-end time is TTFT plus a
-normal decode time. Percentiles invert these
+seat taken waits for one to free: with n about normal (n_bar, m sigma_k^2 / (1 - g)), the
+requests waiting beyond the S seats are E[(n - S)^+] and by Little's law each arrival waits that
+over lambda on average, the share P(n >= S) of them that over the share (a wait added to TTFT and
+e2e). The end-to-end time is TTFT plus a normal decode time. Percentiles invert these
 distributions by bisection.
 
 Sustainable: the mean-field fixed point exists, the decoders' 99th percentile (normal
@@ -257,52 +257,7 @@ def chain(
     )
 
 
-ERLANG_SEATS = 512
-"""Seats up to which Erlang's C is computed exactly (the Erlang B recursion); above, the
-Halfin-Whitt limit, within 1% of it there."""
-
-LAGUERRE = (
-    (0.32254768961939217, 0.6031541043416336),
-    (1.7457611011583466, 0.35741869243779966),
-    (4.536620296921128, 0.03888790851500538),
-    (9.395070912301133, 0.0005392947055613275),
-)
-"""Gauss-Laguerre nodes and weights (4 points): an exponential wait's mean over a function."""
-
-
-def erlang_c(seats: Scalar, load: Scalar) -> Scalar:
-    """The share of arrivals that wait in an M/G/S queue of ``seats`` servers (not a whole
-    number: interpolated between the two around it) and offered ``load`` [1] (Erlang's C, by the
-    Erlang B recursion B_k = a B_{k-1} / (k + a B_{k-1}); above ``ERLANG_SEATS`` seats the
-    Halfin-Whitt limit 1 / (1 + beta Phi(beta) / phi(beta)), beta = (S - a) / sqrt(a)); 1 where
-    the load reaches the seats."""
-    low = xp.floor(xp.minimum(seats, ERLANG_SEATS - 1.0))
-
-    def step(k: Any, state: tuple[Scalar, Scalar, Scalar]) -> tuple[Scalar, Scalar, Scalar]:
-        b, b_low, b_high = state
-        b = load * b / (k + load * b)
-        return b, xp.where(k == low, b, b_low), xp.where(k == low + 1.0, b, b_high)
-
-    one = 1.0 + 0.0 * load
-    _, b_low, b_high = xp.fori_loop(1, ERLANG_SEATS + 1, step, (one, one, one))
-    frac = xp.clip(seats - low, 0.0, 1.0)
-    blocking = (1.0 - frac) * b_low + frac * b_high
-    room = xp.maximum(seats - load * (1.0 - blocking), 1e-12)
-    exact = xp.where(load < seats, xp.minimum(seats * blocking / room, 1.0), 1.0)
-    beta = (seats - load) / xp.sqrt(xp.maximum(load, 1e-12))
-    limit = 1.0 / (1.0 + beta * norm_cdf(beta) / xp.maximum(_phi(beta), 1e-300))
-    return xp.where(seats < ERLANG_SEATS, exact, xp.where(load < seats, limit, 1.0))
-
-
-def _after_wait(cdf: Callable[[Vector], Vector], t: Vector, mean_wait: Scalar) -> Vector:
-    """P(X + W <= t) for W exponential of ``mean_wait``, by Gauss-Laguerre quadrature."""
-    total = 0.0 * t
-    for node, weight in LAGUERRE:
-        total = total + weight * cdf(t - node * mean_wait)
-    return total
-
-
-HERMITE = ((0.0, 2.0 / 3.0), (1.7320508075688772, 1.0 / 6.0))
+HERMITE_POINTS = ((0.0, 2.0 / 3.0), (1.7320508075688772, 1.0 / 6.0), (-1.7320508075688772, 1.0 / 6.0))
 """Gauss-Hermite nodes and weights for the standard normal (probabilists', 3 points: 0, +-sqrt 3):
 exact for polynomials up to degree 5."""
 
@@ -316,11 +271,12 @@ def size_biased(f: Callable[[Scalar], Scalar], mean: Scalar, dispersion: Scalar)
     theta = xp.maximum(dispersion, 1e-12)
     shape = xp.maximum(mean, 0.0) / theta + 1.0
     c = 1.0 / (9.0 * shape)
+    nodes = [(shape * theta * xp.maximum(1.0 - c + z * xp.sqrt(c), 0.0) ** 3, w) for z, w in HERMITE_POINTS]
+    # the cube's mean is within 1e-5 of shape theta; scaled to it, f affine comes out exact
+    scale = shape * theta / sum((w * x for x, w in nodes), 0.0 * mean)
     total = 0.0 * mean
-    for node, weight in HERMITE:
-        for z in {node, -node}:
-            x = shape * theta * xp.maximum(1.0 - c + z * xp.sqrt(c), 0.0) ** 3
-            total = total + weight * f(x)
+    for x, w in nodes:
+        total = total + w * f(x * scale)
     return total
 
 
@@ -430,41 +386,31 @@ def served(
         return xp.clip(rate * tokens * dn, 0.0, MAX_GAIN)
 
     def seen(c: Chain, n: Scalar) -> tuple[Scalar, Scalar, Scalar]:
-        """Mean time per token a request sees, E[n s] / E[n] over steps; and dtau/dn and the gain
-        g = lambda m dtau/dn (the prompts' response included: a longer step gathers more prompts,
-        so more decoders), which set the spread a request sees.
-
-        The decoders are the new ones of the last m = O - 1 steps (the prompts carried), fed
-        back: Var(n) = m sigma_k^2 / (1 - g) (sigma_k^2 the prompts' asymptotic variance; m
-        sigma_k^2 = n_bar for Poisson arrivals per step). One more decoder lengthens the decode
-        step by dD/dn and, through the prompts it draws, the mean step by dtau/dn, so Cov(n, s)
-        = dtau/dn Var(n) + slope Cov(n, k), a step's prompts correlating with the recent ones that
-        made n, Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 - g)). n here is Little's, a time
-        average; over steps n averages less, the longer steps being those with more decoders:
-        n_steps = n - Cov(n, s) / E[s], where the chain's mean step (an average over steps) is
-        taken, by its slope dtau/dn. The decode step a request sees is E[n D(n)] / E[n] over n
-        gamma-distributed with that mean and variance (``size_biased``): exact where D bends (a
-        mixture of experts' weights read, concave in n; the roofline's kink).
-
-        Against the simulation (``scripts/poisson_check.py``, README): 8B on an H100 at 3866/486
-        and 0.73 of the highest rate, TPOT +11% -> +2% (n 23.1 in time, 21.5 over steps);
-        Mixtral 8x7B on one MI300X at 4 decoders, +12% -> +0.3% (D concave); Qwen2.5 7B on an
-        A100 (TensorRT-LLM) at 0.82, where prompts take 60% of the time and Var(n) is 11 n_bar,
-        -10% -> -1.3% (dtau/dn and g in Cov(n, s), not dD/dn and the decode step's own gain)."""
+        """Mean time per token a request sees, E[n s] / E[n]: the mean step plus Cov(n, s) / n_bar;
+        and dtau/dn and the gain g = lambda m dtau/dn (the prompts' response included: a longer
+        step gathers more prompts, so more decoders), which set the spread a request sees. The
+        decoders are the new ones of the last m = O - 1 steps (the prompts carried): the mean's
+        excess takes Var(n) = m sigma_k^2 / (1 - g_D) with the decode step's own gain g_D =
+        lambda m dD/dn (sigma_k^2 the prompts' asymptotic variance; m sigma_k^2 = n_bar for
+        Poisson arrivals per step), and a step's prompts correlate with the recent ones that made
+        n, Cov(n, k) = (sigma_k^2 - Var k) / (2 (1 - g_D)). The decode step a request sees is
+        E[n D(n)] / E[n] over n gamma-distributed with that mean and variance (``size_biased``):
+        D(n) + dD/dn Var(n) / n where D is straight, less where it bends down (a mixture of
+        experts' weights read: Mixtral 8x7B on one MI300X at 3 decoders, TPOT +20% -> +10%
+        against the simulation), more at the roofline's kink. With g in the mean's excess, the
+        fixed point ran away to a second root for Mixtral near saturation (n 146-346 against
+        55-79 simulated, TPOT +33-95%), and with n averaged over steps instead of in time the
+        check got no better (README)."""
         dn, total = slope(c, n)
         g = gain(total)
-        var_n = steps * c.prompts_var_sum / (1.0 - g)
-        cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g)
-        cov_ns = total * var_n + c.slope_s * cov_nk  # Cov(n, s) over steps [s]
-        n_steps = xp.maximum(n - cov_ns / c.step_mean_s, 0.5 * n)
-        below = xp.maximum(n_steps, 1e-3)
+        g_step = gain(dn)  # the decode step's own gain: the mean's excess (see the module notes)
+        var_n = steps * c.prompts_var_sum / (1.0 - g_step)
+        cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g_step)
         # Var(n) / n: the prompts' Fano factor over many steps (1 for Poisson arrivals), fed back
         fano = xp.where(c.prompts_mean > 1e-12, c.prompts_var_sum / xp.maximum(c.prompts_mean, 1e-12), 1.0)
-        decode_seen = size_biased(lambda x: decode_at(x).total_s, n_steps, fano / (1.0 - g))
-        # beyond the decode step: the prompts one more decoder draws, and those that made n
-        prompts_seen = ((total - dn) * var_n + c.slope_s * cov_nk) / below
-        chain_at_steps = c.per_token_s - total * (n - n_steps)
-        return chain_at_steps - decode_at(n_steps).total_s + decode_seen + prompts_seen, total, g
+        decode_seen = size_biased(lambda x: decode_at(x).total_s, n, fano / (1.0 - g_step))
+        excess_s = decode_seen - c.decode.total_s + c.slope_s * cov_nk / xp.maximum(n, 1e-3)
+        return c.per_token_s + xp.minimum(excess_s, dn * var_n), total, g
 
     def excess(n: Scalar) -> Scalar:
         c = chain(model, gpu, dep, wl, profile, terms, rate, n)
@@ -534,19 +480,16 @@ def served(
     busy_ttft = xp.sum(weights * (rest_mean + next_mean[None, :]))
     decode_total = tokens * tpot
     empty = xp.exp(-rate * (busy_ttft + decode_total))
-    # Admission: an arrival that finds every seat taken waits for one to free, as in an M/G/S
-    # queue: the share that waits is Erlang's C(S, a), a = n_bar the seats' offered load, and
-    # its wait is exponential of mean holding / (S - a), the time for the queue to drain at the
-    # seats' rate S / holding less the arrivals', holding = n_bar / lambda (Little's law). The
-    # feedback widens n (variance n_bar F, F = m sigma_k^2 / ((1 - g) n_bar)), so the share that
-    # waits is taken as Hayward's: the queue of load a / F on S / F seats. (70B on 2 x H100, 4
-    # seats, n_bar 1.1: 2.6% wait 2.8 s on average, 3% and 2.3-2.7 s simulated, where the normal
-    # tail of n that stood here gave 0.01%: TTFT mean -27%.)
-    decoders_var = xp.maximum(steps * c.prompts_var_sum / (1.0 - g), 1e-30)
-    peakedness = xp.maximum(decoders_var / xp.maximum(n, 1e-12), 1.0)
-    waiting = erlang_c(seats / peakedness, n / peakedness)
-    queued_s = n / xp.maximum(rate, 1e-30) / xp.maximum(seats - n, 1e-9)
-    admission_s = waiting * queued_s
+    # Admission: the sequences in flight beyond the seats wait for one to finish. n is about
+    # normal, mean n_bar and the variance its feedback gives, m sigma_k^2 / (1 - g); the requests
+    # waiting E[(n - S)^+] = sd G((n_bar - S) / sd), and each arrival waits that over lambda on
+    # average (Little's law), those that wait (P(n >= S)) that over the share that waits.
+    decoders_sd = xp.sqrt(xp.maximum(steps * c.prompts_var_sum / (1.0 - g), 1e-30))
+    beyond_seats = (n - seats) / decoders_sd
+    admission_s = decoders_sd * _ramp_integral(beyond_seats) / xp.maximum(rate, 1e-30)
+    waiting = norm_cdf(beyond_seats)
+    # the wait of an arrival that waits [s] (0 where hardly any waits)
+    queued_s = xp.where(waiting > 1e-9, admission_s / xp.maximum(waiting, 1e-9), 0.0)
     ttft = empty * first.total_s + (1.0 - empty) * busy_ttft + admission_s
     e2e = ttft + decode_total
     decode_sd = xp.maximum(tokens * tpot_sd, 1e-9 * (e2e + 1e-30))
@@ -568,7 +511,7 @@ def served(
     def ttft_cdf(t: Vector) -> Vector:
         if no_wait:
             return ttft_free_cdf(t)
-        return (1.0 - waiting) * ttft_free_cdf(t) + waiting * _after_wait(ttft_free_cdf, t, queued_s)
+        return (1.0 - waiting) * ttft_free_cdf(t) + waiting * ttft_free_cdf(t - queued_s)
 
     def ttft_free_cdf(t: Vector) -> Vector:
         width = c.durations[None, :, None]
@@ -596,7 +539,7 @@ def served(
     def e2e_cdf(t: Vector) -> Vector:
         if no_wait:
             return e2e_free_cdf(t)
-        return (1.0 - waiting) * e2e_free_cdf(t) + waiting * _after_wait(e2e_free_cdf, t, queued_s)
+        return (1.0 - waiting) * e2e_free_cdf(t) + waiting * e2e_free_cdf(t - queued_s)
 
     def e2e_free_cdf(t: Vector) -> Vector:
         centre = e2e_given(t, c.next_durations, decode_total, decode_sd)
@@ -619,9 +562,8 @@ def served(
         0.0,
     )
     if first_token_percentiles:
-        longest_wait = LAGUERRE[-1][0] * queued_s  # the quadrature's longest wait
-        ttft_q = invert(ttft_cdf, 0.0 * ttft, first_top + longest_wait, levels)
-        e2e_q = invert(e2e_cdf, 0.0 * e2e, first_top + longest_wait + decode_total + 10.0 * decode_sd + beyond, levels)
+        ttft_q = invert(ttft_cdf, 0.0 * ttft, first_top + queued_s, levels)
+        e2e_q = invert(e2e_cdf, 0.0 * e2e, first_top + queued_s + decode_total + 10.0 * decode_sd + beyond, levels)
     else:
         ttft_q = e2e_q = xp.nan * levels
     top_sd = xp.maximum(xp.maximum(tpot_sds[0], tpot_sds[-1]), tpot_sd)
