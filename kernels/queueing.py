@@ -213,6 +213,13 @@ class Chain(NamedTuple):
     decode: PhaseTime  # D(n), one decode step
 
 
+def decode_at(
+    model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile, decoders: Scalar
+) -> PhaseTime:
+    """D(n): one decode step of ``decoders`` sequences at the mean context (at least 1e-3)."""
+    return lengths.decode_mean(serving_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl)
+
+
 def chain(
     model: ModelSpec,
     gpu: GPUSpec,
@@ -224,7 +231,7 @@ def chain(
     decoders: Scalar,
 ) -> Chain:
     """The chain of prompts per step with ``decoders`` sequences decoding at the mean context."""
-    decode = lengths.decode_mean(serving_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl)
+    decode = decode_at(model, gpu, dep, wl, profile, decoders)
     all_durations = step_durations(terms, decode, profile.chunked_prefill, _like(KS, decode.total_s))
     durations = all_durations[:STATES]
     p = transitions(rate, durations)
@@ -369,10 +376,6 @@ def served(
     steps = xp.maximum(wl.output_len - 1.0, 1.0)
     seats = xp.maximum(capacity.staggered, 1.0)
 
-    def decode_at(decoders: Scalar) -> PhaseTime:
-        """D(n): one decode step of ``decoders`` sequences at the mean context."""
-        return lengths.decode_mean(serving_step(model, gpu, _batch(dep, xp.maximum(decoders, 1e-3)), profile), wl)
-
     def slope(c: Chain, n: Scalar) -> tuple[Scalar, Scalar]:
         """What one more decoding sequence adds [s]: to a decode step, dD/dn, and to the mean time
         per token, dtau/dn, the prompts' response included: its decode work lengthens every step,
@@ -408,7 +411,9 @@ def served(
         cov_nk = 0.5 * (c.prompts_var_sum - c.prompts_var) / (1.0 - g_step)
         # Var(n) / n: the prompts' Fano factor over many steps (1 for Poisson arrivals), fed back
         fano = xp.where(c.prompts_mean > 1e-12, c.prompts_var_sum / xp.maximum(c.prompts_mean, 1e-12), 1.0)
-        decode_seen = size_biased(lambda x: decode_at(x).total_s, n, fano / (1.0 - g_step))
+        decode_seen = size_biased(
+            lambda x: decode_at(model, gpu, dep, wl, profile, x).total_s, n, fano / (1.0 - g_step)
+        )
         excess_s = decode_seen - c.decode.total_s + c.slope_s * cov_nk / xp.maximum(n, 1e-3)
         return c.per_token_s + xp.minimum(excess_s, dn * var_n), total, g
 

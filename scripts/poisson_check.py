@@ -15,7 +15,7 @@ import numpy as np
 
 from kernels.point import evaluate_point
 from sweep.bench.simulate import compare, error_summary, highest_rate
-from tests.kernels.test_queueing import CONFIGS, at_rate, poisson_point
+from tests.kernels.test_queueing import CONFIGS, at_rate, poisson_point, requests_for
 
 LIVES = 100
 """The decoders' count n wanders about its mean with a correlation time of about one request's
@@ -25,15 +25,6 @@ the simulation's mean of n, and so of TPOT, averages about as many such times as
 one seed, 2% in two others."""
 
 MOST = 30_000
-
-
-def requests_needed(point, steps: int) -> int:
-    """Requests to simulate: ``steps`` engine steps and ``LIVES`` correlation times of n."""
-    m = evaluate_point(point)
-    decoders = max(float(m.batch_in_flight), 1.0)
-    by_steps = steps * decoders / max(float(point.wl.output_len) - 1.0, 1.0)
-    by_lives = LIVES * decoders / max(1.0 - float(m.utilization), 0.05)
-    return int(np.clip(max(by_steps, by_lives), 600, MOST))
 
 
 def main(n: int, seed: int, steps: int, first: int = 1) -> None:
@@ -58,7 +49,7 @@ def main(n: int, seed: int, steps: int, first: int = 1) -> None:
             continue
         point = at_rate(point, config[6] * highest_rate(point))
         start = time.time()
-        requests = requests_needed(point, steps)
+        requests = requests_for(point, steps, MOST, LIVES)
         errors = compare(point, requests, seed=drawn - 1)
         errors["target_utilization"] = config[6]
         rows.append(errors)

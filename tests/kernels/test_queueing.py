@@ -59,13 +59,15 @@ def at_rate(point, rate: float):
     return point._replace(wl=dataclasses.replace(point.wl, request_rate=np.float64(rate)))
 
 
-def requests_for(point, steps: int = 20_000, most: int = 5000) -> int:
-    """Enough requests for stable percentiles, about ``steps`` engine steps (the full run: 60,000),
-    at most ``most``."""
+def requests_for(point, steps: int = 20_000, most: int = 5000, lives: float = 0.0) -> int:
+    """Enough requests for stable percentiles, about ``steps`` engine steps, and with ``lives``
+    at least that many correlation times of the decoders' count (about one request's life /
+    (1 - u), in which n / (1 - u) requests arrive; scripts/poisson_check.py), at most ``most``."""
     m = evaluate_point(point)
     decoders = max(float(m.batch_in_flight), 1.0)
     steps_per_request = max(float(point.wl.output_len) - 1.0, 1.0) / decoders
-    return int(np.clip(steps / steps_per_request, 600, most))
+    by_lives = lives * decoders / max(1.0 - float(m.utilization), 0.05)
+    return int(np.clip(max(steps / steps_per_request, by_lives), 600, most))
 
 
 @st.composite
