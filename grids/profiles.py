@@ -136,6 +136,18 @@ TERMS: dict[str, Term] = {
         default=0.0,
         default_source="the same latency over every fabric",
     ),
+    "roof_overlap": Term(
+        "1",
+        0.0,
+        1.0,
+        "share of the shorter of a pass's math time and memory time hidden under the longer: a pass is a "
+        "sequence of kernels (weight matmuls, attention, norms), each bound by its own resource and run "
+        "one after another, so its time lies between max(T_math, T_mem) (1, the ideal roofline) and "
+        "T_math + T_mem (0)",
+        default=1.0,
+        default_source="the ideal roofline: math and memory traffic overlap completely (Williams, Waterman "
+        "and Patterson 2009)",
+    ),
 }
 assert tuple(TERMS) == tuple(f.name for f in dataclasses.fields(EngineProfile))
 

@@ -280,7 +280,7 @@ def pools(
     q = prefill_queue(wl.request_rate, d, dep.prefill_instances)
     kv = kv_transfer(model, gpu, dep, wl, sender)
     # Decode ranks: arriving requests bring their KV cache; joining a step costs nothing.
-    free = PrefillTerms(*(0.0 * one for _ in PrefillTerms._fields))
+    free = PrefillTerms(*(0.0 * one for _ in PrefillTerms._fields))._replace(overlap=profile.roof_overlap)
     seats = decode_seats(model, gpu, dep, wl, profile)
     decoding = dataclasses.replace(profile, chunked_prefill=one)
     s = served(model, gpu, dep, wl, decoding, Capacity(seats, seats, seats), free, first_token_percentiles=False)

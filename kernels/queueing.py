@@ -67,6 +67,7 @@ from kernels.roofline import (
     PrefillTerms,
     prefill_pass,
     prefill_terms,
+    roof,
 )
 from kernels.specs import Deployment, EngineProfile, GPUSpec, ModelSpec, Workload
 from kernels.speculative import serving_step
@@ -169,9 +170,17 @@ def step_durations(
     compute = prompts * terms.compute_per_prompt_s + (own.compute_per_prompt_s - terms.compute_per_prompt_s)
     memory = prompts * terms.memory_per_prompt_s + (own.memory_per_prompt_s - terms.memory_per_prompt_s)
     comm = prompts * terms.comm_per_prompt_s + (own.comm_per_prompt_s - terms.comm_per_prompt_s)
-    mixed = decode.overhead_s + xp.maximum(decode.compute_s + compute, decode.memory_s + memory) + decode.comm_s + comm
+    mixed = (
+        decode.overhead_s
+        + roof(decode.compute_s + compute, decode.memory_s + memory, terms.overlap)
+        + decode.comm_s
+        + comm
+    )
     prefill = (
-        terms.overhead_s + xp.maximum(terms.compute_0_s + compute, terms.memory_0_s + memory) + terms.comm_0_s + comm
+        terms.overhead_s
+        + roof(terms.compute_0_s + compute, terms.memory_0_s + memory, terms.overlap)
+        + terms.comm_0_s
+        + comm
     )
     separate = xp.where(prompts > 0.0, prefill, decode.total_s)
     return xp.where(chunked > 0.0, mixed, separate)

@@ -1,8 +1,9 @@
 """Roofline time of prefill and of decode, with the decode sum over output tokens in closed form.
 
-A phase takes overhead + max(T_math, T_mem) + T_comm: math and memory traffic overlap, the
-all-reduces of tensor parallelism do not. Reference: the article "LLM inference economics from
-first principles", sections "Prefill" and "Decode"; scaling-book, "Roofline".
+A phase takes overhead + roof(T_math, T_mem) + T_comm: math and memory traffic overlap, up to
+the engine's ``roof_overlap`` (``roof``); the all-reduces of tensor parallelism do not.
+Reference: the article "LLM inference economics from first principles", sections "Prefill" and
+"Decode"; scaling-book, "Roofline".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kernels import xp
-from kernels._types import Scalar
+from kernels._types import Leaf, Scalar
 from kernels.comm import comm_time, expert_group, expert_group_tokens
 from kernels.flops import pass_flops
 from kernels.memory import kv_bytes_per_seq_per_gpu, kv_elems_per_token_per_layer, kv_heads_per_gpu
@@ -89,8 +90,20 @@ class PhaseTime(NamedTuple):
     total_s: Scalar  # overhead + max(compute, memory) + comm
 
 
-def phase_time(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar) -> PhaseTime:
-    return PhaseTime(compute_s, memory_s, comm_s, overhead_s, overhead_s + xp.maximum(compute_s, memory_s) + comm_s)
+def roof(compute_s: Leaf, memory_s: Leaf, overlap: Leaf) -> Leaf:
+    """Time of a pass's math and memory traffic [s]: max(c, m) + (1 - overlap) min(c, m).
+
+    A pass is a sequence of kernels (the weight matmuls, attention, norms and activations of every
+    layer), each bound by its own resource and run one after another; within a kernel math and
+    loads overlap. So the pass takes between max(c, m), where every kernel has the pass's mix (the
+    ideal roofline, Williams, Waterman and Patterson 2009: overlap 1), and c + m, where each kernel
+    is bound by one of them alone (overlap 0). Equal to overlap max(c, m) + (1 - overlap)(c + m),
+    so sums of it over contexts stay closed form."""
+    return xp.maximum(compute_s, memory_s) + (1.0 - overlap) * xp.minimum(compute_s, memory_s)
+
+
+def phase_time(compute_s: Scalar, memory_s: Scalar, comm_s: Scalar, overhead_s: Scalar, overlap: Scalar) -> PhaseTime:
+    return PhaseTime(compute_s, memory_s, comm_s, overhead_s, overhead_s + roof(compute_s, memory_s, overlap) + comm_s)
 
 
 def weight_read_s(
@@ -134,6 +147,7 @@ class PrefillTerms(NamedTuple):
     comm_0_s: Scalar  # all-reduce latencies, once per pass [s]
     comm_per_prompt_s: Scalar  # all-reduce bandwidth time of one prompt's activations [s]
     overhead_s: Scalar  # fixed per-pass cost [s]
+    overlap: Scalar  # the engine's roof_overlap (``roof``) [1]
 
 
 PER_PROMPT_FIELDS = ("compute_per_prompt_s", "memory_per_prompt_s", "comm_per_prompt_s")
@@ -183,6 +197,7 @@ def prefill_terms(
         comm.latency_s,
         comm.bandwidth_s,
         profile.prefill_overhead_s,
+        profile.roof_overlap,
     )
 
 
@@ -193,6 +208,7 @@ def prefill_pass(terms: PrefillTerms, prompts: Scalar) -> PhaseTime:
         terms.memory_0_s + terms.memory_per_prompt_s * prompts,
         terms.comm_0_s + terms.comm_per_prompt_s * prompts,
         terms.overhead_s,
+        terms.overlap,
     )
 
 
@@ -205,17 +221,18 @@ def mean_first_token_s(terms: PrefillTerms, prompts: Scalar) -> Scalar:
     """Mean over k = 1..b of the time of a pass over the first k prompts: when, serving prompts
     first come first served, the k-th gets its first token (one pass costs at least a weight read).
 
-    (1/b) sum_k [ overhead + comm_0 + k comm_1 + max(c_0 + k c_1, m_0 + k m_1) ]
+    (1/b) sum_k [ overhead + comm_0 + k comm_1 + roof(c_0 + k c_1, m_0 + k m_1) ]
     """
-    roof = sum_max_affine(
+    roofs = sum_roof_affine(
         terms.compute_0_s,
         terms.compute_per_prompt_s,
         terms.memory_0_s,
         terms.memory_per_prompt_s,
         xp.ones_like(prompts),
         prompts,
+        terms.overlap,
     )
-    return terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0) + roof / prompts
+    return terms.overhead_s + terms.comm_0_s + terms.comm_per_prompt_s * 0.5 * (prompts + 1.0) + roofs / prompts
 
 
 def static_first_token_s(terms: PrefillTerms, prompts: Scalar, first_alone: Scalar) -> Scalar:
@@ -264,6 +281,7 @@ class DecodeStep(NamedTuple):
     draft_memory_0_s: Scalar  # k times a draft step's weight read [s]
     draft_memory_per_token_s: Scalar  # k times its KV read per cached token [s/token]
     per_round: Scalar  # E, tokens each sequence gains per step (round) [token]
+    overlap: Scalar  # the engine's roof_overlap (``roof``) [1]
 
 
 def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: EngineProfile) -> DecodeStep:
@@ -311,6 +329,7 @@ def decode_step(model: ModelSpec, gpu: GPUSpec, dep: Deployment, profile: Engine
         none,
         none,
         _constant(1.0, comm),
+        profile.roof_overlap,
     )
 
 
@@ -322,9 +341,10 @@ def _constant(value: float, like: Scalar) -> Any:
 def draft_s(step: DecodeStep, context_len: Scalar) -> Scalar:
     """The k draft steps of a round after ``context_len`` cached tokens, each its own roofline
     (the draft's kernels run apart from the verify pass) [s]; 0 without speculation."""
-    return step.draft_fixed_s + xp.maximum(
+    return step.draft_fixed_s + roof(
         step.draft_compute_0_s + step.draft_compute_per_token_s * context_len,
         step.draft_memory_0_s + step.draft_memory_per_token_s * context_len,
+        step.overlap,
     )
 
 
@@ -338,6 +358,7 @@ def _step_phase(step: DecodeStep, context_len: Scalar, window_context: Scalar) -
         (step.memory_0_s + step.memory_per_token_s * context_len + step.memory_per_window_token_s * window_context) / e,
         step.comm_s / e,
         (step.overhead_s + draft_s(step, context_len)) / e,
+        step.overlap,
     )
 
 
@@ -384,6 +405,16 @@ def sum_max_affine(a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar
     return sum_g + sum_d
 
 
+def sum_roof_affine(
+    a1: Scalar, b1: Scalar, a2: Scalar, b2: Scalar, first: Scalar, count: Scalar, overlap: Scalar
+) -> Scalar:
+    """Sum of roof(a1 + b1 t, a2 + b2 t, overlap) over the integers t = first, ..., first + count - 1:
+    overlap times the sum of the maxima (``sum_max_affine``) plus 1 - overlap times the sums of both."""
+    middle = first + 0.5 * (count - 1.0)
+    both = count * (a1 + a2 + (b1 + b2) * middle)
+    return overlap * sum_max_affine(a1, b1, a2, b2, first, count) + (1.0 - overlap) * both
+
+
 def sum_positive_affine(a: Scalar, b: Scalar, first: Scalar, count: Scalar) -> Scalar:
     """Sum of max(a + b t, 0) over the integers t = first, ..., first + count - 1 (0 if count = 0).
 
@@ -404,7 +435,8 @@ def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> Phase
     Never a loop over tokens: math and memory time are affine in the context T below the window
     W and affine again (window layers constant) from W on, so each term's sum is an arithmetic
     series, and the sum of their maximum, max(c, m) = m + max(c - m, 0), adds the positive part
-    of c - m over the two pieces of the range split at W (``sum_positive_affine``). A model
+    of c - m over the two pieces of the range split at W (``sum_positive_affine``), and the sum
+    of ``roof`` weighs it with the sums of both (``_summed_roof``). A model
     without window layers has one piece (W = 0 in the split gives the same numbers, at twice the
     cost): a branch on the architecture, taken per model where the engine maps over models.
 
@@ -412,13 +444,14 @@ def decode_time(step: DecodeStep, first_context: Scalar, steps: Scalar) -> Phase
     (``_step_phase``): every sum / E, the draft steps' own rooflines summed the same way.
     """
     phase = xp.cond(step.window > 0.0, _decode_time_split, _decode_time_full, step, first_context, steps)
-    drafts = steps * step.draft_fixed_s + sum_max_affine(
+    drafts = steps * step.draft_fixed_s + sum_roof_affine(
         step.draft_compute_0_s,
         step.draft_compute_per_token_s,
         step.draft_memory_0_s,
         step.draft_memory_per_token_s,
         first_context,
         steps,
+        step.overlap,
     )
     e = step.per_round
     return PhaseTime(
@@ -440,7 +473,7 @@ def _decode_time_full(step: DecodeStep, first_context: Scalar, steps: Scalar) ->
     )
     comm = steps * step.comm_s
     overhead = steps * step.overhead_s
-    return PhaseTime(math, mem, comm, overhead, overhead + mem + excess + comm)
+    return PhaseTime(math, mem, comm, overhead, overhead + _summed_roof(math, mem, excess, step.overlap) + comm)
 
 
 def _decode_time_split(step: DecodeStep, first_context: Scalar, steps: Scalar) -> PhaseTime:
@@ -462,7 +495,13 @@ def _decode_time_split(step: DecodeStep, first_context: Scalar, steps: Scalar) -
     above = sum_positive_affine(a + bw * step.window, b, first_context + s, steps - s)
     comm = steps * step.comm_s
     overhead = steps * step.overhead_s
-    return PhaseTime(math, mem, comm, overhead, overhead + mem + below + above + comm)
+    return PhaseTime(math, mem, comm, overhead, overhead + _summed_roof(math, mem, below + above, step.overlap) + comm)
+
+
+def _summed_roof(math: Scalar, mem: Scalar, excess: Scalar, overlap: Scalar) -> Scalar:
+    """The summed ``roof`` of steps whose summed math, memory and positive part of math - memory
+    are given: overlap (mem + excess) + (1 - overlap)(math + mem)."""
+    return mem + overlap * excess + (1.0 - overlap) * math
 
 
 def bottleneck(phase: PhaseTime) -> Scalar:

@@ -225,12 +225,13 @@ def _separate(single: PhaseTime, step: PhaseTime, wl: Workload, c: Scalar) -> Ti
 def _mixed_step(terms: PrefillTerms, step: PhaseTime, prompts: Scalar) -> PhaseTime:
     """One step that decodes the C sequences and also processes ``prompts`` whole prompts: their
     math, KV writes and all-reduce bytes join the step's (weights are read once for all), and
-    the roofline applies to the sum."""
+    the roofline (``roof``) applies to the sum."""
     return phase_time(
         step.compute_s + prompts * terms.compute_per_prompt_s,
         step.memory_s + prompts * terms.memory_per_prompt_s,
         step.comm_s + prompts * terms.comm_per_prompt_s,
         step.overhead_s,
+        terms.overlap,
     )
 
 

@@ -264,6 +264,7 @@ class EngineProfile:
         Leaf  # 1.0: embedding table and LM head stay 16-bit under narrower weight formats; 0.0: in the weight format
     )
     pcie_latency_extra_s: Leaf  # latency one collective adds over PCIe beyond allreduce_latency_s [s]
+    roof_overlap: Leaf  # share of the shorter of math and memory time hidden under the longer (1: max) [1]
 
 
 @_pytree

@@ -213,7 +213,12 @@ def _prefill(m, gpu, prof, par, batch, input_len, w_bytes, kv_bytes, compute_dty
     memory = _weight_read(m, gpu, prof, par, w_bytes, S) + batch * kv_seq_per_gpu(m, tp, kv_bytes, S) / (
         bw * prof["kv_bw_eff"]
     )
-    return prof["prefill_overhead_s"] + max(compute, memory) + comm(m, gpu, prof, par, n_tok)
+    return prof["prefill_overhead_s"] + _roof(prof, compute, memory) + comm(m, gpu, prof, par, n_tok)
+
+
+def _roof(prof, c, mem):
+    """Math and memory time of one pass: the longer, plus the shorter's share not hidden under it."""
+    return max(c, mem) + (1 - prof["roof_overlap"]) * min(c, mem)
 
 
 def _weight_read(m, gpu, prof, par, w_bytes, tokens):
@@ -252,7 +257,7 @@ def _step_fixed(m, gpu, prof, par, batch):
 
 def _step(m, gpu, prof, par, batch, context, *args):
     """One decode step of `batch` sequences after `context` cached tokens each [s]."""
-    return _step_fixed(m, gpu, prof, par, batch) + max(_step_terms(m, gpu, prof, par, batch, context, *args))
+    return _step_fixed(m, gpu, prof, par, batch) + _roof(prof, *_step_terms(m, gpu, prof, par, batch, context, *args))
 
 
 def _steady_step(m, gpu, prof, par, batch, contexts, *args, prompts=0.0, input_len=0.0):
@@ -272,7 +277,7 @@ def _steady_step(m, gpu, prof, par, batch, contexts, *args, prompts=0.0, input_l
         c += prompts * (other / prof["matmul_eff"] + attn / prof["attn_eff"]) / peak
         mem += prompts * kv_seq_per_gpu(m, par["tp"], kv_bytes, S) / (gpu["hbm_bytes_per_s"] * prof["kv_bw_eff"])
     fixed = prof["step_overhead_s"] + comm(m, gpu, prof, par, batch + prompts * input_len)
-    return fixed + max(c, mem)
+    return fixed + _roof(prof, c, mem)
 
 
 def evaluate(

@@ -46,6 +46,7 @@ FIT_BOUNDS = {
     "prefill_overhead_s": (0.0, 0.5),
     "allreduce_latency_s": (0.0, 1e-4),
     "pcie_latency_extra_s": (0.0, 1e-4),
+    "roof_overlap": (0.0, 1.0),
     "link_eff": (0.05, 1.0),
     "pcie_link_eff": (0.02, 1.0),
     "if_link_eff": (0.02, 1.0),

@@ -96,7 +96,14 @@ def test_whole_pieces_cost_more_than_the_mean_field():
     # S(p) is convex in the prompts a step carries: steps that carry whole pieces average to more
     # than steps that each carry the mean (prefill_chunk_tokens = 0), so throughput is lower and
     # TPOT longer; at C = 1 a request's decode steps carry no other prompt (TPOT = decode step).
-    base = specs.point(p="trtllm").profile
+    # Convex where math and memory overlap (the roofline's max); where they add (roof_overlap 0,
+    # the trtllm profile's) S is affine and whole pieces cost what the mean field does.
+    base = dataclasses.replace(specs.point(p="trtllm").profile, roof_overlap=f64(1.0))
+    added = dataclasses.replace(base, roof_overlap=f64(0.0))
+    for c in (5.0, 25.0):
+        a = _at(c, p=dataclasses.replace(added, prefill_chunk_tokens=f64(0.0)))
+        b = _at(c, p=dataclasses.replace(added, prefill_chunk_tokens=f64(float("inf"))))
+        assert float(b.output_tok_s) == pytest.approx(float(a.output_tok_s), rel=1e-9)
     spread = dataclasses.replace(base, prefill_chunk_tokens=f64(0.0))
     whole = dataclasses.replace(base, prefill_chunk_tokens=f64(float("inf")))
     for c in (5.0, 25.0, 50.0):

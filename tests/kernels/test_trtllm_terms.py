@@ -1,18 +1,30 @@
 """The profile terms added for TensorRT-LLM (issue 12): a prompt's attention efficiency by its
 length, attention at the 16-bit peak under fp8 weights, memory the engine holds beside weights
-and KV cache, and an LM head and embedding kept in 16 bits. Each defaults to the behaviour from
+and KV cache, an LM head and embedding kept in 16 bits, and how far a pass's math and memory
+time overlap. Each defaults to the behaviour from
 before it existed, so profiles written before them (and the golden store) do not move."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 from grids.profiles import TERMS, load_profile
 from kernels.comm import comm_time
 from kernels.memory import memory_plan
-from kernels.roofline import attention_peak_flop_per_s, prefill_terms, prompt_attention_efficiency, weight_read_s
+from kernels.roofline import (
+    attention_peak_flop_per_s,
+    decode_step,
+    decode_step_time,
+    decode_time,
+    prefill_pass,
+    prefill_terms,
+    prompt_attention_efficiency,
+    roof,
+    weight_read_s,
+)
 from tests import specs
 from tests.specs import f64
 
@@ -98,3 +110,34 @@ def test_profiles_without_the_terms_keep_their_behaviour(name):
     for term in ("attn_len_half", "attn_bf16_peak", "mem_reserved_bytes", "head_16bit", "pcie_latency_extra_s"):
         assert TERMS[term].default == 0.0
         assert float(getattr(entry.spec, term)) == 0.0
+    assert TERMS["roof_overlap"].default == 1.0 and float(entry.spec.roof_overlap) == 1.0
+
+
+def test_roof_overlap_runs_from_the_rooflines_max_to_the_sum():
+    # roof(c, m) = max(c, m) + (1 - overlap) min(c, m): 3 ms of math and 5 of memory traffic.
+    c, m = f64(3e-3), f64(5e-3)
+    assert float(roof(c, m, f64(1.0))) == pytest.approx(5e-3, rel=1e-15)
+    assert float(roof(c, m, f64(0.0))) == pytest.approx(8e-3, rel=1e-15)
+    assert float(roof(m, c, f64(0.25))) == pytest.approx(5e-3 + 0.75 * 3e-3, rel=1e-15)
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("first,steps", [(2000.0, 300.0), (10.0, 4000.0)])
+def test_summed_decode_steps_equal_the_steps_one_by_one(overlap, first, steps):
+    # decode_time sums the steps' roof over the contexts in closed form; one by one it is a loop.
+    # 8B at batch 320 turns from compute- to memory-bound as the context grows (a kink inside).
+    p = specs.point("llama-3.1-8b", p=specs.ROOFLINE, tp=1, batch=320, input_len=1, output_len=2)
+    step = decode_step(p.model, p.gpu, p.dep, _with(p, roof_overlap=overlap))
+    total = float(decode_time(step, f64(first), f64(steps)).total_s)
+    one_by_one = math.fsum(float(decode_step_time(step, f64(first + t)).total_s) for t in range(int(steps)))
+    assert total == pytest.approx(one_by_one, rel=1e-9)
+
+
+def test_no_overlap_adds_the_shorter_time_to_every_pass():
+    # A prefill pass and a decode step at overlap 0 take their math plus their memory time.
+    p = specs.point(p=specs.ROOFLINE, tp=1, batch=8, input_len=1024, output_len=2)
+    prof = _with(p, roof_overlap=0.0)
+    one = prefill_pass(prefill_terms(p.model, p.gpu, p.dep, p.wl, prof), f64(8.0))
+    assert float(one.total_s) == pytest.approx(float(one.compute_s + one.memory_s + one.comm_s + one.overhead_s))
+    d = decode_step_time(decode_step(p.model, p.gpu, p.dep, prof), f64(1024.0))
+    assert float(d.total_s) == pytest.approx(float(d.compute_s + d.memory_s + d.comm_s + d.overhead_s))

@@ -128,6 +128,7 @@ def profiles(draw) -> dict:
         mem_reserved_bytes=0.0,
         head_16bit=0.0,
         pcie_latency_extra_s=0.0,
+        roof_overlap=draw(st.sampled_from([0.0, 0.5, 1.0])),
     )
 
 
