@@ -174,6 +174,7 @@ def _explain(
         prefill_gpus=round(float(prefill_dep.tp)),
         prefill_gpu=prefill_gpu,
         prefill_compute_dtype=COMPUTE_DTYPES[int(prefill_dep.compute_dtype)],
+        roof_overlap=float(pspec.roof_overlap),
     )
     out.update(_scalars(metrics))
     out["feasible"] = bool(metrics.feasible)

@@ -8,6 +8,16 @@ from typing import Any
 from sweep.query.units import gigabytes, seconds, si
 
 
+def _overlap_lines(d: dict[str, Any]) -> list[str]:
+    """How the profile adds a pass's compute and memory time, where it is not the roofline's max."""
+    if d["roof_overlap"] >= 1.0:
+        return []
+    return [
+        f"   (profile {d['profile']}: a pass's kernels each wait on one resource, so it takes the longer of "
+        f"compute and memory plus {1.0 - d['roof_overlap']:.0%} of the shorter; roof_overlap {d['roof_overlap']:g})"
+    ]
+
+
 def render(d: dict[str, Any]) -> str:
     """The breakdown of ``sweep.query.explain.explain`` as numbered steps, like the article."""
     lines = [
@@ -45,6 +55,7 @@ def render(d: dict[str, Any]) -> str:
         f"   compute {seconds(d['prefill_compute_s'])} vs memory {seconds(d['prefill_memory_s'])} "
         f"(weights {seconds(d['weight_read_s'])}) + communication {seconds(d['prefill_comm_s'])}"
         f" -> {d['prefill_bottleneck']}-bound; TTFT {seconds(d['ttft_s'])}",
+        *_overlap_lines(d),
         "",
         f"4. Decode: the token after the prompt costs {si(d['decode_flops'], 'FLOP')} per sequence",
         f"   step compute {seconds(d['decode_step_compute_s'])} vs memory {seconds(d['decode_step_memory_s'])}"

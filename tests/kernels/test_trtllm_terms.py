@@ -141,3 +141,15 @@ def test_no_overlap_adds_the_shorter_time_to_every_pass():
     assert float(one.total_s) == pytest.approx(float(one.compute_s + one.memory_s + one.comm_s + one.overhead_s))
     d = decode_step_time(decode_step(p.model, p.gpu, p.dep, prof), f64(1024.0))
     assert float(d.total_s) == pytest.approx(float(d.compute_s + d.memory_s + d.comm_s + d.overhead_s))
+
+
+def test_explain_states_how_a_pass_adds_compute_and_memory():
+    # trtllm adds them (roof_overlap 0) and explain says so; the roofline's max (vllm, 1) needs
+    # no words.
+    from sweep.query.explain import explain
+    from sweep.query.explain_text import render
+
+    added = explain("llama-3.1-8b", "h100-sxm", 1, 8, 1024, 64, profile="trtllm")
+    assert added["roof_overlap"] == 0.0 and "roof_overlap 0" in render(added)
+    maxed = explain("llama-3.1-8b", "h100-sxm", 1, 8, 1024, 64, profile="vllm")
+    assert maxed["roof_overlap"] == 1.0 and "roof_overlap" not in render(maxed)
