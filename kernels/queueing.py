@@ -37,10 +37,11 @@ fixed-length lives); TTFT's exact distribution under the chain: an arrival lands
 step it finds (length-biased, s(N) pi(N)) and is served by the next, which carries it and the
 Poisson(lambda s) others of its step; an arrival that finds the engine empty (probability
 exp(-lambda e2e), the M/G/inf population) is served at once, P(1). An arrival that finds every
-seat taken waits for one to free: with n about normal (n_bar, m sigma_k^2 / (1 - g)), the
-requests waiting beyond the S seats are E[(n - S)^+] and by Little's law each arrival waits that
-over lambda on average, the share P(n >= S) of them that over the share (a wait added to TTFT and
-e2e). The end-to-end time is TTFT plus a normal decode time. Percentiles invert these
+seat taken waits for one to free: with n an overdispersed Poisson count of mean n_bar and
+variance m sigma_k^2 / (1 - g) (``seats_taken``: a Poisson count at few seats, where a normal
+tail is far too light, skewed where the feedback spreads it), the requests waiting beyond the S
+seats are E[(n - S)^+] and by Little's law each arrival waits that over lambda on average, the
+share P(n >= S) of them that over the share (a wait added to TTFT and e2e). The end-to-end time is TTFT plus a normal decode time. Percentiles invert these
 distributions by bisection.
 
 Sustainable: the mean-field fixed point exists, the decoders' 99th percentile (normal
@@ -296,6 +297,25 @@ def size_biased(f: Callable[[Scalar], Scalar], mean: Scalar, dispersion: Scalar)
     return total
 
 
+def seats_taken(mean: Scalar, variance: Scalar, seats: Scalar) -> tuple[Scalar, Scalar]:
+    """E[(N - S)^+] and P(N >= S) for a count N of this mean and variance, S ``seats``: N = D M,
+    M Poisson of mean mean / D, D = variance / mean (at least 1), the overdispersed Poisson. Exact
+    sums of M's probabilities where S / D lies below the last state; beyond, the normal with a
+    half-unit continuity correction."""
+    d = xp.maximum(variance / xp.maximum(mean, 1e-12), 1.0)
+    lam = xp.maximum(mean / d, 1e-12)
+    t = seats / d
+    ks = _like(KS[:STATES], mean)
+    pmf = xp.exp(ks * xp.log(lam) - lam - _like(LOG_FACTORIAL, lam))
+    exact_e = d * (lam - t + xp.sum(xp.maximum(t - ks, 0.0) * pmf))
+    exact_p = xp.sum(xp.where(ks >= t, pmf, 0.0))
+    sd = xp.sqrt(variance)
+    z = (mean - seats + 0.5) / sd
+    few = t < STATES - 1.0
+    excess = xp.where(few, exact_e, sd * _ramp_integral(z) - 0.5 * norm_cdf(z))
+    return xp.maximum(excess, 0.0), xp.clip(xp.where(few, exact_p, norm_cdf(z)), 0.0, 1.0)
+
+
 def _batch(dep: Deployment, batch: Scalar) -> Deployment:
     return dataclasses.replace(dep, batch=batch)
 
@@ -500,14 +520,14 @@ def served(
     busy_ttft = xp.sum(weights * (rest_mean + next_mean[None, :]))
     decode_total = tokens * tpot
     empty = xp.exp(-rate * (busy_ttft + decode_total))
-    # Admission: the sequences in flight beyond the seats wait for one to finish. n is about
-    # normal, mean n_bar and the variance its feedback gives, m sigma_k^2 / (1 - g); the requests
-    # waiting E[(n - S)^+] = sd G((n_bar - S) / sd), and each arrival waits that over lambda on
-    # average (Little's law), those that wait (P(n >= S)) that over the share that waits.
-    decoders_sd = xp.sqrt(xp.maximum(steps * c.prompts_var_sum / (1.0 - g), 1e-30))
-    beyond_seats = (n - seats) / decoders_sd
-    admission_s = decoders_sd * _ramp_integral(beyond_seats) / xp.maximum(rate, 1e-30)
-    waiting = norm_cdf(beyond_seats)
+    # Admission: the sequences in flight beyond the seats wait for one to finish. n is an
+    # overdispersed Poisson count, mean n_bar and the variance its feedback gives, m sigma_k^2 /
+    # (1 - g); the requests waiting E[(n - S)^+], and each arrival waits that over lambda on
+    # average (Little's law), those that wait (P(n >= S)) that over the share that waits. (A
+    # normal n: Llama 3.3 70B tp 2 on H100 at 4 seats, TTFT mean -22% against the simulation;
+    # a negative binomial, skewed twice as much: LMDeploy 8B on H200 at 0.94, TTFT p90 +87%.)
+    beyond, waiting = seats_taken(n, xp.maximum(steps * c.prompts_var_sum / (1.0 - g), 1e-30), seats)
+    admission_s = beyond / xp.maximum(rate, 1e-30)
     # the wait of an arrival that waits [s] (0 where hardly any waits)
     queued_s = xp.where(waiting > 1e-9, admission_s / xp.maximum(waiting, 1e-9), 0.0)
     ttft = empty * first.total_s + (1.0 - empty) * busy_ttft + admission_s
