@@ -41,8 +41,8 @@ seat taken waits for one to free: with n an overdispersed Poisson count of mean 
 variance m sigma_k^2 / (1 - g) (``seats_taken``: a Poisson count at few seats, where a normal
 tail is far too light, skewed where the feedback spreads it), the requests waiting beyond the S
 seats are E[(n - S)^+] and by Little's law each arrival waits that over lambda on average, the
-share P(n >= S) of them that over the share (a wait added to TTFT and e2e). The end-to-end time is TTFT plus a normal decode time. Percentiles invert these
-distributions by bisection.
+share P(n >= S) of them that over the share (a wait added to TTFT and e2e). The end-to-end time
+is TTFT plus a normal decode time. Percentiles invert these distributions by bisection.
 
 Sustainable: the mean-field fixed point exists, the decoders' 99th percentile (normal
 approximation of a Poisson count) fits the capacity, and the chain keeps below ``STATES`` prompts
