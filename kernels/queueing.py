@@ -308,7 +308,7 @@ def seats_taken(mean: Scalar, variance: Scalar, seats: Scalar) -> tuple[Scalar, 
     ks = _like(KS[:STATES], mean)
     pmf = xp.exp(ks * xp.log(lam) - lam - _like(LOG_FACTORIAL, lam))
     exact_e = d * (lam - t + xp.sum(xp.maximum(t - ks, 0.0) * pmf))
-    exact_p = xp.sum(xp.where(ks >= t, pmf, 0.0))
+    exact_p = 1.0 - xp.sum(xp.where(ks < t, pmf, 0.0))  # the states below t: none lost above the last
     sd = xp.sqrt(variance)
     z = (mean - seats + 0.5) / sd
     few = t < STATES - 1.0

@@ -27,6 +27,7 @@ def _poisson_tail(lam: float, threshold: float) -> tuple[float, float]:
         (1.08, 1.1, 4.0),  # 70B tp 2 on H100: 4 seats
         (33.0, 183.0, 64.0),  # LMDeploy 70B on A100 at 0.9: D = 5.5
         (10.0, 20.0, 20.0),
+        (55.0, 55.0, 60.0),  # a Poisson count whose tail runs past the 64 states summed
     ],
 )
 def test_seats_taken_is_the_overdispersed_poisson_tail(mean, variance, seats):
