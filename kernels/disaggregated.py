@@ -77,7 +77,6 @@ layer by layer during the prefill pass, a price override of the prefill GPU alon
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -95,6 +94,7 @@ from kernels.queueing import (
     Z,
     invert,
     norm_cdf,
+    poisson_pmf,
     served,
     stationary,
 )
@@ -105,7 +105,6 @@ COUNTS = 2 * STATES
 """Poisson counts (1) tracks, 0 .. COUNTS - 1: far beyond any bound below the chain's truncation."""
 
 KS: Any = np.arange(COUNTS, dtype=np.float64)
-LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(COUNTS)], dtype=np.float64)
 
 LEVELS = (*QUANTILES, 0.999)
 """Waiting-time quantiles solved: the percentiles, and the top of the grid e2e is convolved on."""
@@ -192,7 +191,7 @@ def prefill_queue(rate: Scalar, service_s: Scalar, servers: Scalar) -> Queue:
     """The M/D/x chain N' = max(N - x, 0) + Poisson(lambda D), its stationary law and E[W]."""
     ns = _const(KS[:STATES], service_s)
     mean = xp.maximum(rate * service_s, 1e-30)
-    pmf = xp.exp(ns * xp.log(mean) - mean - _const(LOG_FACTORIAL[:STATES], mean))  # arrivals in D
+    pmf = poisson_pmf(mean)  # arrivals in D
     waiting = xp.maximum(ns - servers, 0.0)  # max(n - x, 0): still in the pool D later
     arrived = ns[None, :] - waiting[:, None]  # N' = n' needs n' - max(n - x, 0) arrivals
     index = xp.clip(arrived, 0.0, STATES - 1.0).astype(xp.int32)
@@ -206,8 +205,7 @@ def wait_cdf(q: Queue, t: Leaf) -> Leaf:
     """Eq. (1): P(W <= t) for each of the waiting times ``t`` (a vector) [1]."""
     k = xp.floor(t / q.service_s)
     mean = xp.maximum(q.rate * (q.service_s - (t - k * q.service_s)), 1e-30)
-    counts = _const(KS, t)
-    pmf = xp.exp(counts[None, :] * xp.log(mean)[:, None] - mean[:, None] - _const(LOG_FACTORIAL, t)[None, :])
+    pmf = poisson_pmf(mean, COUNTS)
     cdf = xp.cumsum(pmf, axis=1)  # P(Poisson <= j), j = 0 .. COUNTS - 1, per t
     ns = _const(KS[:STATES], t)
     bound = (k[:, None] + 1.0) * q.servers - 1.0 - xp.maximum(ns - q.servers, 0.0)[None, :]

@@ -54,6 +54,7 @@ per step. ``utilization``: the larger of the share of a step spent on other requ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -79,7 +80,6 @@ a point whose chain puts more than ``TAIL`` of its mass on the last state is not
 
 TAIL = 1e-4
 KS: Any = np.arange(STATES + 1, dtype=np.float64)
-LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(STATES)], dtype=np.float64)
 EYE = np.eye(STATES)
 
 
@@ -187,12 +187,27 @@ def step_durations(
     return xp.where(chunked > 0.0, mixed, separate)
 
 
+@functools.cache
+def _counts(count: int) -> tuple[Any, Any]:
+    """k = 0 .. count - 1 and log k!, host constants."""
+    ks = np.arange(count, dtype=np.float64)
+    return ks, np.array([math.lgamma(k + 1.0) for k in range(count)], dtype=np.float64)
+
+
+def poisson_pmf(mean: Leaf, count: int = STATES) -> Leaf:
+    """P(k) = mean^k e^-mean / k! for k = 0 .. count - 1, along a new last axis of ``mean``."""
+    ks, log_factorial = _counts(count)
+    shape = (1,) * np.ndim(mean) + (count,)  # explicit ranks: the engine forbids rank promotion
+    ks, log_factorial = _like(ks.reshape(shape), mean), _like(log_factorial.reshape(shape), mean)
+    return xp.exp(ks * xp.log(mean)[..., None] - mean[..., None] - log_factorial)
+
+
 def transitions(rate: Scalar, durations: Vector) -> Matrix:
     """P(N' | N): Poisson(N'; rate s(N)) prompts arrive during the step that follows N; the last
     state holds the tail."""
     mean = xp.maximum(rate * durations, 1e-30)
     ks = _like(KS[:STATES], mean)
-    pmf = xp.exp(ks[None, :] * xp.log(mean)[:, None] - mean[:, None] - _like(LOG_FACTORIAL, mean)[None, :])
+    pmf = poisson_pmf(mean)
     head = xp.where(ks[None, :] < STATES - 1.0, pmf, 0.0)
     tail = xp.maximum(1.0 - xp.sum(head, axis=1), 0.0)
     return xp.where(ks[None, :] < STATES - 1.0, head, tail[:, None])
@@ -306,7 +321,7 @@ def seats_taken(mean: Scalar, variance: Scalar, seats: Scalar) -> tuple[Scalar, 
     lam = xp.maximum(mean / d, 1e-12)
     t = seats / d
     ks = _like(KS[:STATES], mean)
-    pmf = xp.exp(ks * xp.log(lam) - lam - _like(LOG_FACTORIAL, lam))
+    pmf = poisson_pmf(lam)
     exact_e = d * (lam - t + xp.sum(xp.maximum(t - ks, 0.0) * pmf))
     exact_p = 1.0 - xp.sum(xp.where(ks < t, pmf, 0.0))  # the states below t: none lost above the last
     sd = xp.sqrt(variance)
