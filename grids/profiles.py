@@ -176,6 +176,29 @@ class ProfileEntry:
                 return lo, hi
         return math.nan, math.nan
 
+    def covariance(self) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]] | None:
+        """The fitted terms and their covariance (term units squared, one row per term in the
+        order of ``free_terms``) that ``sweep calibrate`` records in [fit.covariance]; None for a
+        profile never fitted or fitted before the record held it."""
+        record = self.data.get("fit", {})
+        table = record.get("covariance")
+        if table is None:
+            return None
+        names = tuple(n for n in str(record.get("free_terms", "")).split(",") if n)
+        rows = tuple(tuple(table.get(n, ())) for n in names) if isinstance(table, dict) else ()
+        ok = (
+            names
+            and set(table) == set(names)
+            and all(len(r) == len(names) and all(isinstance(v, float) and math.isfinite(v) for v in r) for r in rows)
+            and all(rows[i][i] >= 0.0 for i in range(len(names)))
+        )
+        if not ok:
+            raise SpecError(
+                f"{self.path}: [fit.covariance] must hold one row of {len(names)} finite numbers for each of "
+                f"free_terms ({', '.join(names)}), with non-negative variances"
+            )
+        return names, rows
+
 
 def profile_names() -> list[str]:
     """Names of the profiles shipped in grids/profiles/, sorted."""
@@ -272,7 +295,11 @@ def write_profile(
         if isinstance(value, dict):
             lines += ["", f"[fit.{key}]"]
             for k, v in value.items():
-                lines.append(f"{_toml_string(k)} = {_toml_string(v) if isinstance(v, str) else _toml_value(v)}")
+                if isinstance(v, (list, tuple)):
+                    text_value = "[" + ", ".join(_toml_value(x) for x in v) + "]"
+                else:
+                    text_value = _toml_string(v) if isinstance(v, str) else _toml_value(v)
+                lines.append(f"{_toml_string(k)} = {text_value}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     spec_from_terms(str(path), read_toml(path)["terms"])  # what was written loads back

@@ -634,6 +634,21 @@ def interval(value: Any, name: str, log_p10: Any, log_p90: Any) -> tuple[Any, An
     return value, value
 
 
+Z_80 = 1.2815515655446004
+"""The standard normal's 90th percentile: an 80% two-sided interval spans +-1.28 sd."""
+
+
+def widen_interval(log_p10: Any, log_p90: Any, log_sd: Any) -> tuple[Any, Any]:
+    """A stated interval (log_p10, log_p90) of ln(measured speed / predicted speed) widened by an
+    independent error of standard deviation ``log_sd`` in the log (what a fit leaves uncertain in
+    its terms, ``sweep.calibration.uncertainty``): each half about the centre becomes
+    sqrt(half^2 + (1.28 sd)^2), variances adding. A NaN ``log_sd`` adds nothing."""
+    centre, half = 0.5 * (log_p10 + log_p90), 0.5 * (log_p90 - log_p10)
+    sd = xp.where(xp.isnan(log_sd), 0.0, log_sd)
+    wide = xp.sqrt(half * half + (Z_80 * sd) ** 2)
+    return centre - wide, centre + wide
+
+
 def mask_infeasible(metrics: Metrics) -> Metrics:
     """NaN for every time, rate and price of a point that cannot run; the grid stays rectangular."""
     masked = {name: xp.where(metrics.feasible, getattr(metrics, name), xp.nan) for name in TIMED_FIELDS}

@@ -19,6 +19,7 @@ from kernels.specs import EngineProfile
 from sweep.calibration.fit import FIT_BOUNDS, errors, fit, row_weights
 from sweep.calibration.measurements import SPEED_SIGN, Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
+from sweep.calibration.uncertainty import log_sd, term_covariance, widen
 
 DATASHEET = "roofline"
 """The profile of the pure datasheet roofline, reported beside every calibrated one."""
@@ -133,6 +134,10 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
     }
     entry = load_profile(names[0])
     stated = np.array([entry.interval(r.gpu) for r in rows]).reshape(len(rows), 2)
+    recorded = entry.covariance()
+    if recorded is not None:  # each point's own share of the fitted terms' uncertainty
+        sd = log_sd(entry.spec, recorded[0], np.asarray(recorded[1]), points)
+        stated = np.stack(widen(stated[:, 0], stated[:, 1], sd), axis=1)
     if by:
         out["by"] = list(by)
         out["groups"] = group_errors(rows, main, by, stated if np.isfinite(stated).any() else None)
@@ -189,11 +194,17 @@ def cross_validate(
     for value in values:
         train = [r for r in rows if getattr(r, field) != value]
         test = [r for r in rows if getattr(r, field) == value]
-        fitted = fit(train, base_spec, free, weights=row_weights(train, weights)).profile
-        lo, hi = log_error_interval(train, np.asarray(predict(fitted, build_points(train))))
-        pred = np.asarray(predict(fitted, build_points(test)))
+        w = row_weights(train, weights)
+        fitted = fit(train, base_spec, free, weights=w).profile
+        train_points, test_points = build_points(train), build_points(test)
+        lo, hi = log_error_interval(train, np.asarray(predict(fitted, train_points)))
+        pred = np.asarray(predict(fitted, test_points))
         (group,) = group_errors(test, pred, ())
         held = log_errors(test, pred)
+        # each held-out point's interval: the training residuals' widened by what the training
+        # data leave uncertain in the terms, propagated to that point (sweep.calibration.uncertainty)
+        sd = log_sd(fitted, free, term_covariance(fitted, free, train_points, w), test_points)[np.isfinite(pred)]
+        wide_lo, wide_hi = widen(np.full(sd.shape, lo), np.full(sd.shape, hi), sd)
         out.append(
             {
                 field: value,
@@ -201,7 +212,9 @@ def cross_validate(
                 **group,
                 "interval_log_p10": lo,
                 "interval_log_p90": hi,
-                "coverage_80": float(np.mean((held >= lo) & (held <= hi))) if held.size else math.nan,
+                "param_log_sd_median": float(np.median(sd)) if sd.size else math.nan,
+                "coverage_80": float(np.mean((held >= wide_lo) & (held <= wide_hi))) if held.size else math.nan,
+                "coverage_80_residuals_only": float(np.mean((held >= lo) & (held <= hi))) if held.size else math.nan,
                 "held_out_log_errors": held.tolist(),
             }
         )
@@ -336,6 +349,7 @@ def calibrate(
     }
     overall = errors(pred, points.measured)
     lo, hi = log_error_interval(rows, pred)
+    cov = term_covariance(result.profile, free, points, w)
     held = cross_validate(rows, base, free, hold_out, weights, chosen) if hold_out else []
     interval: dict[str, Any] = {
         "fitted_gpus": ",".join(sorted({r.gpu for r in rows})),
@@ -365,6 +379,8 @@ def calibrate(
         "max_abs_pct_error": overall["max_abs_pct_error"],
         "points": float(len(rows)),
         **interval,
+        # what the data leave uncertain in the free terms (Laplace approximation), [fit.covariance]
+        "covariance": {t: [float(x) for x in row] for t, row in zip(free, cov)},
         "files": {
             f: f"sha256 {_sha(f)}: MAPE {e['mape']:.4f}, max {e['max_abs_pct_error']:.4f}, {e['points']} points"
             for f, e in per_file.items()

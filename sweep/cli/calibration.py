@@ -69,7 +69,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(
             f"  held out {hold_out}={g[hold_out]} (fitted on {g['train_points']} others): MAPE "
             f"{100 * g['mape']:.1f}%, median {100 * g['median_abs_error']:.1f}%, bias {100 * g['bias']:+.1f}%, "
-            f"80% interval covers {100 * g['coverage_80']:.0f}% of its {g['points']} points"
+            f"80% interval covers {100 * g['coverage_80']:.0f}% of its {g['points']} points "
+            f"({100 * g['coverage_80_residuals_only']:.0f}% without the terms' uncertainty, "
+            f"median sd {100 * g['param_log_sd_median']:.1f}% in the log)"
         )
     iv = result["interval"]
     lo, hi = iv.get("holdout_log_error_p10", iv["log_error_p10"]), iv.get("holdout_log_error_p90", iv["log_error_p90"])

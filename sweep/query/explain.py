@@ -21,7 +21,16 @@ from kernels.flops import op_flops
 from kernels.memory import kv_cache_bytes, memory_plan
 from kernels.ownership import owned_cost
 from kernels.params import experts_touched, param_counts
-from kernels.point import INTERVAL_METRICS, capacity, design_point, evaluate, interval, over_pools, request_memory
+from kernels.point import (
+    INTERVAL_METRICS,
+    capacity,
+    design_point,
+    evaluate,
+    interval,
+    over_pools,
+    request_memory,
+    widen_interval,
+)
 from kernels.prefix import cached_tokens, new_pairs, new_tokens
 from kernels.roofline import BOTTLENECKS, bottleneck, decode_step_time, peak_flop_per_s, weight_read_s
 from kernels.scenarios import SCENARIOS, decode_steps, deployment_gpus, deployment_prefill_gpus, timeline
@@ -227,14 +236,55 @@ def _explain(
         plain_step_s=float(spec_round.plain_tpot_s),
         speculative_speedup=float(spec_round.speedup),
     )
-    # the profile's stated 80% interval (NaN for a profile never fitted), beside each central value
+    # the profile's stated 80% interval (NaN for a profile never fitted), beside each central
+    # value, widened by what its fit left uncertain in its terms at this point
     lo, hi = prof.interval(gpu)
     out.update(interval_log_p10=lo, interval_log_p90=hi)
+    sd = terms_log_sd(prof, metrics, (spec, gspec, dep, wl, pspec, own, prefill_gspec))
+    out["interval_terms_log_sd"] = sd
     for name in INTERVAL_METRICS:
-        out[f"{name}_p10"], out[f"{name}_p90"] = (float(x) for x in interval(out[name], name, lo, hi))
+        wide = widen_interval(lo, hi, sd.get(name, math.nan))
+        out[f"{name}_p10"], out[f"{name}_p90"] = (float(x) for x in interval(out[name], name, *wide))
     if not out["feasible"]:
         out["infeasible_reason"] = infeasible_reason(out, spec)
     return out
+
+
+def terms_log_sd(prof: Any, metrics: Any, point: tuple[Any, ...]) -> dict[str, float]:
+    """Per metric of ``INTERVAL_METRICS``, the standard deviation of its log from the covariance
+    of the terms the profile's fit recorded (``sweep calibrate``'s [fit.covariance]), with the
+    derivatives by central differences of the float64 model, each term moved by 1e-4 of its own
+    standard deviation; {} for a profile without that record."""
+    recorded = prof.covariance()
+    if recorded is None:
+        return {}
+    names, rows = recorded
+    cov = np.asarray(rows, dtype=np.float64)
+    spec, gspec, dep, wl, pspec, own, prefill_gspec = point
+    grads = np.zeros((len(INTERVAL_METRICS), len(names)))
+    for j, name in enumerate(names):
+        step = 1e-4 * math.sqrt(cov[j, j])
+        if step == 0.0:
+            continue
+        moved = [
+            evaluate(
+                spec,
+                gspec,
+                dep,
+                wl,
+                dataclasses.replace(pspec, **{name: _f64(getattr(pspec, name) + sign * step)}),
+                own,
+                prefill_gspec,
+            )
+            for sign in (1.0, -1.0)
+        ]
+        for i, metric in enumerate(INTERVAL_METRICS):
+            up, down = (float(getattr(m, metric)) for m in moved)
+            grads[i, j] = (math.log(up) - math.log(down)) / (2.0 * step) if up > 0.0 and down > 0.0 else math.nan
+    sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", grads, cov, grads), 0.0))
+    return {
+        m: float(v) for m, v in zip(INTERVAL_METRICS, sd) if math.isfinite(v) and math.isfinite(getattr(metrics, m))
+    }
 
 
 def infeasible_reason(out: dict[str, Any], spec: Any) -> str:

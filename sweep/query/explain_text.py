@@ -136,6 +136,17 @@ def _interval_lines(d: dict[str, Any]) -> list[str]:
         f"{seconds(d['ttft_s_p90'])}; TPOT {seconds(d['tpot_s_p10'])} .. {seconds(d['tpot_s_p90'])}; "
         f"{d['output_tok_s_p10']:,.1f} .. {d['output_tok_s_p90']:,.1f} output tokens/s; "
         f"${d['usd_per_mtok_output_p10']:,.2f} .. ${d['usd_per_mtok_output_p90']:,.2f} per million output tokens"
+    ] + _terms_line(d)
+
+
+def _terms_line(d: dict[str, Any]) -> list[str]:
+    """How much of that interval the fitted terms' own uncertainty adds at this point."""
+    sd = d.get("interval_terms_log_sd") or {}
+    if "output_tok_s" not in sd:
+        return []
+    return [
+        f"   (the fitted terms' uncertainty at this point: throughput {100 * sd['output_tok_s']:.1f}% sd, "
+        f"TTFT {100 * sd.get('ttft_s', math.nan):.1f}% sd, added in variance to the errors of the fit)"
     ]
 
 
