@@ -18,6 +18,7 @@ profile = "roofline"
 [engine]
 chunk_points = 2_000_000             # design points per chunk (memory bound)
 precision = "float32"                # float32 (fast) or float64
+term_intervals = false               # true: store each point's spread from the profile's fitted terms
 ```
 Everything is validated before any computation; errors name the file and the entry.
 """
@@ -40,7 +41,7 @@ from grids.files import is_file, read_toml
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
 
 TOP_KEYS = {"name", "description", "axes", "fixed", "engine"}
-ENGINE_KEYS = {"chunk_points": 2_000_000, "precision": "float32"}
+ENGINE_KEYS = {"chunk_points": 2_000_000, "precision": "float32", "term_intervals": False}
 MAX_POINTS = 10**11
 
 
@@ -56,6 +57,9 @@ class SweepSpec:
     precision: str
     source: str = ""  # the file it came from
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # each point's spread from its profile's fitted terms, stored beside the metrics
+    # (sweep.engine.plan.point_fn; a forward-mode derivative per term: slower)
+    term_intervals: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -199,6 +203,8 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
         raise SpecError(f"{source} [engine]: 'chunk_points' must be a positive integer")
     if engine["precision"] not in ("float32", "float64"):
         raise SpecError(f'{source} [engine]: \'precision\' must be "float32" or "float64"')
+    if not isinstance(engine["term_intervals"], bool):
+        raise SpecError(f"{source} [engine]: 'term_intervals' must be true or false")
 
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -214,7 +220,9 @@ def validate(raw: dict[str, Any], source: str) -> SweepSpec:
             continue
         value = fixed_raw.get(key, AXES[key].default)
         fixed[key] = None if value is None else check_value(AXES[key], f"{source} [fixed] {key}", value)
-    spec = SweepSpec(name, description, axes, fixed, chunk_points, engine["precision"], source, raw)
+    spec = SweepSpec(
+        name, description, axes, fixed, chunk_points, engine["precision"], source, raw, engine["term_intervals"]
+    )
     return spec
 
 

@@ -614,6 +614,10 @@ INTERVAL_METRICS = (
 )
 """The metrics a profile's stated interval applies to: its latencies, throughputs and costs."""
 
+TERMS_LOG_SD = {name: f"{name}_terms_log_sd" for name in INTERVAL_METRICS}
+"""Per metric of ``INTERVAL_METRICS``, the name of its stored spread from the profile's fitted
+terms (``kernels.sensitivity.terms_log_sd``; a sweep with ``term_intervals``)."""
+
 
 def speed_sign(name: str) -> float:
     """+1 for a metric that grows with the engine's speed (a rate: token/s), -1 for one that
@@ -644,7 +648,7 @@ def widen_interval(log_p10: Any, log_p90: Any, log_sd: Any) -> tuple[Any, Any]:
     its terms, ``sweep.calibration.uncertainty``): each half about the centre becomes
     sqrt(half^2 + (1.28 sd)^2), variances adding. A NaN ``log_sd`` adds nothing."""
     centre, half = 0.5 * (log_p10 + log_p90), 0.5 * (log_p90 - log_p10)
-    sd = xp.where(xp.isnan(log_sd), 0.0, log_sd)
+    sd = xp.fmax(log_sd, 0.0)  # NaN -> 0 (a ufunc: labelled arrays stay labelled)
     wide = xp.sqrt(half * half + (Z_80 * sd) ** 2)
     return centre - wide, centre + wide
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from kernels.point import DesignPoint, Metrics, evaluate_point
+from kernels.point import INTERVAL_METRICS, DesignPoint, Metrics, evaluate_point
 
 GPU_NUMBERS: dict[str, tuple[str, ...]] = {
     "flop_per_s": ("flop_per_s_bf16", "flop_per_s_fp8", "flop_per_s_int8", "flop_per_s_fp4"),
@@ -66,3 +66,36 @@ def elasticities(point: DesignPoint, codes: tuple[int, ...] | None = None) -> di
         name: jnp.stack([columns[j][i] for j in range(len(GPU_NUMBERS))]) / values[i]
         for i, name in enumerate(ELASTIC_METRICS)
     }
+
+
+def terms_log_sd(
+    point: DesignPoint, directions: Any, codes: tuple[int, ...] | None = None
+) -> tuple[Metrics, dict[str, Any]]:
+    """The point's metrics and, per metric of ``INTERVAL_METRICS``, the standard deviation of its
+    log from the uncertainty of the profile's fitted terms: sqrt(sum_k (d ln m . v_k)^2) over the
+    ``directions`` v_k (shape (K, profile fields), in the fields' order: the covariance's
+    eigenvectors scaled by the square roots of their eigenvalues, so that sum_k v_k v_k^T is the
+    covariance; zero rows add nothing). One linearisation of the whole program, one forward-mode
+    product per direction."""
+    import jax
+    import jax.numpy as jnp
+
+    fields = [f.name for f in dataclasses.fields(point.profile)]
+
+    def logs(profile: Any) -> tuple[tuple[Any, ...], Metrics]:
+        m = evaluate_point(point._replace(profile=profile), codes)
+        return tuple(jnp.log(getattr(m, name)) for name in INTERVAL_METRICS), m
+
+    # every direction's product in one batched forward-mode pass: the point's own values are
+    # computed once (they do not depend on the direction), its tangents K at a time
+    tangents = dataclasses.replace(
+        point.profile,
+        **{
+            f: jnp.asarray(directions[:, i], dtype=jnp.result_type(getattr(point.profile, f)))
+            for i, f in enumerate(fields)
+        },
+    )
+    products, metrics = jax.vmap(lambda t: jax.jvp(logs, (point.profile,), (t,), has_aux=True)[1:], out_axes=(0, None))(
+        tangents
+    )
+    return metrics, {name: jnp.sqrt(jnp.sum(d * d, axis=0)) for name, d in zip(INTERVAL_METRICS, products)}

@@ -146,6 +146,31 @@ def poisson_rate() -> dict[str, float]:
     }
 
 
+TERM_INTERVAL_CHUNKS = 3
+"""Chunks timed with ``term_intervals`` on, after the one that compiles."""
+
+
+def term_intervals_rate() -> dict[str, float]:
+    """Points per second of the bench grid (4 output lengths) with ``term_intervals`` on under
+    ``trtllm`` (8 fitted terms: one forward-mode product per term beside the metrics), over
+    ``TERM_INTERVAL_CHUNKS`` chunks spread over the grid after one compiles, and the compile apart."""
+    raw = bench_spec(4)
+    raw["fixed"] = {"profile": "trtllm"}
+    raw["engine"]["term_intervals"] = True
+    plan = make_plan(validate(raw, "sweep bench"))
+    ids = list(plan.chunk_ids())
+    start = time.perf_counter()
+    plan.evaluate(ids[0])
+    compiled = time.perf_counter()
+    points = 0
+    for i in np.linspace(1, len(ids) - 1, min(TERM_INTERVAL_CHUNKS, len(ids) - 1)).astype(int):
+        points += next(iter(plan.evaluate(ids[i]).values())).size
+    return {
+        "term_intervals_points_per_s": points / (time.perf_counter() - compiled),
+        "term_intervals_compile_s": compiled - start,
+    }
+
+
 def reference_rate(spec: SweepSpec, samples: int, seed: int = 0) -> float:
     """Points per second of the pure-Python reference on random points of the same grid."""
     from grids.models import load_model
@@ -292,6 +317,7 @@ def run_bench(min_points: float = 1e8, reference_samples: int = 40, scheduler: s
         **optimize_time(),
         **answer_times(),
         **poisson_rate(),
+        **term_intervals_rate(),
     }
     if scheduler:
         dask_s = end_to_end(raw, scheduler)["end_to_end_s"]

@@ -14,7 +14,7 @@ from grids.models import load_model
 from grids.profiles import load_profile
 from grids.sweeps import SweepSpec
 from kernels.params import param_counts
-from kernels.point import METRICS
+from kernels.point import METRICS, TERMS_LOG_SD
 from kernels.roofline import BOTTLENECKS
 from sweep.engine.plan import Plan
 from sweep.engine.provenance import provenance
@@ -35,11 +35,25 @@ COORD_DTYPES = {"integer": np.int64, "float": np.float64}
 
 
 def _dtype(name: str, float_dtype: Any) -> Any:
+    if name not in METRICS:  # a spread from the fitted terms (TERMS_LOG_SD): the sweep's float
+        return float_dtype
     return {"bool": np.bool_, "int8": np.int8, "float64": np.float64}.get(METRICS[name].dtype, float_dtype)
 
 
 def variable_attrs(name: str) -> dict[str, Any]:
-    """CF attributes of a metric's data variable (kernels.point.METRICS; the bottleneck's flags)."""
+    """CF attributes of a metric's data variable (kernels.point.METRICS; the bottleneck's flags;
+    a metric's spread from the fitted terms, kernels.point.TERMS_LOG_SD)."""
+    spread_of = {v: k for k, v in TERMS_LOG_SD.items()}
+    if name in spread_of:
+        metric = METRICS[spread_of[name]]
+        return dict(
+            units="1",
+            long_name=f"sd of ln {metric.long_name} from the profile's fitted terms",
+            description="standard deviation of the log of the metric from the covariance of the terms its "
+            "profile's fit recorded ([fit.covariance]), by forward-mode derivatives of the point's program; "
+            "ds.econ.interval widens the stated interval by it (0: a profile never fitted)",
+            source="sweep.calibration.uncertainty (Laplace approximation of the fit); kernels.sensitivity.terms_log_sd",
+        )
     info = METRICS[name]
     attrs: dict[str, Any] = dict(
         units=info.units, long_name=info.long_name, description=info.description, source=info.source

@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from grids.axes import AXES
+from grids.profiles import TERMS, load_profile
 from grids.sweeps import SweepSpec
-from kernels.point import METRICS, DesignPoint, Metrics, design_point, evaluate_point
+from kernels.point import METRICS, TERMS_LOG_SD, DesignPoint, Metrics, design_point, evaluate_point
 from kernels.scenarios import SCENARIOS
+from kernels.sensitivity import terms_log_sd
 
 
 def use_compilation_cache() -> None:
@@ -189,12 +191,47 @@ def stored(m: Metrics, names: tuple[str, ...] = STORED) -> dict[str, jax.Array]:
     return {name: getattr(m, name).astype(STORED_DTYPES.get(name, getattr(m, name).dtype)) for name in names}
 
 
+DIRECTIONS = "profile_term_directions"
+"""The profile axis's extra input in a sweep with ``term_intervals``: per profile, the directions
+of its fitted terms' covariance (``term_directions``)."""
+
+
+def term_directions(profiles: list[str], dtype: Any) -> np.ndarray:
+    """Per profile, its fitted terms' covariance ([fit.covariance]) as K directions over all the
+    profile's fields (shape (profiles, K, fields)): eigenvectors scaled by the square roots of
+    their eigenvalues, so that sum_k v_k v_k^T is the covariance; zero where a profile records none
+    (K is the most terms any of them fitted, at least 1)."""
+    fields = list(TERMS)
+    found = [load_profile(name).covariance() for name in profiles]
+    k = max([len(c[0]) for c in found if c is not None] + [1])
+    out = np.zeros((len(profiles), k, len(fields)))
+    for p, recorded in enumerate(found):
+        if recorded is None:
+            continue
+        names, rows = recorded
+        values, vectors = np.linalg.eigh(np.asarray(rows, dtype=np.float64))
+        scaled = vectors * np.sqrt(np.maximum(values, 0.0))  # column j: direction j
+        for i, name in enumerate(names):
+            out[p, : len(names), fields.index(name)] = scaled[i]
+    return out.astype(dtype)
+
+
+def sweep_stored(scenarios: tuple[str, ...], term_intervals: bool) -> tuple[str, ...]:
+    """The variables a sweep stores on its grid: the metrics of its scenarios, and with
+    ``term_intervals`` each interval metric's spread from the fitted terms."""
+    return stored_names(scenarios) + (tuple(TERMS_LOG_SD.values()) if term_intervals else ())
+
+
 @functools.cache
-def point_fn(scenarios: tuple[str, ...], speculative: bool = True) -> Callable[[dict[str, Any]], dict[str, jax.Array]]:
+def point_fn(
+    scenarios: tuple[str, ...], speculative: bool = True, term_intervals: bool = False
+) -> Callable[[dict[str, Any]], dict[str, jax.Array]]:
     """The engine's point function of a sweep holding ``scenarios``: only their branches are
     compiled and their metrics stored (one object per set, so compiled programs are shared).
     Without ``speculative`` (a sweep whose draft_tokens is 0 throughout) the draft length is the
-    constant 0, so the speculative branch (``kernels.speculative.serving_step``) is not compiled."""
+    constant 0, so the speculative branch (``kernels.speculative.serving_step``) is not compiled.
+    With ``term_intervals``, also each interval metric's spread from the profile's fitted terms
+    (``kernels.sensitivity.terms_log_sd``; the profile axis carries ``DIRECTIONS``)."""
     codes = tuple(SCENARIOS.index(name) for name in scenarios)
     names = stored_names(scenarios)
 
@@ -203,7 +240,12 @@ def point_fn(scenarios: tuple[str, ...], speculative: bool = True) -> Callable[[
         if not speculative:
             k = inputs["draft_tokens"]["draft_tokens"]
             inputs = {**inputs, "draft_tokens": {"draft_tokens": np.zeros((), dtype=k.dtype)}}
-        return stored(evaluate_point(input_point(inputs), codes), names)
+        if not term_intervals:
+            return stored(evaluate_point(input_point(inputs), codes), names)
+        profile = dict(inputs["profile"])
+        directions = profile.pop(DIRECTIONS)
+        metrics, sd = terms_log_sd(input_point({**inputs, "profile": profile}), directions, codes)
+        return {**stored(metrics, names), **{TERMS_LOG_SD[name]: value for name, value in sd.items()}}
 
     return point
 
@@ -324,12 +366,18 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn | None) ->
     use_compilation_cache()
     keep_freed_memory()
     scenarios = spec_scenarios(spec)
-    fn = point_fn(scenarios, spec_speculative(spec)) if fn is None else fn
+    spread = spec.term_intervals and fn is None  # a caller's own point function stores its own results
+    fn = point_fn(scenarios, spec_speculative(spec), spread) if fn is None else fn
     dtype = np.float32 if spec.precision == "float32" else np.float64
     dims = tuple(spec.axes)
     values: dict[str, Any] = {dim: axis_values(dim, list(vals), dtype) for dim, vals in spec.axes.items()}
     for key, value in spec.fixed.items():
         values[key] = jax.tree.map(lambda x: np.asarray(x[0]), axis_values(key, [value], dtype))
+    if spread:
+        swept = "profile" in spec.axes
+        names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
+        directions = term_directions(list(names), dtype)
+        values["profile"] = {**values["profile"], DIRECTIONS: directions if swept else directions[0]}
     # Host (numpy) arrays: a chunk's inputs are gathered by numpy indexing in microseconds, where
     # indexing ~60 device arrays costs ~15 ms of dispatch per chunk (measured).
     values = jax.tree.map(np.asarray, values)
@@ -342,5 +390,5 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn | None) ->
         values,
         lifted_point(dims, padded(chunks), np.dtype(dtype).itemsize, fn),
         dtype,
-        stored_names(scenarios),
+        sweep_stored(scenarios, spread),
     )

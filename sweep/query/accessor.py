@@ -61,15 +61,19 @@ class EconAccessor:
 
     def interval(self, name: str) -> tuple[xr.DataArray, xr.DataArray]:
         """p10 and p90 of a latency, throughput or cost variable under each point's profile's
-        stated 80% interval (``interval_log_p10/p90``; NaN where the profile states none).
+        stated 80% interval (``interval_log_p10/p90``; NaN where the profile states none), widened
+        by the point's spread from the fitted terms where the sweep stored it (``term_intervals``).
 
         Example: ``lo, hi = ds.econ.interval("usd_per_mtok_output")``."""
-        from kernels.point import INTERVAL_METRICS, interval
+        from kernels.point import INTERVAL_METRICS, TERMS_LOG_SD, interval, widen_interval
 
         if name not in INTERVAL_METRICS:
             raise SpecError(f"no interval for '{name}'; intervals exist for: {', '.join(INTERVAL_METRICS)}")
         value = self._var(name)
-        lo, hi = interval(value, name, self._ds["interval_log_p10"], self._ds["interval_log_p90"])
+        stated = self._ds["interval_log_p10"], self._ds["interval_log_p90"]
+        if TERMS_LOG_SD[name] in self._ds:  # a sweep with term_intervals: each point's own spread
+            stated = widen_interval(*stated, self._ds[TERMS_LOG_SD[name]])
+        lo, hi = interval(value, name, *stated)
         attrs = dict(value.attrs)
         return (
             lo.assign_attrs(attrs, long_name=f"{attrs.get('long_name', name)}, 10th percentile"),

@@ -161,3 +161,55 @@ def test_explain_widens_by_the_same_spread_as_validate():
     assert out["output_tok_s_p10"] < out["output_tok_s"] * math.exp(lo)
     assert out["output_tok_s_p90"] > out["output_tok_s"] * math.exp(hi)
     assert explain("llama-3.1-8b", "h100-sxm", 1, 8, 512, 64, profile="roofline")["interval_terms_log_sd"] == {}
+
+
+SWEEP = """
+name = "spread"
+[axes]
+model = ["llama-3.1-8b"]
+gpu = ["h100-sxm", "a100-pcie-80gb"]
+tp = [1, 2]
+batch = [1, 32]
+input_len = [2000]
+output_len = [300]
+profile = ["trtllm", "roofline"]
+[fixed]
+scenario = "concurrency"
+[engine]
+term_intervals = true
+"""
+
+
+def test_a_sweep_stores_each_points_spread_and_widens_its_interval(tmp_path):
+    import sweep.query.accessor  # noqa: F401 (ds.econ)
+    from grids.sweeps import load_sweep
+    from kernels.point import TERMS_LOG_SD
+    from sweep.engine.compute import compute
+
+    path = tmp_path / "spread.toml"
+    path.write_text(SWEEP)
+    ds = compute(load_sweep(str(path)))
+    at = dict(model="llama-3.1-8b", input_len=2000, output_len=300)
+    for gpu, tp, batch in (("a100-pcie-80gb", 2, 32), ("h100-sxm", 1, 1)):
+        want = explain("llama-3.1-8b", gpu, tp, batch, 2000, 300, profile="trtllm", scenario="concurrency")
+        for name, sd in want["interval_terms_log_sd"].items():
+            got = float(ds[TERMS_LOG_SD[name]].sel(gpu=gpu, tp=tp, batch=batch, profile="trtllm", **at))
+            assert got == pytest.approx(sd, rel=2e-3, abs=1e-6), (gpu, tp, batch, name)
+    assert float(ds[TERMS_LOG_SD["output_tok_s"]].sel(profile="roofline").max()) == 0.0  # never fitted
+    lo, hi = ds.econ.interval("output_tok_s")
+    ratio = (hi / ds["output_tok_s"]).sel(profile="trtllm")
+    stated = np.exp(ds["interval_log_p90"].sel(profile="trtllm"))
+    assert bool((ratio >= stated * (1 - 1e-6)).all()) and bool((ratio > stated * 1.0001).any())
+    assert (
+        ds[TERMS_LOG_SD["ttft_s"]].attrs["units"] == "1"
+        and "fitted terms" in ds[TERMS_LOG_SD["ttft_s"]].attrs["long_name"]
+    )
+
+
+def test_term_intervals_must_be_a_boolean(tmp_path):
+    from grids.sweeps import load_sweep
+
+    path = tmp_path / "bad.toml"
+    path.write_text(SWEEP.replace("term_intervals = true", 'term_intervals = "yes"'))
+    with pytest.raises(SpecError, match="term_intervals"):
+        load_sweep(str(path))
