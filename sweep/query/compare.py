@@ -7,6 +7,7 @@ budget ($/h), the most output tokens/s it buys."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +20,9 @@ from grids.sweeps import validate
 from kernels.economics import SECONDS_PER_HOUR, TOKENS_PER_MTOK
 from kernels.optimum import Slo
 from kernels.ownership import HOURS_PER_MONTH
-from kernels.point import interval
+from kernels.point import interval, widen_interval
 from sweep.engine.optimize import optimize
+from sweep.query.explain import point_terms_log_sd
 
 TP = [1, 2, 4, 8]
 PP = [1, 2, 4]
@@ -120,8 +122,14 @@ def compare(
             pick = group[objective].idxmin()
         row = _row(group.loc[pick], price)
         lo, hi = stated.interval(str(gpu))
+        # widened by what the profile's fit left uncertain in its terms at this deployment
+        at = dict(fixed, model=model, gpu=str(gpu), input_len=input_len, output_len=output_len)
+        at.update({k: row[k] for k in ("tp", "pp", "batch", "weight_dtype", "kv_dtype")})
+        at["expert_parallel"] = "on" if row["expert_parallel"] else "off"
+        sd = point_terms_log_sd(at)
         for name in ("usd_per_mtok_output", "usd_per_mtok_output_owned", "output_tok_s_per_gpu"):
-            row[f"{name}_p10"], row[f"{name}_p90"] = (float(x) for x in interval(row[name], name, lo, hi))
+            wide = widen_interval(lo, hi, sd.get(name, math.nan))
+            row[f"{name}_p10"], row[f"{name}_p90"] = (float(x) for x in interval(row[name], name, *wide))
         rows.append(row)
     if budget_usd_per_hour is not None:
         rows.sort(key=lambda r: -r["output_tok_s_total"])

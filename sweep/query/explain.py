@@ -250,6 +250,14 @@ def _explain(
     return out
 
 
+def point_terms_log_sd(values: dict[str, Any]) -> dict[str, float]:
+    """``terms_log_sd`` of one design point named by its axis values (``profile`` among them;
+    the rest at their defaults), in float64 numpy."""
+    with np.errstate(all="ignore"):
+        point = design_point(**xp.tree_map(_f64, design_inputs(values)))
+        return terms_log_sd(load_profile(values["profile"]), evaluate(*point), tuple(point))
+
+
 def terms_log_sd(prof: Any, metrics: Any, point: tuple[Any, ...]) -> dict[str, float]:
     """Per metric of ``INTERVAL_METRICS``, the standard deviation of its log from the covariance
     of the terms the profile's fit recorded (``sweep calibrate``'s [fit.covariance]), with the

@@ -135,7 +135,9 @@ def _profiles_html(ds: xr.Dataset) -> str:
     return (
         "<h2>Engine profile and stated error</h2><p>Speeds come from the engine profile below; four times in five "
         "the measured speed lies within the stated factor of the predicted one (held-out error on GPUs the "
-        f"profile was not fitted to).</p><ul>{''.join(items)}</ul>"
+        "profile was not fitted to). Each number's own interval is a little wider: what the fit leaves "
+        "uncertain in the profile's terms at that point (<code>sweep explain</code> gives it; a sweep with "
+        f"<code>term_intervals = true</code> stores it).</p><ul>{''.join(items)}</ul>"
     )
 
 

@@ -64,6 +64,12 @@ def test_rows_are_the_cheapest_deployments_and_agree_with_explain(capsys):
         assert d["feasible"] and d["user_tok_s"] >= 30 and d["ttft_s"] <= 1
         for name in ("usd_per_mtok_output", "ttft_s", "user_tok_s", "output_tok_s_per_gpu", "joules_per_output_token"):
             assert row[name] == pytest.approx(d[name], rel=1e-9), name
+        # the interval: the profile's, widened by its fitted terms' spread at this deployment, as explain's
+        for name in ("usd_per_mtok_output", "output_tok_s_per_gpu"):
+            for q in ("p10", "p90"):
+                assert row[f"{name}_{q}"] == pytest.approx(d[f"{name}_{q}"], rel=1e-6), (name, q)
+        stated = d["interval_log_p90"] - d["interval_log_p10"]
+        assert math.log(row["output_tok_s_per_gpu_p90"] / row["output_tok_s_per_gpu_p10"]) > stated * 1.001
         # one more request breaks an objective or does not fit (the batch is the optimum's)
         more = explain(**dict(_point(row), batch=row["batch"] + 1))
         assert not (more["feasible"] and more["user_tok_s"] >= 30 and more["ttft_s"] <= 1) or row["batch"] == 256
