@@ -3,7 +3,7 @@
 seconds instead of the check's half hour: a closed form does not change its simulation, so a
 change to kernels/queueing.py is scored by evaluating the closed form alone. Prints the summary the
 README quotes, overall, at most and above 0.8 of the highest rate, and with ``-v`` each configuration off
-its target. Usage: PYTHONPATH=. python scripts/poisson_rescore.py [-v]"""
+its target (with ``-v -a``: every configuration). Usage: PYTHONPATH=. python scripts/poisson_rescore.py [-v [-a]]"""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main(verbose: bool) -> None:
         errors = {key: float(getattr(m, name)) / c["simulated_s"][key] - 1.0 for key, name in CLOSED_FORM.items()}
         rows.append(errors | {"target_utilization": c["target_utilization"]})
         off = any(abs(v) > target(k) for k, v in errors.items())
-        if verbose and off:
+        if verbose and (off or "-a" in sys.argv[1:]):
             cells = " ".join(f"{k} {v:+6.1%}" for k, v in errors.items())
             print(
                 f"seed {c['seed']} #{c['index']:3d} {c['model']} {c['gpu']} {c['profile']} tp {c['tp']} "
