@@ -161,14 +161,24 @@ class ProfileEntry:
     data: dict[str, Any]
     spec: EngineProfile
 
-    def interval(self, gpu: str | None = None) -> tuple[float, float]:
+    def interval(self, gpu: str | None = None, scenario: str | None = None) -> tuple[float, float]:
         """The profile's stated 80% interval of ln(measured speed / predicted speed), from its
-        [fit] record: on a GPU the fit measured (``fitted_gpus``), from its own residuals; on
+        [fit] record: on a GPU the fit measured (``fitted_gpus``), from its own residuals, those
+        of the ``scenario`` where the fit recorded them apart ([fit.scenario_intervals]); on
         any other GPU (datasheet only), from held-out fits where ``sweep calibrate --hold-out``
         ran, which are wider; (NaN, NaN) for a profile never fitted. A rate r lies in
         [r e^lo, r e^hi], a time t in [t e^-hi, t e^-lo]."""
         record = self.data.get("fit", {})
         measured = str(record.get("fitted_gpus", "")).split(",")
+        own = (
+            record.get("scenario_intervals", {}).get(scenario)
+            if isinstance(record.get("scenario_intervals"), dict)
+            else None
+        )
+        if gpu is not None and gpu in measured and own is not None:
+            if not (isinstance(own, list) and len(own) == 2 and all(isinstance(v, float) for v in own)):
+                raise SpecError(f"{self.path}: [fit.scenario_intervals] {scenario} must be [p10, p90]")
+            return own[0], own[1]
         prefixes = ("", "holdout_") if gpu is not None and gpu in measured else ("holdout_", "")
         for prefix in prefixes:
             lo, hi = record.get(f"{prefix}log_error_p10"), record.get(f"{prefix}log_error_p90")

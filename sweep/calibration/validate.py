@@ -133,7 +133,7 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
         },
     }
     entry = load_profile(names[0])
-    stated = np.array([entry.interval(r.gpu) for r in rows]).reshape(len(rows), 2)
+    stated = np.array([entry.interval(r.gpu, r.scenario) for r in rows]).reshape(len(rows), 2)
     recorded = entry.covariance()
     if recorded is not None:  # each point's own share of the fitted terms' uncertainty
         sd = log_sd(entry.spec, recorded[0], np.asarray(recorded[1]), points)
@@ -197,14 +197,18 @@ def cross_validate(
         w = row_weights(train, weights)
         fitted = fit(train, base_spec, free, weights=w).profile
         train_points, test_points = build_points(train), build_points(test)
-        lo, hi = log_error_interval(train, np.asarray(predict(fitted, train_points)))
+        train_pred = np.asarray(predict(fitted, train_points))
+        lo, hi = log_error_interval(train, train_pred)
         pred = np.asarray(predict(fitted, test_points))
         (group,) = group_errors(test, pred, ())
         held = log_errors(test, pred)
-        # each held-out point's interval: the training residuals' widened by what the training
-        # data leave uncertain in the terms, propagated to that point (sweep.calibration.uncertainty)
-        sd = log_sd(fitted, free, term_covariance(fitted, free, train_points, w), test_points)[np.isfinite(pred)]
-        wide_lo, wide_hi = widen(np.full(sd.shape, lo), np.full(sd.shape, hi), sd)
+        # each held-out point's interval: the training residuals' (its scenario's where they are
+        # recorded apart) widened by what the training data leave uncertain in the terms,
+        # propagated to that point (sweep.calibration.uncertainty)
+        ok = np.isfinite(pred)
+        stated = row_intervals(test, (lo, hi), scenario_intervals(train, train_pred))[ok]
+        sd = log_sd(fitted, free, term_covariance(fitted, free, train_points, w), test_points)[ok]
+        wide_lo, wide_hi = widen(stated[:, 0], stated[:, 1], sd)
         out.append(
             {
                 field: value,
@@ -214,7 +218,9 @@ def cross_validate(
                 "interval_log_p90": hi,
                 "param_log_sd_median": float(np.median(sd)) if sd.size else math.nan,
                 "coverage_80": float(np.mean((held >= wide_lo) & (held <= wide_hi))) if held.size else math.nan,
-                "coverage_80_residuals_only": float(np.mean((held >= lo) & (held <= hi))) if held.size else math.nan,
+                "coverage_80_residuals_only": (
+                    float(np.mean((held >= stated[:, 0]) & (held <= stated[:, 1]))) if held.size else math.nan
+                ),
                 "held_out_log_errors": held.tolist(),
             }
         )
@@ -238,6 +244,28 @@ def bounds(predicted: float, metric: str, stated: tuple[float, float]) -> tuple[
 
 INTERVAL = (0.1, 0.9)
 """The stated interval: the 10th to 90th percentile of ln(measured / predicted)."""
+
+
+SCENARIO_MIN_POINTS = 20
+"""Fewest measurements of one scenario whose own 10th-90th percentiles a fit records apart."""
+
+
+def scenario_intervals(rows: list[Measurement], predicted: np.ndarray) -> dict[str, list[float]]:
+    """Where the rows hold several scenarios, each one's own 80% interval of the speed error
+    (``log_error_interval`` over its rows; those with at least ``SCENARIO_MIN_POINTS``): a
+    throughput table and a latency sweep are not predicted equally well."""
+    scenarios = sorted({r.scenario for r in rows})
+    out: dict[str, list[float]] = {}
+    for scenario in scenarios if len(scenarios) > 1 else []:
+        idx = [i for i, r in enumerate(rows) if r.scenario == scenario]
+        if len(idx) >= SCENARIO_MIN_POINTS:
+            out[scenario] = list(log_error_interval([rows[i] for i in idx], predicted[idx]))
+    return out
+
+
+def row_intervals(rows: list[Measurement], pooled: tuple[float, float], own: dict[str, list[float]]) -> np.ndarray:
+    """Each row's interval (rows, 2): its scenario's own where recorded, else ``pooled``."""
+    return np.array([own.get(r.scenario, pooled) for r in rows], dtype=np.float64).reshape(len(rows), 2)
 
 
 def log_error_interval(rows: list[Measurement], predicted: np.ndarray) -> tuple[float, float]:
@@ -356,6 +384,9 @@ def calibrate(
         "log_error_p10": lo,
         "log_error_p90": hi,
     }
+    by_scenario = scenario_intervals(rows, pred)
+    if by_scenario:  # [fit.scenario_intervals]: each scenario's own where the data hold several
+        interval["scenario_intervals"] = by_scenario
     if held:
         pooled = np.concatenate([np.asarray(g.pop("held_out_log_errors")) for g in held])
         interval.update(

@@ -73,26 +73,34 @@ p10 and p90 of any latency, throughput or cost (``kernels.point.INTERVAL_METRICS
 
 def stated_interval(spec: SweepSpec) -> dict[str, Any]:
     """Each profile's stated 80% interval of ln(measured speed / predicted speed) on each GPU
-    (narrower on a GPU its fit measured), over the profile dim where it is swept and the gpu dim
-    (NaN for a profile never fitted: no interval is claimed)."""
+    (narrower on a GPU its fit measured) under each scenario (where its fit recorded one apart),
+    over the profile and scenario dims where they are swept and the gpu dim (NaN for a profile
+    never fitted: no interval is claimed)."""
     import xarray as xr
 
     swept = "profile" in spec.axes
     names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
+    scenarios = spec.axes.get("scenario") or [spec.fixed.get("scenario") or AXES["scenario"].default]
     entries = [load_profile(n) for n in names]  # each file read once
-    bounds = np.asarray([[e.interval(g) for g in spec.axes["gpu"]] for e in entries], dtype=np.float64)
+    bounds = np.asarray(
+        [[[e.interval(g, s) for s in scenarios] for g in spec.axes["gpu"]] for e in entries], dtype=np.float64
+    )  # (profile, gpu, scenario, 2)
+    dims = ("profile",) * swept + ("gpu",) + ("scenario",) * ("scenario" in spec.axes)
     out = {}
     for column, (name, which) in enumerate(INTERVAL_VARIABLES.items()):
-        values = bounds[..., column] if swept else bounds[0, :, column]
+        values = bounds[..., column]
+        values = values if "scenario" in spec.axes else values[..., 0]
+        values = values if swept else values[0]
         attrs = {
             "units": "1",
             "long_name": f"{which} of ln(measured / predicted speed)",
             "description": "the engine profile's stated 80% interval from its calibration: its own errors "
-            "on a GPU it was fitted to, its held-out errors (sweep calibrate --hold-out) on any other; "
+            "on a GPU it was fitted to (its scenario's own where the fit recorded them apart), its held-out "
+            "errors (sweep calibrate --hold-out) on any other; "
             "a rate lies in [r e^p10, r e^p90], a time or "
             "cost in [t e^-p90, t e^-p10] four times in five; NaN: the profile states none",
         }
-        out[name] = xr.Variable(("profile", "gpu") if swept else ("gpu",), values, attrs=attrs)
+        out[name] = xr.Variable(dims, values, attrs=attrs)
     return out
 
 

@@ -126,10 +126,14 @@ def _profiles_html(ds: xr.Dataset) -> str:
         label = Path(name).stem if str(name).endswith(".toml") else name
         sel: dict[str, object] = {"profile": label} if "profile" in lo.dims else {}
         parts = []
+        scenarios = [str(s) for s in ds["scenario"].values] if "scenario" in lo.dims else [None]
         for gpu in ds["gpu"].values:
-            a, b = float(lo.sel({"gpu": gpu, **sel})), float(hi.sel({"gpu": gpu, **sel}))
-            if math.isfinite(a):
-                parts.append(f"{gpu}: x{math.exp(a):.2f} to x{math.exp(b):.2f}")
+            for scenario in scenarios:
+                at = {"gpu": gpu, **sel, **({"scenario": scenario} if scenario else {})}
+                a, b = float(lo.sel(at)), float(hi.sel(at))
+                if math.isfinite(a):
+                    label_at = f"{gpu} ({scenario})" if scenario else str(gpu)
+                    parts.append(f"{label_at}: x{math.exp(a):.2f} to x{math.exp(b):.2f}")
         stated = "; ".join(parts) if parts else "none stated (not calibrated): treat the numbers as a roofline bound"
         items.append(f"<li><code>{html.escape(str(label))}</code>: {html.escape(stated)}</li>")
     return (

@@ -213,3 +213,53 @@ def test_term_intervals_must_be_a_boolean(tmp_path):
     path.write_text(SWEEP.replace("term_intervals = true", 'term_intervals = "yes"'))
     with pytest.raises(SpecError, match="term_intervals"):
         load_sweep(str(path))
+
+
+def test_each_scenario_states_its_own_interval(tmp_path):
+    # A fit to two scenarios records each one's own 10th-90th percentiles; a GPU the fit measured
+    # gets its scenario's, any other GPU and an unrecorded scenario keep the pooled ones.
+    from grids.profiles import PROFILES_DIR
+    from sweep.calibration.validate import SCENARIO_MIN_POINTS, row_intervals, scenario_intervals
+
+    rows = _rows()  # static, 24 points
+    pred = np.asarray(predict(load_profile("vllm").spec, build_points(rows)))
+    other = [
+        Measurement(r.model, r.gpu, r.tp, r.batch, r.input_len, r.output_len, "concurrency", r.metric, r.value * 1.3)
+        for r in rows
+    ]
+    both = scenario_intervals(rows + other, np.concatenate([pred, pred]))
+    assert set(both) == {"static", "concurrency"}
+    assert both["concurrency"][0] == pytest.approx(both["static"][0] + math.log(1.3))  # its own errors, 30% off
+    assert scenario_intervals(rows, pred) == {}  # one scenario: the pooled interval says it all
+    few = other[: SCENARIO_MIN_POINTS - 1]
+    assert set(scenario_intervals(rows + few, np.concatenate([pred, pred[: len(few)]]))) == {"static"}
+    assert row_intervals(rows[:1] + few[:1], (-0.5, 0.5), {"static": [-0.1, 0.1]}).tolist() == [
+        [-0.1, 0.1],
+        [-0.5, 0.5],
+    ]
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        (PROFILES_DIR / "roofline.toml").read_text()
+        + '\n[fit]\nlog_error_p10 = -0.5\nlog_error_p90 = 0.5\nfitted_gpus = "h100-sxm"\n'
+        + "holdout_log_error_p10 = -0.3\nholdout_log_error_p90 = 0.2\n"
+        + '\n[fit.scenario_intervals]\n"concurrency" = [-0.05, 0.06]\n'
+    )
+    entry = load_profile(str(profile))
+    assert entry.interval("h100-sxm", "concurrency") == (-0.05, 0.06)
+    assert entry.interval("h100-sxm", "static") == (-0.5, 0.5)
+    assert entry.interval("h200", "concurrency") == (-0.3, 0.2)
+    # explain and a sweep over the scenario state the same
+    out = explain("llama-3.1-8b", "h100-sxm", 1, 8, 512, 64, profile=str(profile), scenario="concurrency")
+    assert (out["interval_log_p10"], out["interval_log_p90"]) == (-0.05, 0.06)
+    from grids.sweeps import load_sweep
+    from sweep.engine.label import stated_interval
+
+    spec_path = tmp_path / "s.toml"
+    spec_path.write_text(
+        SWEEP.replace('profile = ["trtllm", "roofline"]', f'profile = ["{profile}", "roofline"]')
+        .replace('[fixed]\nscenario = "concurrency"\n', "")
+        .replace("[axes]\n", '[axes]\nscenario = ["static", "concurrency"]\n')
+    )
+    lo = stated_interval(load_sweep(str(spec_path)))["interval_log_p10"]
+    assert lo.dims == ("profile", "gpu", "scenario")
+    assert lo.values[0, 0].tolist() == [-0.5, -0.05] and lo.values[0, 1].tolist() == [-0.3, -0.3]
