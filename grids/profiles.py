@@ -161,30 +161,38 @@ class ProfileEntry:
     data: dict[str, Any]
     spec: EngineProfile
 
-    def interval(self, gpu: str | None = None, scenario: str | None = None) -> tuple[float, float]:
+    def interval(
+        self, gpu: str | None = None, scenario: str | None = None, model: str | None = None
+    ) -> tuple[float, float]:
         """The profile's stated 80% interval of ln(measured speed / predicted speed), from its
-        [fit] record: on a GPU the fit measured (``fitted_gpus``), from its own residuals, those
-        of the ``scenario`` where the fit recorded them apart ([fit.scenario_intervals]); on
-        any other GPU (datasheet only), from held-out fits where ``sweep calibrate --hold-out``
-        ran, which are wider; (NaN, NaN) for a profile never fitted. A rate r lies in
-        [r e^lo, r e^hi], a time t in [t e^-hi, t e^-lo]."""
+        [fit] record. On a GPU and a model the fit measured (``fitted_gpus``, ``fitted_models``):
+        its own residuals, those of the ``scenario`` where the fit recorded them apart
+        ([fit.scenario_intervals]). On any other GPU (datasheet only) or model: the wider errors
+        of held-out fits (``sweep calibrate --hold-out gpu,model``: leaving each GPU or model
+        out), the widest of those that apply, any recorded one where the one that applies was
+        not run. No GPU given counts as a GPU the fit did not measure; no model given, or a fit
+        that did not record its models, as one it did; a fit that did not record its GPUs
+        measured none. (NaN, NaN) for a profile never fitted. A
+        rate r lies in [r e^lo, r e^hi], a time t in [t e^-hi, t e^-lo]."""
         record = self.data.get("fit", {})
-        measured = str(record.get("fitted_gpus", "")).split(",")
-        own = (
-            record.get("scenario_intervals", {}).get(scenario)
-            if isinstance(record.get("scenario_intervals"), dict)
-            else None
-        )
-        if gpu is not None and gpu in measured and own is not None:
-            if not (isinstance(own, list) and len(own) == 2 and all(isinstance(v, float) for v in own)):
-                raise SpecError(f"{self.path}: [fit.scenario_intervals] {scenario} must be [p10, p90]")
-            return own[0], own[1]
-        prefixes = ("", "holdout_") if gpu is not None and gpu in measured else ("holdout_", "")
-        for prefix in prefixes:
-            lo, hi = record.get(f"{prefix}log_error_p10"), record.get(f"{prefix}log_error_p90")
-            if isinstance(lo, float) and isinstance(hi, float):
-                return lo, hi
-        return math.nan, math.nan
+        own_fit = _pair(record, "log_error_p10", "log_error_p90")
+        if own_fit is None:
+            return math.nan, math.nan
+        held = {field: pair for field in HOLDOUT_FIELDS if (pair := _holdout(record, field)) is not None}
+        gpus = str(record.get("fitted_gpus", "")).split(",")
+        models = str(record["fitted_models"]).split(",") if "fitted_models" in record else None
+        seen = {"gpu": gpu in gpus, "model": models is None or model is None or model in models}
+        unseen = [field for field in HOLDOUT_FIELDS if not seen[field]]
+        if unseen and held:
+            applying = [held[f] for f in unseen if f in held] or list(held.values())
+            return min(p[0] for p in applying), max(p[1] for p in applying)
+        table = record.get("scenario_intervals")
+        own = table.get(scenario) if isinstance(table, dict) else None
+        if own is None:
+            return own_fit
+        if not (isinstance(own, list) and len(own) == 2 and all(isinstance(v, float) for v in own)):
+            raise SpecError(f"{self.path}: [fit.scenario_intervals] {scenario} must be [p10, p90]")
+        return own[0], own[1]
 
     def covariance(self) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]] | None:
         """The fitted terms and their covariance (term units squared, one row per term in the
@@ -208,6 +216,24 @@ class ProfileEntry:
                 f"free_terms ({', '.join(names)}), with non-negative variances"
             )
         return names, rows
+
+
+HOLDOUT_FIELDS = ("gpu", "model")
+"""What a fit's held-out intervals may leave out: a GPU or a model it did not measure."""
+
+
+def _pair(record: dict[str, Any], lo_key: str, hi_key: str) -> tuple[float, float] | None:
+    lo, hi = record.get(lo_key), record.get(hi_key)
+    return (lo, hi) if isinstance(lo, float) and isinstance(hi, float) else None
+
+
+def _holdout(record: dict[str, Any], field: str) -> tuple[float, float] | None:
+    """The held-out interval of leaving each ``field`` out: ``holdout_<field>_log_error_p10/p90``,
+    or the unprefixed ``holdout_log_error_p10/p90`` of the fit's ``holdout_field`` (default gpu)."""
+    named = _pair(record, f"holdout_{field}_log_error_p10", f"holdout_{field}_log_error_p90")
+    if named is not None or record.get("holdout_field", "gpu") != field:
+        return named
+    return _pair(record, "holdout_log_error_p10", "holdout_log_error_p90")
 
 
 def profile_names() -> list[str]:

@@ -133,7 +133,7 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
         },
     }
     entry = load_profile(names[0])
-    stated = np.array([entry.interval(r.gpu, r.scenario) for r in rows]).reshape(len(rows), 2)
+    stated = np.array([entry.interval(r.gpu, r.scenario, r.model) for r in rows]).reshape(len(rows), 2)
     recorded = entry.covariance()
     if recorded is not None:  # each point's own share of the fitted terms' uncertainty
         sd = log_sd(entry.spec, recorded[0], np.asarray(recorded[1]), points)
@@ -326,13 +326,13 @@ def calibrate(
     name: str,
     description: str,
     command: str,
-    hold_out: str | None = None,
+    hold_out: str | tuple[str, ...] | None = None,
     weights: str = "points",
     grid: dict[str, tuple[float, ...]] | None = None,
 ) -> dict[str, Any]:
     """Fit ``free`` terms of profile ``base`` to ``rows`` and write the profile to ``out``, with
-    its stated 80% interval: from the fit's residuals, and with ``hold_out`` (a measurement
-    field) from leaving each of its values out (``cross_validate``). ``weights``: each point or
+    its stated 80% interval: from the fit's residuals, and with ``hold_out`` (measurement
+    fields, e.g. ("gpu", "model")) from leaving each value of each out (``cross_validate``). ``weights``: each point or
     each file alike (``row_weights``). ``grid``: terms the gradient cannot fit, each tried at
     its values (all combinations), keeping the fit of least loss; held-out fits keep that choice."""
     unknown = [t for t in free if t not in FIT_BOUNDS]
@@ -378,25 +378,33 @@ def calibrate(
     overall = errors(pred, points.measured)
     lo, hi = log_error_interval(rows, pred)
     cov = term_covariance(result.profile, free, points, w)
-    held = cross_validate(rows, base, free, hold_out, weights, chosen) if hold_out else []
+    fields = (hold_out,) if isinstance(hold_out, str) else tuple(hold_out or ())
     interval: dict[str, Any] = {
         "fitted_gpus": ",".join(sorted({r.gpu for r in rows})),
+        "fitted_models": ",".join(sorted({r.model for r in rows})),
         "log_error_p10": lo,
         "log_error_p90": hi,
     }
     by_scenario = scenario_intervals(rows, pred)
     if by_scenario:  # [fit.scenario_intervals]: each scenario's own where the data hold several
         interval["scenario_intervals"] = by_scenario
-    if held:
-        pooled = np.concatenate([np.asarray(g.pop("held_out_log_errors")) for g in held])
+    held: list[dict[str, Any]] = []
+    for i, field in enumerate(fields):
+        groups = cross_validate(rows, base, free, field, weights, chosen)
+        pooled = np.concatenate([np.asarray(g.pop("held_out_log_errors")) for g in groups])
+        # the first field's keys unprefixed (holdout_field names it), every other's prefixed
+        prefix = "holdout_" if i == 0 else f"holdout_{field}_"
         interval.update(
-            holdout_field=hold_out,
-            holdout_log_error_p10=float(np.quantile(pooled, INTERVAL[0])),
-            holdout_log_error_p90=float(np.quantile(pooled, INTERVAL[1])),
-            holdout_coverage_80=float(
-                np.average([g["coverage_80"] for g in held], weights=[g["points"] for g in held])
-            ),
+            {
+                **({"holdout_field": field} if i == 0 else {}),
+                f"{prefix}log_error_p10": float(np.quantile(pooled, INTERVAL[0])),
+                f"{prefix}log_error_p90": float(np.quantile(pooled, INTERVAL[1])),
+                f"{prefix}coverage_80": float(
+                    np.average([g["coverage_80"] for g in groups], weights=[g["points"] for g in groups])
+                ),
+            }
         )
+        held += [dict(g, held_out=field) for g in groups]
     fit_record = {
         "command": command,
         "date": today,

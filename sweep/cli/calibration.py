@@ -29,24 +29,27 @@ def _add_point_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _hold_out_field(text: str | None) -> str | None:
-    """The one field of ``--hold-out``, validated like ``--by``."""
+def _hold_out_fields(text: str | None) -> tuple[str, ...]:
+    """The fields of ``--hold-out``, validated like ``--by`` (the profile states the intervals of
+    gpu and model for GPUs and models its fit did not measure, ``grids.profiles.HOLDOUT_FIELDS``)."""
     if text is None:
-        return None
+        return ()
     from grids.errors import SpecError
     from sweep.calibration.validate import parse_by
 
     fields = parse_by(text)
-    if len(fields) != 1:
-        raise SpecError(f"argument --hold-out: expected one field (e.g. gpu), got {text!r}")
-    return fields[0]
+    if not fields or len(set(fields)) != len(fields):
+        raise SpecError(
+            f"argument --hold-out: expected distinct fields, comma-separated (e.g. gpu,model); got {text!r}"
+        )
+    return fields
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from sweep.calibration.fit import FREE_TERMS
     from sweep.calibration.validate import calibrate, pair_files, parse_grid
 
-    hold_out = _hold_out_field(args.hold_out)  # checked before any fit
+    hold_out = _hold_out_fields(args.hold_out)  # checked before any fit
     output_file(args.output, "--output")
     rows = pair_files(args.files, args.model, args.gpu, args.tp)
     free = tuple(t for t in args.free.split(",") if t) if args.free else FREE_TERMS
@@ -67,7 +70,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {f}: MAPE {100 * e['mape']:.2f}%, max {100 * e['max_abs_pct_error']:.2f}% ({e['points']} points)")
     for g in result["hold_out"]:
         print(
-            f"  held out {hold_out}={g[hold_out]} (fitted on {g['train_points']} others): MAPE "
+            f"  held out {g['held_out']}={g[g['held_out']]} (fitted on {g['train_points']} others): MAPE "
             f"{100 * g['mape']:.1f}%, median {100 * g['median_abs_error']:.1f}%, bias {100 * g['bias']:+.1f}%, "
             f"80% interval covers {100 * g['coverage_80']:.0f}% of its {g['points']} points "
             f"({100 * g['coverage_80_residuals_only']:.0f}% without the terms' uncertainty, "
@@ -178,8 +181,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--hold-out",
         default=None,
         metavar="FIELD",
-        help="also leave each value of FIELD out in turn (gpu, model, file, ...): fit on the rest, "
-        "predict it, and print its error (one more fit per value)",
+        help="also leave each value of FIELD out in turn (gpu, model, file, ...; several comma-separated): fit "
+        "on the rest, predict it, and print its error (one more fit per value); gpu and model set the wider "
+        "intervals stated for a GPU or model the fit did not measure",
     )
     p.add_argument(
         "--weights",

@@ -72,20 +72,22 @@ p10 and p90 of any latency, throughput or cost (``kernels.point.INTERVAL_METRICS
 
 
 def stated_interval(spec: SweepSpec) -> dict[str, Any]:
-    """Each profile's stated 80% interval of ln(measured speed / predicted speed) on each GPU
-    (narrower on a GPU its fit measured) under each scenario (where its fit recorded one apart),
-    over the profile and scenario dims where they are swept and the gpu dim (NaN for a profile
-    never fitted: no interval is claimed)."""
+    """Each profile's stated 80% interval of ln(measured speed / predicted speed) for each model
+    on each GPU (narrower for a model and GPU its fit measured) under each scenario (where its fit
+    recorded one apart), over the profile and scenario dims where they are swept and the model
+    and gpu dims (NaN for a profile never fitted: no interval is claimed)."""
     import xarray as xr
 
     swept = "profile" in spec.axes
     names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
     scenarios = spec.axes.get("scenario") or [spec.fixed.get("scenario") or AXES["scenario"].default]
     entries = [load_profile(n) for n in names]  # each file read once
+    models = spec.coords("model")  # a config.json path by its stem, as the model coordinate
     bounds = np.asarray(
-        [[[e.interval(g, s) for s in scenarios] for g in spec.axes["gpu"]] for e in entries], dtype=np.float64
-    )  # (profile, gpu, scenario, 2)
-    dims = ("profile",) * swept + ("gpu",) + ("scenario",) * ("scenario" in spec.axes)
+        [[[[e.interval(g, s, m) for s in scenarios] for g in spec.axes["gpu"]] for m in models] for e in entries],
+        dtype=np.float64,
+    )  # (profile, model, gpu, scenario, 2)
+    dims = ("profile",) * swept + ("model", "gpu") + ("scenario",) * ("scenario" in spec.axes)
     out = {}
     for column, (name, which) in enumerate(INTERVAL_VARIABLES.items()):
         values = bounds[..., column]
@@ -95,8 +97,8 @@ def stated_interval(spec: SweepSpec) -> dict[str, Any]:
             "units": "1",
             "long_name": f"{which} of ln(measured / predicted speed)",
             "description": "the engine profile's stated 80% interval from its calibration: its own errors "
-            "on a GPU it was fitted to (its scenario's own where the fit recorded them apart), its held-out "
-            "errors (sweep calibrate --hold-out) on any other; "
+            "on a GPU and model it was fitted to (its scenario's own where the fit recorded them apart), its "
+            "held-out errors (sweep calibrate --hold-out gpu,model) on any other; "
             "a rate lies in [r e^p10, r e^p90], a time or "
             "cost in [t e^-p90, t e^-p10] four times in five; NaN: the profile states none",
         }

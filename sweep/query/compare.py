@@ -121,7 +121,7 @@ def compare(
         else:
             pick = group[objective].idxmin()
         row = _row(group.loc[pick], price)
-        lo, hi = stated.interval(str(gpu), fixed["scenario"])
+        lo, hi = stated.interval(str(gpu), fixed["scenario"], model)
         # widened by what the profile's fit left uncertain in its terms at this deployment
         at = dict(fixed, model=model, gpu=str(gpu), input_len=input_len, output_len=output_len)
         at.update({k: row[k] for k in ("tp", "pp", "batch", "weight_dtype", "kv_dtype")})

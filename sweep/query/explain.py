@@ -238,7 +238,7 @@ def _explain(
     )
     # the profile's stated 80% interval (NaN for a profile never fitted), beside each central
     # value, widened by what its fit left uncertain in its terms at this point
-    lo, hi = prof.interval(gpu, scenario)
+    lo, hi = prof.interval(gpu, scenario, model)
     out.update(interval_log_p10=lo, interval_log_p90=hi)
     sd = terms_log_sd(prof, metrics, (spec, gspec, dep, wl, pspec, own, prefill_gspec))
     out["interval_terms_log_sd"] = sd

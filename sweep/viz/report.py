@@ -121,6 +121,8 @@ def _profiles_html(ds: xr.Dataset) -> str:
     if "interval_log_p10" not in ds:
         return ""
     lo, hi = ds["interval_log_p10"], ds["interval_log_p90"]
+    if "model" in lo.dims:  # the widest over the sweep's models (a model the fit did not measure: wider)
+        lo, hi = lo.min("model", skipna=False), hi.max("model", skipna=False)
     items = []
     for name in profiles:
         label = Path(name).stem if str(name).endswith(".toml") else name

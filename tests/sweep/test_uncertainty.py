@@ -261,5 +261,52 @@ def test_each_scenario_states_its_own_interval(tmp_path):
         .replace("[axes]\n", '[axes]\nscenario = ["static", "concurrency"]\n')
     )
     lo = stated_interval(load_sweep(str(spec_path)))["interval_log_p10"]
-    assert lo.dims == ("profile", "gpu", "scenario")
-    assert lo.values[0, 0].tolist() == [-0.5, -0.05] and lo.values[0, 1].tolist() == [-0.3, -0.3]
+    assert lo.dims == ("profile", "model", "gpu", "scenario")
+    assert lo.values[0, 0, 0].tolist() == [-0.5, -0.05] and lo.values[0, 0, 1].tolist() == [-0.3, -0.3]
+
+
+def test_a_model_the_fit_did_not_measure_gets_the_held_out_models_interval(tmp_path):
+    from grids.profiles import PROFILES_DIR
+
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        (PROFILES_DIR / "roofline.toml").read_text()
+        + '\n[fit]\nlog_error_p10 = -0.1\nlog_error_p90 = 0.1\nfitted_gpus = "h100-sxm"\n'
+        + 'fitted_models = "llama-3.1-8b"\nholdout_field = "gpu"\n'
+        + "holdout_log_error_p10 = -0.3\nholdout_log_error_p90 = 0.2\n"
+        + "holdout_model_log_error_p10 = -0.25\nholdout_model_log_error_p90 = 0.35\n"
+    )
+    entry = load_profile(str(profile))
+    assert entry.interval("h100-sxm", "static", "llama-3.1-8b") == (-0.1, 0.1)  # both measured
+    assert entry.interval("h200", "static", "llama-3.1-8b") == (-0.3, 0.2)  # a datasheet-only GPU
+    assert entry.interval("h100-sxm", "static", "qwen2.5-7b") == (-0.25, 0.35)  # a model not measured
+    assert entry.interval("h200", "static", "qwen2.5-7b") == (-0.3, 0.35)  # both: the wider side of each
+    assert entry.interval("h100-sxm") == (-0.1, 0.1)  # no model named: as a measured one
+    out = explain("qwen2.5-7b", "h100-sxm", 1, 8, 512, 64, profile=str(profile))
+    assert (out["interval_log_p10"], out["interval_log_p90"]) == (-0.25, 0.35)
+
+
+def test_calibrate_holds_out_gpus_and_models(tmp_path):
+    rows = _rows(where=tmp_path) + _rows("a100-pcie-80gb", "llama-3.1-8b", 2, where=tmp_path)
+    rows += [
+        Measurement(
+            r.model.replace("llama-3.1-8b", "qwen2.5-7b"),
+            r.gpu,
+            r.tp,
+            r.batch,
+            r.input_len,
+            r.output_len,
+            r.scenario,
+            r.metric,
+            r.value,
+            file=r.file,
+        )
+        for r in rows[:12]
+    ]
+    out = tmp_path / "mine.toml"
+    result = calibrate(rows, "vllm-base", FREE[:2], out, "mine", "test", "test", ("gpu", "model"))
+    record = load_profile(str(out)).data["fit"]
+    assert record["holdout_field"] == "gpu" and record["fitted_models"] == "llama-3.1-8b,qwen2.5-7b"
+    for key in ("holdout_log_error_p10", "holdout_model_log_error_p10", "holdout_model_coverage_80"):
+        assert isinstance(record[key], float)
+    assert {g["held_out"] for g in result["hold_out"]} == {"gpu", "model"}
