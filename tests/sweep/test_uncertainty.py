@@ -215,10 +215,18 @@ def test_term_intervals_must_be_a_boolean(tmp_path):
         load_sweep(str(path))
 
 
+def _fitted(tmp_path: Path, fit: str) -> Path:
+    """A profile of the roofline's terms with the [fit] record ``fit`` (TOML text)."""
+    from grids.profiles import PROFILES_DIR
+
+    profile = tmp_path / "p.toml"
+    profile.write_text((PROFILES_DIR / "roofline.toml").read_text() + "\n" + fit)
+    return profile
+
+
 def test_each_scenario_states_its_own_interval(tmp_path):
     # A fit to two scenarios records each one's own 10th-90th percentiles; a GPU the fit measured
     # gets its scenario's, any other GPU and an unrecorded scenario keep the pooled ones.
-    from grids.profiles import PROFILES_DIR
     from sweep.calibration.validate import SCENARIO_MIN_POINTS, row_intervals, scenario_intervals
 
     rows = _rows()  # static, 24 points
@@ -237,12 +245,11 @@ def test_each_scenario_states_its_own_interval(tmp_path):
         [-0.1, 0.1],
         [-0.5, 0.5],
     ]
-    profile = tmp_path / "p.toml"
-    profile.write_text(
-        (PROFILES_DIR / "roofline.toml").read_text()
-        + '\n[fit]\nlog_error_p10 = -0.5\nlog_error_p90 = 0.5\nfitted_gpus = "h100-sxm"\n'
-        + "holdout_log_error_p10 = -0.3\nholdout_log_error_p90 = 0.2\n"
-        + '\n[fit.scenario_intervals]\n"concurrency" = [-0.05, 0.06]\n'
+    profile = _fitted(
+        tmp_path,
+        '[fit]\nlog_error_p10 = -0.5\nlog_error_p90 = 0.5\nfitted_gpus = "h100-sxm"\n'
+        "holdout_log_error_p10 = -0.3\nholdout_log_error_p90 = 0.2\n"
+        '\n[fit.scenario_intervals]\n"concurrency" = [-0.05, 0.06]\n',
     )
     entry = load_profile(str(profile))
     assert entry.interval("h100-sxm", "concurrency") == (-0.05, 0.06)
@@ -266,15 +273,12 @@ def test_each_scenario_states_its_own_interval(tmp_path):
 
 
 def test_a_model_the_fit_did_not_measure_gets_the_held_out_models_interval(tmp_path):
-    from grids.profiles import PROFILES_DIR
-
-    profile = tmp_path / "p.toml"
-    profile.write_text(
-        (PROFILES_DIR / "roofline.toml").read_text()
-        + '\n[fit]\nlog_error_p10 = -0.1\nlog_error_p90 = 0.1\nfitted_gpus = "h100-sxm"\n'
-        + 'fitted_models = "llama-3.1-8b"\nholdout_field = "gpu"\n'
-        + "holdout_log_error_p10 = -0.3\nholdout_log_error_p90 = 0.2\n"
-        + "holdout_model_log_error_p10 = -0.25\nholdout_model_log_error_p90 = 0.35\n"
+    profile = _fitted(
+        tmp_path,
+        '[fit]\nlog_error_p10 = -0.1\nlog_error_p90 = 0.1\nfitted_gpus = "h100-sxm"\n'
+        'fitted_models = "llama-3.1-8b"\nholdout_field = "gpu"\n'
+        "holdout_log_error_p10 = -0.3\nholdout_log_error_p90 = 0.2\n"
+        "holdout_model_log_error_p10 = -0.25\nholdout_model_log_error_p90 = 0.35\n",
     )
     entry = load_profile(str(profile))
     assert entry.interval("h100-sxm", "static", "llama-3.1-8b") == (-0.1, 0.1)  # both measured
