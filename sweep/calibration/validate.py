@@ -338,6 +338,13 @@ def calibrate(
     unknown = [t for t in free if t not in FIT_BOUNDS]
     if unknown:
         raise SpecError(f"argument --free: '{unknown[0]}' cannot be fitted; expected among: {', '.join(FIT_BOUNDS)}")
+    fields = (hold_out,) if isinstance(hold_out, str) else tuple(hold_out or ())
+    for field in fields:  # before any fit
+        seen = sorted({str(getattr(r, field)) for r in rows})
+        if len(seen) < 2:
+            raise SpecError(
+                f"argument --hold-out: the measurements have one {field} only ({seen[0]}); nothing to hold out"
+            )
     base_entry = load_profile(base)
     grid = grid or {}
     w = row_weights(rows, weights)
@@ -378,7 +385,6 @@ def calibrate(
     overall = errors(pred, points.measured)
     lo, hi = log_error_interval(rows, pred)
     cov = term_covariance(result.profile, free, points, w)
-    fields = (hold_out,) if isinstance(hold_out, str) else tuple(hold_out or ())
     interval: dict[str, Any] = {
         "fitted_gpus": ",".join(sorted({r.gpu for r in rows})),
         "fitted_models": ",".join(sorted({r.model for r in rows})),

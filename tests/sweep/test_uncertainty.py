@@ -314,3 +314,9 @@ def test_calibrate_holds_out_gpus_and_models(tmp_path):
     for key in ("holdout_log_error_p10", "holdout_model_log_error_p10", "holdout_model_coverage_80"):
         assert isinstance(record[key], float)
     assert {g["held_out"] for g in result["hold_out"]} == {"gpu", "model"}
+
+
+def test_holding_out_a_field_of_one_value_is_refused_before_any_fit(tmp_path):
+    with pytest.raises(SpecError, match="one gpu only"):
+        calibrate(_rows(where=tmp_path), "vllm-base", FREE, tmp_path / "x.toml", "x", "x", "x", ("model", "gpu"))
+    assert not (tmp_path / "x.toml").exists()
