@@ -317,6 +317,6 @@ def test_calibrate_holds_out_gpus_and_models(tmp_path):
 
 
 def test_holding_out_a_field_of_one_value_is_refused_before_any_fit(tmp_path):
-    with pytest.raises(SpecError, match="one gpu only"):
+    with pytest.raises(SpecError, match="one model only"):
         calibrate(_rows(where=tmp_path), "vllm-base", FREE, tmp_path / "x.toml", "x", "x", "x", ("model", "gpu"))
     assert not (tmp_path / "x.toml").exists()
