@@ -179,10 +179,7 @@ class ProfileEntry:
         if own_fit is None:
             return math.nan, math.nan
         held = {field: pair for field in HOLDOUT_FIELDS if (pair := _holdout(record, field)) is not None}
-        gpus = str(record.get("fitted_gpus", "")).split(",")
-        models = str(record["fitted_models"]).split(",") if "fitted_models" in record else None
-        seen = {"gpu": gpu in gpus, "model": models is None or model is None or model in models}
-        unseen = [field for field in HOLDOUT_FIELDS if not seen[field]]
+        unseen = self.unseen(gpu, model)
         if unseen and held:
             applying = [held[f] for f in unseen if f in held] or list(held.values())
             return min(p[0] for p in applying), max(p[1] for p in applying)
@@ -193,6 +190,16 @@ class ProfileEntry:
         if not (isinstance(own, list) and len(own) == 2 and all(isinstance(v, float) for v in own)):
             raise SpecError(f"{self.path}: [fit.scenario_intervals] {scenario} must be [p10, p90]")
         return own[0], own[1]
+
+    def unseen(self, gpu: str | None = None, model: str | None = None) -> list[str]:
+        """Which of the point's GPU and model (``HOLDOUT_FIELDS``) the profile's fit did not
+        measure: no GPU given, or a fit that recorded none, counts as unseen; no model given, or a
+        fit that did not record its models, as seen."""
+        record = self.data.get("fit", {})
+        gpus = str(record.get("fitted_gpus", "")).split(",")
+        models = str(record["fitted_models"]).split(",") if "fitted_models" in record else None
+        seen = {"gpu": gpu in gpus, "model": models is None or model is None or model in models}
+        return [field for field in HOLDOUT_FIELDS if not seen[field]]
 
     def covariance(self) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]] | None:
         """The fitted terms and their covariance (term units squared, one row per term in the

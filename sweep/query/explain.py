@@ -239,7 +239,7 @@ def _explain(
     # the profile's stated 80% interval (NaN for a profile never fitted), beside each central
     # value, widened by what its fit left uncertain in its terms at this point
     lo, hi = prof.interval(gpu, scenario, model)
-    out.update(interval_log_p10=lo, interval_log_p90=hi)
+    out.update(interval_log_p10=lo, interval_log_p90=hi, interval_unseen=prof.unseen(gpu, model))
     sd = terms_log_sd(prof, metrics, (spec, gspec, dep, wl, pspec, own, prefill_gspec))
     out["interval_terms_log_sd"] = sd
     for name in INTERVAL_METRICS:

@@ -132,11 +132,20 @@ def _interval_lines(d: dict[str, Any]) -> list[str]:
     if lo is None or lo != lo:  # NaN: a profile never fitted states no interval
         return [f"   (profile {d['profile']} states no error interval: it was never fitted to measurements)"]
     return [
-        f"   80% interval (profile {d['profile']}, from its calibration): TTFT {seconds(d['ttft_s_p10'])} .. "
+        f"   80% interval (profile {d['profile']}, {_basis(d)}): TTFT {seconds(d['ttft_s_p10'])} .. "
         f"{seconds(d['ttft_s_p90'])}; TPOT {seconds(d['tpot_s_p10'])} .. {seconds(d['tpot_s_p90'])}; "
         f"{d['output_tok_s_p10']:,.1f} .. {d['output_tok_s_p90']:,.1f} output tokens/s; "
         f"${d['usd_per_mtok_output_p10']:,.2f} .. ${d['usd_per_mtok_output_p90']:,.2f} per million output tokens"
     ] + _terms_line(d)
+
+
+def _basis(d: dict[str, Any]) -> str:
+    """Where the interval comes from: the fit's own errors, or held-out fits for what it did not measure."""
+    unseen = d.get("interval_unseen") or []
+    if not unseen:
+        return "from its calibration, which measured this GPU and model"
+    words = {"gpu": "GPU", "model": "model"}
+    return f"from held-out fits: a {' and a '.join(words.get(u, u) for u in unseen)} its calibration did not measure"
 
 
 def _terms_line(d: dict[str, Any]) -> list[str]:

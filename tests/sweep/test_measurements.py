@@ -248,6 +248,6 @@ def test_explain_text_states_the_interval_or_its_absence():
     from sweep.query.explain_text import render
 
     fitted = render(explain("llama-3.1-8b", "h100-sxm", 1, 8, 1024, 128, profile="vllm"))
-    assert "80% interval (profile vllm, from its calibration): TTFT" in fitted
+    assert "80% interval (profile vllm, from its calibration, which measured this GPU and model): TTFT" in fitted
     bare = render(explain("llama-3.1-8b", "h100-sxm", 1, 8, 1024, 128, profile="roofline"))
     assert "profile roofline states no error interval" in bare

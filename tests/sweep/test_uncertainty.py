@@ -287,7 +287,10 @@ def test_a_model_the_fit_did_not_measure_gets_the_held_out_models_interval(tmp_p
     assert entry.interval("h200", "static", "qwen2.5-7b") == (-0.3, 0.35)  # both: the wider side of each
     assert entry.interval("h100-sxm") == (-0.1, 0.1)  # no model named: as a measured one
     out = explain("qwen2.5-7b", "h100-sxm", 1, 8, 512, 64, profile=str(profile))
-    assert (out["interval_log_p10"], out["interval_log_p90"]) == (-0.25, 0.35)
+    assert (out["interval_log_p10"], out["interval_log_p90"]) == (-0.25, 0.35) and out["interval_unseen"] == ["model"]
+    from sweep.query.explain_text import render
+
+    assert "a model its calibration did not measure" in render(out)
 
 
 def test_calibrate_holds_out_gpus_and_models(tmp_path):
