@@ -113,11 +113,6 @@ GRID = 64
 """Intervals of the waiting-time grid of the e2e convolution (midpoint rule, up to W's p99.9)."""
 
 
-def _const(constant: Any, like: Any) -> Any:
-    """A numpy constant in the floating type of ``like`` (a float32 sweep stays float32)."""
-    return np.asarray(constant, dtype=like.dtype)
-
-
 def pool_gpus(dep: Deployment) -> Scalar:
     """GPUs of a disaggregated deployment: x P_p prefill and P pp dp decode [GPU]."""
     return prefill_pool_gpus(dep) + dep.tp * dep.pp * dep.dp
@@ -189,7 +184,7 @@ class Queue(NamedTuple):
 
 def prefill_queue(rate: Scalar, service_s: Scalar, servers: Scalar) -> Queue:
     """The M/D/x chain N' = max(N - x, 0) + Poisson(lambda D), its stationary law and E[W]."""
-    ns = _const(KS[:STATES], service_s)
+    ns = xp.constant_like(KS[:STATES], service_s)
     mean = xp.maximum(rate * service_s, 1e-30)
     pmf = poisson_pmf(mean)  # arrivals in D
     waiting = xp.maximum(ns - servers, 0.0)  # max(n - x, 0): still in the pool D later
@@ -207,9 +202,9 @@ def wait_cdf(q: Queue, t: Leaf) -> Leaf:
     mean = xp.maximum(q.rate * (q.service_s - (t - k * q.service_s)), 1e-30)
     pmf = poisson_pmf(mean, COUNTS)
     cdf = xp.cumsum(pmf, axis=1)  # P(Poisson <= j), j = 0 .. COUNTS - 1, per t
-    ns = _const(KS[:STATES], t)
+    ns = xp.constant_like(KS[:STATES], t)
     bound = (k[:, None] + 1.0) * q.servers - 1.0 - xp.maximum(ns - q.servers, 0.0)[None, :]
-    rows = _const(np.arange(t.shape[0], dtype=np.float64), t)[:, None] * COUNTS
+    rows = xp.constant_like(np.arange(t.shape[0], dtype=np.float64), t)[:, None] * COUNTS
     # an index in range even where t or D is NaN (a prefill GPU without the precision): the values stay NaN
     index = xp.clip(xp.where(bound >= 0.0, bound, 0.0), 0.0, COUNTS - 1.0)
     at = xp.take(cdf.reshape(-1), (rows + index).astype(xp.int32))
@@ -220,7 +215,7 @@ def wait_quantiles(q: Queue) -> Leaf:
     """W's quantiles at ``LEVELS`` by bisection of eq. (1) on [0, (STATES / x + 2) D]: the
     truncated chain never holds more than STATES / x prompts' worth of wait per instance [s]."""
     top = (STATES / q.servers + 2.0) * q.service_s
-    return invert(lambda t: wait_cdf(q, t), 0.0 * top, top, _const(LEVELS, top))
+    return invert(lambda t: wait_cdf(q, t), 0.0 * top, top, xp.constant_like(LEVELS, top))
 
 
 def decode_seats(model: ModelSpec, gpu: GPUSpec, dep: Deployment, wl: Workload, profile: EngineProfile) -> Scalar:
@@ -296,7 +291,7 @@ def pools(
     ttft_q = [w[i] + ahead for i in range(len(QUANTILES))]
     tpot_q = [x + join / steps for x in s.load.tpot]
     # e2e: W (eq. 1, on a grid up to its p99.9, the rest at the top) plus a normal decode time.
-    grid = w[-1] * _const(np.arange(GRID + 1) / GRID, d)
+    grid = w[-1] * xp.constant_like(np.arange(GRID + 1) / GRID, d)
     cdf = wait_cdf(q, grid)
     nodes = np.arange(GRID + 1)
     before = np.maximum(nodes - 1, 0).astype(np.int32)
@@ -308,7 +303,7 @@ def pools(
     def e2e_cdf(t: Vector) -> Vector:
         return xp.sum(mass[None, :] * norm_cdf((t[:, None] - base - point[None, :]) / sd), axis=1)
 
-    levels = _const(QUANTILES, d)
+    levels = xp.constant_like(QUANTILES, d)
     solved = invert(e2e_cdf, 0.0 * base, base + w[-1] + 10.0 * sd, levels)
     e2e_q = [xp.where(has_decode, solved[i], ttft_q[i]) for i in range(len(QUANTILES))]
 

@@ -83,12 +83,6 @@ KS: Any = np.arange(STATES + 1, dtype=np.float64)
 EYE = np.eye(STATES)
 
 
-def _like(constant: Any, value: Any) -> Any:
-    """A numpy constant in the floating type of ``value``: a float32 sweep stays float32 even
-    where float64 is enabled (numpy constants are not weakly typed in JAX)."""
-    return np.asarray(constant, dtype=value.dtype)
-
-
 SEATS_Z = 2.3263478740408408
 """The 99th percentile of the standard normal: the decoders' count that must fit the capacity."""
 
@@ -198,7 +192,7 @@ def poisson_pmf(mean: Leaf, count: int = STATES) -> Leaf:
     """P(k) = mean^k e^-mean / k! for k = 0 .. count - 1, along a new last axis of ``mean``."""
     ks, log_factorial = _counts(count)
     shape = (1,) * np.ndim(mean) + (count,)  # explicit ranks: the engine forbids rank promotion
-    ks, log_factorial = _like(ks.reshape(shape), mean), _like(log_factorial.reshape(shape), mean)
+    ks, log_factorial = xp.constant_like(ks.reshape(shape), mean), xp.constant_like(log_factorial.reshape(shape), mean)
     return xp.exp(ks * xp.log(mean)[..., None] - mean[..., None] - log_factorial)
 
 
@@ -206,7 +200,7 @@ def transitions(rate: Scalar, durations: Vector) -> Matrix:
     """P(N' | N): Poisson(N'; rate s(N)) prompts arrive during the step that follows N; the last
     state holds the tail."""
     mean = xp.maximum(rate * durations, 1e-30)
-    ks = _like(KS[:STATES], mean)
+    ks = xp.constant_like(KS[:STATES], mean)
     pmf = poisson_pmf(mean)
     head = xp.where(ks[None, :] < STATES - 1.0, pmf, 0.0)
     tail = xp.maximum(1.0 - xp.sum(head, axis=1), 0.0)
@@ -215,9 +209,9 @@ def transitions(rate: Scalar, durations: Vector) -> Matrix:
 
 def stationary(p: Matrix) -> Vector:
     """pi = pi P, sum(pi) = 1: (P^T - I) pi = 0 with its last row replaced by the normalisation."""
-    ks = _like(KS[:STATES], p)
+    ks = xp.constant_like(KS[:STATES], p)
     last = ks[:, None] == STATES - 1.0
-    a = xp.where(last, 1.0, p.T - _like(EYE, p))
+    a = xp.where(last, 1.0, p.T - xp.constant_like(EYE, p))
     return xp.solve(a, xp.where(ks == STATES - 1.0, 1.0, 0.0))
 
 
@@ -257,18 +251,18 @@ def chain(
 ) -> Chain:
     """The chain of prompts per step with ``decoders`` sequences decoding at the mean context."""
     decode = decode_at(model, gpu, dep, wl, profile, decoders)
-    all_durations = step_durations(terms, decode, profile.chunked_prefill, _like(KS, decode.total_s))
+    all_durations = step_durations(terms, decode, profile.chunked_prefill, xp.constant_like(KS, decode.total_s))
     durations = all_durations[:STATES]
     p = transitions(rate, durations)
     pi = stationary(p)
-    ks = _like(KS[:STATES], durations)
+    ks = xp.constant_like(KS[:STATES], durations)
     mean, k_mean = xp.sum(pi * durations), xp.sum(pi * ks)
     var = xp.maximum(xp.sum(pi * durations * durations) - mean * mean, 0.0)
     k_var = xp.maximum(xp.sum(pi * ks * ks) - k_mean * k_mean, 0.0)
     cov = xp.sum(pi * durations * ks) - mean * k_mean
     # Sums over many steps: Var(sum of m x) / m -> Var(x) + 2 sum_L Cov(x_0, x_L), the lag sum
     # from the fundamental matrix Z = (I - P + 1 pi)^-1: sum_{L>=1} (P^L x - x_bar) = Z x - x.
-    z = xp.solve(_like(EYE, p) - p + pi[None, :], xp.stack([durations, ks], axis=1))
+    z = xp.solve(xp.constant_like(EYE, p) - p + pi[None, :], xp.stack([durations, ks], axis=1))
     var_sum = xp.maximum(var + 2.0 * xp.sum(pi * (durations - mean) * (z[:, 0] - durations)), 0.0)
     k_var_sum = xp.maximum(k_var + 2.0 * xp.sum(pi * (ks - k_mean) * (z[:, 1] - ks)), 0.0)
     # Decode steps: every step (chunked), else those after a step without arrivals.
@@ -320,7 +314,7 @@ def seats_taken(mean: Scalar, variance: Scalar, seats: Scalar) -> tuple[Scalar, 
     d = xp.maximum(variance / xp.maximum(mean, 1e-12), 1.0)
     lam = xp.maximum(mean / d, 1e-12)
     t = seats / d
-    ks = _like(KS[:STATES], mean)
+    ks = xp.constant_like(KS[:STATES], mean)
     pmf = poisson_pmf(lam)
     exact_e = d * (lam - t + xp.sum(xp.maximum(t - ks, 0.0) * pmf))
     exact_p = 1.0 - xp.sum(xp.where(ks < t, pmf, 0.0))  # the states below t: none lost above the last
@@ -530,7 +524,9 @@ def served(
     weights = biased[:, None] * c.p  # (step landed in, others arriving in it)
     rest_mean = 0.5 * c.durations[:, None]
     # the step carrying a new arrival of each prompt length (lengths.EDGES), beside the N others
-    own_next = [step_durations(terms, c.decode, profile.chunked_prefill, _like(KS[1:], c.durations), t) for t in own]
+    own_next = [
+        step_durations(terms, c.decode, profile.chunked_prefill, xp.constant_like(KS[1:], c.durations), t) for t in own
+    ]
     next_mean = lengths.mean(own_next)
     busy_ttft = xp.sum(weights * (rest_mean + next_mean[None, :]))
     decode_total = tokens * tpot
@@ -559,7 +555,7 @@ def served(
         )
         for o, sd in zip(outs, tpot_sds, strict=True)
     ]
-    levels: Any = _like(QUANTILES, ttft)
+    levels: Any = xp.constant_like(QUANTILES, ttft)
 
     no_wait = lengths.surely_zero(waiting, 1e-9)
 

@@ -73,6 +73,12 @@ where = _op("where")
 zeros_like = _op("zeros_like")
 
 
+def constant_like(constant: Any, value: Any) -> Any:
+    """A numpy constant in the floating type of ``value``: a float32 sweep stays float32 even
+    where float64 is enabled (numpy constants are not weakly typed in JAX)."""
+    return np.asarray(constant, dtype=value.dtype)
+
+
 def solve(a: Any, b: Any) -> Any:
     """x with a x = b for a small dense square ``a``: ``numpy.linalg.solve`` on host values; on JAX
     values Gauss-Jordan elimination with partial pivoting in array operations (a ``fori_loop``
