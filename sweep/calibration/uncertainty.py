@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels.point import widen_interval
 from kernels.specs import EngineProfile
 from sweep.calibration.fit import FIT_BOUNDS
 from sweep.calibration.predict import Points, predict, with_terms
@@ -72,9 +71,3 @@ def log_sd(profile: EngineProfile, free: tuple[str, ...], cov: np.ndarray, point
     log_pred, jac = log_jacobian(profile, free, points)
     sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", jac, cov, jac), 0.0))
     return np.where(np.isfinite(log_pred), sd, math.nan)
-
-
-def widen(lo: np.ndarray, hi: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``kernels.point.widen_interval`` over arrays of points (float64 numpy)."""
-    wlo, whi = widen_interval(np.asarray(lo, float), np.asarray(hi, float), np.asarray(sd, float))
-    return np.asarray(wlo), np.asarray(whi)

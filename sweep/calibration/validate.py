@@ -14,12 +14,12 @@ import numpy as np
 
 from grids.errors import SpecError
 from grids.profiles import TERMS, load_profile, term_source, write_profile
-from kernels.point import interval
+from kernels.point import interval, widen_interval
 from kernels.specs import EngineProfile
 from sweep.calibration.fit import FIT_BOUNDS, errors, fit, row_weights
 from sweep.calibration.measurements import SPEED_SIGN, Measurement, load_measurements
 from sweep.calibration.predict import build_points, predict
-from sweep.calibration.uncertainty import log_sd, term_covariance, widen
+from sweep.calibration.uncertainty import log_sd, term_covariance
 
 DATASHEET = "roofline"
 """The profile of the pure datasheet roofline, reported beside every calibrated one."""
@@ -137,7 +137,7 @@ def report(rows: list[Measurement], profile: str | None, by: tuple[str, ...] = (
     recorded = entry.covariance()
     if recorded is not None:  # each point's own share of the fitted terms' uncertainty
         sd = log_sd(entry.spec, recorded[0], np.asarray(recorded[1]), points)
-        stated = np.stack(widen(stated[:, 0], stated[:, 1], sd), axis=1)
+        stated = np.stack(widen_interval(stated[:, 0], stated[:, 1], sd), axis=1)
     if by:
         out["by"] = list(by)
         out["groups"] = group_errors(rows, main, by, stated if np.isfinite(stated).any() else None)
@@ -208,7 +208,7 @@ def cross_validate(
         ok = np.isfinite(pred)
         stated = row_intervals(test, (lo, hi), scenario_intervals(train, train_pred))[ok]
         sd = log_sd(fitted, free, term_covariance(fitted, free, train_points, w), test_points)[ok]
-        wide_lo, wide_hi = widen(stated[:, 0], stated[:, 1], sd)
+        wide_lo, wide_hi = widen_interval(stated[:, 0], stated[:, 1], sd)
         out.append(
             {
                 field: value,

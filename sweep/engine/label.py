@@ -16,7 +16,7 @@ from grids.sweeps import SweepSpec
 from kernels.params import param_counts
 from kernels.point import METRICS, TERMS_LOG_SD
 from kernels.roofline import BOTTLENECKS
-from sweep.engine.plan import Plan
+from sweep.engine.plan import Plan, spec_profiles
 from sweep.engine.provenance import provenance
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def stated_interval(spec: SweepSpec) -> dict[str, Any]:
     import xarray as xr
 
     swept = "profile" in spec.axes
-    names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
+    names = spec_profiles(spec)
     scenarios = spec.axes.get("scenario") or [spec.fixed.get("scenario") or AXES["scenario"].default]
     entries = [load_profile(n) for n in names]  # each file read once
     models = spec.coords("model")  # a config.json path by its stem, as the model coordinate

@@ -89,6 +89,13 @@ def spec_speculative(spec: SweepSpec) -> bool:
     return "draft_tokens" in spec.axes or spec.fixed.get("draft_tokens", 0) > 0
 
 
+def spec_profiles(spec: SweepSpec) -> list[str]:
+    """The profiles a sweep holds, in the profile axis's order (the fixed one, or the default)."""
+    return (
+        list(spec.axes["profile"]) if "profile" in spec.axes else [spec.fixed.get("profile") or AXES["profile"].default]
+    )
+
+
 def spec_scenarios(spec: SweepSpec) -> tuple[str, ...]:
     """The scenarios a sweep holds, in code order."""
     held = spec.axes.get("scenario") or [spec.fixed.get("scenario", AXES["scenario"].default)]
@@ -374,10 +381,8 @@ def _make_plan(spec: SweepSpec, chunk_points: int | None, fn: PointFn | None) ->
     for key, value in spec.fixed.items():
         values[key] = jax.tree.map(lambda x: np.asarray(x[0]), axis_values(key, [value], dtype))
     if spread:
-        swept = "profile" in spec.axes
-        names = spec.axes["profile"] if swept else [spec.fixed.get("profile") or AXES["profile"].default]
-        directions = term_directions(list(names), dtype)
-        values["profile"] = {**values["profile"], DIRECTIONS: directions if swept else directions[0]}
+        directions = term_directions(spec_profiles(spec), dtype)
+        values["profile"] = {**values["profile"], DIRECTIONS: directions if "profile" in spec.axes else directions[0]}
     # Host (numpy) arrays: a chunk's inputs are gathered by numpy indexing in microseconds, where
     # indexing ~60 device arrays costs ~15 ms of dispatch per chunk (measured).
     values = jax.tree.map(np.asarray, values)

@@ -140,12 +140,13 @@ def _interval_lines(d: dict[str, Any]) -> list[str]:
 
 
 def _basis(d: dict[str, Any]) -> str:
-    """Where the interval comes from: the fit's own errors, or held-out fits for what it did not measure."""
+    """Whether the profile's calibration measured the point's GPU and model (if not, its interval
+    is the wider one of held-out fits, where the calibration ran them)."""
     unseen = d.get("interval_unseen") or []
     if not unseen:
         return "from its calibration, which measured this GPU and model"
     words = {"gpu": "GPU", "model": "model"}
-    return f"from held-out fits: a {' and a '.join(words.get(u, u) for u in unseen)} its calibration did not measure"
+    return f"from its calibration, for a {' and a '.join(words.get(u, u) for u in unseen)} it did not measure"
 
 
 def _terms_line(d: dict[str, Any]) -> list[str]:

@@ -11,11 +11,11 @@ import pytest
 
 from grids.errors import SpecError
 from grids.profiles import load_profile
-from kernels.point import Z_80
+from kernels.point import Z_80, widen_interval
 from sweep.calibration.fit import FIT_BOUNDS, fit
 from sweep.calibration.measurements import Measurement
 from sweep.calibration.predict import build_points, predict, with_terms
-from sweep.calibration.uncertainty import PRIOR_PRECISION, log_sd, term_covariance, widen
+from sweep.calibration.uncertainty import PRIOR_PRECISION, log_sd, term_covariance
 from sweep.calibration.validate import calibrate, cross_validate, report
 from sweep.query.explain import explain
 
@@ -95,7 +95,7 @@ def test_log_sd_propagates_the_covariance(fitted):
 
 
 def test_widen_adds_in_variance_about_the_centre():
-    lo, hi = widen(np.array([-0.2, -0.2, 0.1]), np.array([0.1, 0.1, 0.3]), np.array([0.0, 0.1, math.nan]))
+    lo, hi = widen_interval(np.array([-0.2, -0.2, 0.1]), np.array([0.1, 0.1, 0.3]), np.array([0.0, 0.1, math.nan]))
     assert lo[0] == pytest.approx(-0.2) and hi[0] == pytest.approx(0.1)  # no uncertainty: as stated
     half = math.sqrt(0.15**2 + (Z_80 * 0.1) ** 2)
     assert (lo[1], hi[1]) == pytest.approx((-0.05 - half, -0.05 + half))
@@ -290,7 +290,7 @@ def test_a_model_the_fit_did_not_measure_gets_the_held_out_models_interval(tmp_p
     assert (out["interval_log_p10"], out["interval_log_p90"]) == (-0.25, 0.35) and out["interval_unseen"] == ["model"]
     from sweep.query.explain_text import render
 
-    assert "a model its calibration did not measure" in render(out)
+    assert "from its calibration, for a model it did not measure" in render(out)
 
 
 def test_calibrate_holds_out_gpus_and_models(tmp_path):
